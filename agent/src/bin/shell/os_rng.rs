@@ -1,0 +1,24 @@
+//! The operating system's CSPRNG through getrandom(2), for the binaries.
+
+use sealgate::rng::FillRng;
+
+/// Fills `buf` from getrandom(2), blocking until the kernel pool is initialised.
+/// There is no safe way to continue without randomness, so failure aborts the process.
+pub fn fill(buf: &mut [u8]) {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("fatal: getrandom(2) failed: {e}");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// A `rand_core` CSPRNG over getrandom(2).
+pub fn os_rng() -> FillRng<fn(&mut [u8])> {
+    FillRng(fill)
+}

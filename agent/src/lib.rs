@@ -1,0 +1,15 @@
+//! sealgate core: the Trustee KBS client logic, sans-IO and `no_std` + `alloc`.
+//!
+//! Nothing in this crate opens a socket, a file or reads a clock. The Linux binaries
+//! (`src/bin/`) drive it over whatever transport and storage they have.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod b64;
+pub mod jcs;
+pub mod rng;

@@ -1,0 +1,1 @@
+//! TEE firmware interfaces (filled by the SNP/TDX work).
