@@ -11,5 +11,12 @@ extern crate alloc;
 extern crate std;
 
 pub mod b64;
+pub mod jwe;
+pub mod rcar;
 pub mod jcs;
 pub mod rng;
+pub mod teekey;
+pub mod uri;
+
+#[cfg(test)]
+mod vector_tests;
