@@ -8,9 +8,9 @@
 
 use crate::b64;
 use crate::teekey::{Key256, Secret, TeeKey};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use alloc::string::String;
 use alloc::vec::Vec;
-use aes_gcm::aead::{AeadInOut, KeyInit};
 use core::fmt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -46,11 +46,15 @@ impl fmt::Display for JweError {
         match self {
             Self::NotJwe => f.write_str("response is not a JWE in flattened JSON serialization"),
             Self::Malformed(field) => write!(f, "JWE member '{field}' is missing or malformed"),
-            Self::BadHeader => f.write_str("JWE protected header is not valid JSON with alg and enc"),
+            Self::BadHeader => {
+                f.write_str("JWE protected header is not valid JSON with alg and enc")
+            }
             Self::UnsupportedEnc => f.write_str("JWE enc is not A256GCM"),
             Self::AlgMismatch => f.write_str("JWE alg does not match the tee key"),
             Self::UnsupportedHeader(p) => write!(f, "JWE header parameter '{p}' is not supported"),
-            Self::BadEphemeralKey => f.write_str("JWE epk is missing, on another curve, or invalid"),
+            Self::BadEphemeralKey => {
+                f.write_str("JWE epk is missing, on another curve, or invalid")
+            }
             Self::KeyUnwrap => f.write_str("JWE key unwrap failed (integrity check)"),
             Self::KeyDecrypt => f.write_str("JWE RSA-OAEP key decryption failed"),
             Self::Decrypt => f.write_str("JWE authentication failed (AES-GCM tag mismatch)"),
@@ -92,7 +96,8 @@ struct Epk {
 /// Decrypts a KBS resource response body with the tee key it was encrypted to.
 pub fn decrypt(key: &TeeKey, body: &[u8]) -> Result<Zeroizing<Vec<u8>>, JweError> {
     let jwe: Flattened = serde_json::from_slice(body).map_err(|_| JweError::NotJwe)?;
-    let header_json = b64::url_decode(&jwe.protected).map_err(|_| JweError::Malformed("protected"))?;
+    let header_json =
+        b64::url_decode(&jwe.protected).map_err(|_| JweError::Malformed("protected"))?;
     let header: Header = serde_json::from_slice(&header_json).map_err(|_| JweError::BadHeader)?;
     if header.enc != "A256GCM" {
         return Err(JweError::UnsupportedEnc);
@@ -103,16 +108,19 @@ pub fn decrypt(key: &TeeKey, body: &[u8]) -> Result<Zeroizing<Vec<u8>>, JweError
     if header.crit.is_some() {
         return Err(JweError::UnsupportedHeader("crit"));
     }
-    let encrypted_key = b64::url_decode(&jwe.encrypted_key).map_err(|_| JweError::Malformed("encrypted_key"))?;
+    let encrypted_key =
+        b64::url_decode(&jwe.encrypted_key).map_err(|_| JweError::Malformed("encrypted_key"))?;
     let iv: [u8; 12] = b64::url_decode_array(&jwe.iv).map_err(|_| JweError::Malformed("iv"))?;
     let tag: [u8; 16] = b64::url_decode_array(&jwe.tag).map_err(|_| JweError::Malformed("tag"))?;
-    let ciphertext = b64::url_decode(&jwe.ciphertext).map_err(|_| JweError::Malformed("ciphertext"))?;
+    let ciphertext =
+        b64::url_decode(&jwe.ciphertext).map_err(|_| JweError::Malformed("ciphertext"))?;
 
     let cek = unwrap_cek(key, &header, &encrypted_key)?;
 
     // RFC 7516 §5.2 step 14: AAD = ASCII(protected) [ '.' ASCII(aad) ]. The raw received
     // string is used, not a re-serialization of the header.
-    let mut aad = Vec::with_capacity(jwe.protected.len() + 1 + jwe.aad.as_ref().map_or(0, String::len));
+    let mut aad =
+        Vec::with_capacity(jwe.protected.len() + 1 + jwe.aad.as_ref().map_or(0, String::len));
     aad.extend_from_slice(jwe.protected.as_bytes());
     if let Some(extra) = &jwe.aad {
         b64::url_decode(extra).map_err(|_| JweError::Malformed("aad"))?;
@@ -123,7 +131,12 @@ pub fn decrypt(key: &TeeKey, body: &[u8]) -> Result<Zeroizing<Vec<u8>>, JweError
     let cipher = aes_gcm::Aes256Gcm::new_from_slice(cek.as_ref()).map_err(|_| JweError::Decrypt)?;
     let mut plaintext = Zeroizing::new(ciphertext);
     cipher
-        .decrypt_inout_detached(&iv.into(), &aad, plaintext.as_mut_slice().into(), &tag.into())
+        .decrypt_inout_detached(
+            &iv.into(),
+            &aad,
+            plaintext.as_mut_slice().into(),
+            &tag.into(),
+        )
         .map_err(|_| JweError::Decrypt)?;
     Ok(plaintext)
 }
@@ -132,13 +145,15 @@ fn unwrap_cek(key: &TeeKey, header: &Header, encrypted_key: &[u8]) -> Result<Key
     match &key.secret {
         Secret::P256(secret) => {
             let epk = ephemeral_point(header, "P-256", 32)?;
-            let epk = p256::PublicKey::from_sec1_bytes(&epk).map_err(|_| JweError::BadEphemeralKey)?;
+            let epk =
+                p256::PublicKey::from_sec1_bytes(&epk).map_err(|_| JweError::BadEphemeralKey)?;
             let z = secret.diffie_hellman(&epk);
             aes_kw_unwrap(&concat_kdf_a256kw(z.raw_secret_bytes()), encrypted_key)
         }
         Secret::P521(secret) => {
             let epk = ephemeral_point(header, "P-521", 66)?;
-            let epk = p521::PublicKey::from_sec1_bytes(&epk).map_err(|_| JweError::BadEphemeralKey)?;
+            let epk =
+                p521::PublicKey::from_sec1_bytes(&epk).map_err(|_| JweError::BadEphemeralKey)?;
             let z = secret.diffie_hellman(&epk);
             aes_kw_unwrap(&concat_kdf_a256kw(z.raw_secret_bytes()), encrypted_key)
         }
@@ -207,6 +222,7 @@ fn aes_kw_unwrap(kek: &Key256, wrapped: &[u8]) -> Result<Key256, JweError> {
     }
     let kw = aes_kw::KwAes256::new_from_slice(kek.as_ref()).map_err(|_| JweError::KeyUnwrap)?;
     let mut cek = Key256::default();
-    kw.unwrap_key(wrapped, cek.as_mut()).map_err(|_| JweError::KeyUnwrap)?;
+    kw.unwrap_key(wrapped, cek.as_mut())
+        .map_err(|_| JweError::KeyUnwrap)?;
     Ok(cek)
 }

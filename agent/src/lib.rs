@@ -11,9 +11,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod b64;
-pub mod jwe;
-pub mod rcar;
+pub mod config;
 pub mod jcs;
+pub mod jwe;
+pub mod kbs;
+pub mod rcar;
 pub mod rng;
 pub mod teekey;
 pub mod uri;

@@ -116,7 +116,10 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadChallenge(why) => write!(f, "invalid challenge from the KBS: {why}"),
-            Self::UnsupportedHash(h) => write!(f, "the KBS selected hash algorithm '{h}', which sealgate does not support"),
+            Self::UnsupportedHash(h) => write!(
+                f,
+                "the KBS selected hash algorithm '{h}', which sealgate does not support"
+            ),
             Self::BadToken(why) => write!(f, "invalid attestation token from the KBS: {why}"),
         }
     }
@@ -141,7 +144,9 @@ pub fn auth_body(tee: Tee) -> String {
     let req = Request {
         version: PROTOCOL_VERSION,
         tee: tee.as_str(),
-        extra_params: ExtraParams { supported_hash_algorithms: ["sha256", "sha384", "sha512"] },
+        extra_params: ExtraParams {
+            supported_hash_algorithms: ["sha256", "sha384", "sha512"],
+        },
     };
     serde_json::to_string(&req).unwrap_or_default()
 }
@@ -165,8 +170,8 @@ struct ChallengeWire {
 /// Parses the `/auth` response body. `extra-params` may be a string (`""`, what Trustee
 /// sends), null, absent, or an object with `selected-hash-algorithm`.
 pub fn parse_challenge(body: &[u8]) -> Result<Challenge, ProtocolError> {
-    let wire: ChallengeWire =
-        serde_json::from_slice(body).map_err(|_| ProtocolError::BadChallenge("not a JSON object with a string nonce"))?;
+    let wire: ChallengeWire = serde_json::from_slice(body)
+        .map_err(|_| ProtocolError::BadChallenge("not a JSON object with a string nonce"))?;
     if wire.nonce.is_empty() || wire.nonce.len() > MAX_NONCE_LEN {
         return Err(ProtocolError::BadChallenge("nonce is empty or too long"));
     }
@@ -177,23 +182,40 @@ pub fn parse_challenge(body: &[u8]) -> Result<Challenge, ProtocolError> {
         }
         _ => HashAlgorithm::Sha384,
     };
-    Ok(Challenge { nonce: wire.nonce, hash })
+    Ok(Challenge {
+        nonce: wire.nonce,
+        hash,
+    })
 }
 
 /// The object whose canonical JSON is hashed into the evidence (§4.1):
 /// `{"additional-evidence": <string>, "nonce": <nonce>, "tee-pubkey": <JWK>}`.
 pub fn runtime_data(nonce: &str, tee_pubkey: &PublicJwk, additional_evidence: &str) -> Value {
     let mut map = serde_json::Map::new();
-    map.insert("tee-pubkey".to_string(), serde_json::to_value(tee_pubkey).unwrap_or(Value::Null));
+    map.insert(
+        "tee-pubkey".to_string(),
+        serde_json::to_value(tee_pubkey).unwrap_or(Value::Null),
+    );
     map.insert("nonce".to_string(), Value::String(nonce.to_string()));
-    map.insert("additional-evidence".to_string(), Value::String(additional_evidence.to_string()));
+    map.insert(
+        "additional-evidence".to_string(),
+        Value::String(additional_evidence.to_string()),
+    );
     Value::Object(map)
 }
 
 /// The binding digest: `hash(JCS(runtime_data))`. Sample evidence carries it raw;
 /// SNP/TDX put it into their 64-byte REPORT_DATA followed by zeros.
-pub fn binding_digest(challenge: &Challenge, tee_pubkey: &PublicJwk, additional_evidence: &str) -> Vec<u8> {
-    let canonical = jcs::to_string(&runtime_data(&challenge.nonce, tee_pubkey, additional_evidence));
+pub fn binding_digest(
+    challenge: &Challenge,
+    tee_pubkey: &PublicJwk,
+    additional_evidence: &str,
+) -> Vec<u8> {
+    let canonical = jcs::to_string(&runtime_data(
+        &challenge.nonce,
+        tee_pubkey,
+        additional_evidence,
+    ));
     challenge.hash.digest(canonical.as_bytes())
 }
 
@@ -217,7 +239,10 @@ pub struct SampleEvidence {
 impl SampleEvidence {
     /// Sample evidence for a binding digest.
     pub fn new(digest: &[u8]) -> Self {
-        SampleEvidence { svn: "1", report_data: crate::b64::std_encode(digest) }
+        SampleEvidence {
+            svn: "1",
+            report_data: crate::b64::std_encode(digest),
+        }
     }
 }
 
@@ -262,9 +287,18 @@ pub fn attest_body<E: Serialize>(
     init_data: Option<&str>,
 ) -> String {
     let body = Attestation {
-        init_data: init_data.map(|body| InitData { format: "toml", body }),
-        runtime_data: RuntimeData { nonce: &challenge.nonce, tee_pubkey },
-        tee_evidence: CompositeEvidence { primary_evidence: evidence, additional_evidence },
+        init_data: init_data.map(|body| InitData {
+            format: "toml",
+            body,
+        }),
+        runtime_data: RuntimeData {
+            nonce: &challenge.nonce,
+            tee_pubkey,
+        },
+        tee_evidence: CompositeEvidence {
+            primary_evidence: evidence,
+            additional_evidence,
+        },
     };
     serde_json::to_string(&body).unwrap_or_default()
 }
@@ -278,13 +312,16 @@ struct TokenWire {
 /// it must be a compact JWS (base64url segments and dots only): anything else could
 /// inject headers.
 pub fn parse_token(body: &[u8]) -> Result<String, ProtocolError> {
-    let wire: TokenWire =
-        serde_json::from_slice(body).map_err(|_| ProtocolError::BadToken("not a JSON object with a string token"))?;
+    let wire: TokenWire = serde_json::from_slice(body)
+        .map_err(|_| ProtocolError::BadToken("not a JSON object with a string token"))?;
     let t = wire.token;
     if t.is_empty() || t.len() > MAX_TOKEN_LEN {
         return Err(ProtocolError::BadToken("empty or too long"));
     }
-    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=')) {
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+    {
         return Err(ProtocolError::BadToken("not a compact JWT"));
     }
     if t.split('.').count() != 3 {
@@ -316,7 +353,10 @@ impl KbsError {
         }
         let wire: Wire = serde_json::from_slice(body).ok()?;
         let kind = wire.kind.rsplit('/').next().unwrap_or_default();
-        Some(KbsError { kind: sanitize(kind, 64), detail: sanitize(&wire.detail, 512) })
+        Some(KbsError {
+            kind: sanitize(kind, 64),
+            detail: sanitize(&wire.detail, 512),
+        })
     }
 }
 

@@ -69,6 +69,8 @@ pub enum KeyError {
     P384Unsupported,
     /// Key generation failed (RSA prime search).
     Generation,
+    /// An imported key is not a valid key of the requested kind.
+    InvalidKey,
 }
 
 impl fmt::Display for KeyError {
@@ -81,6 +83,7 @@ impl fmt::Display for KeyError {
                 "P-384 tee keys are not supported: Trustee attests them but cannot encrypt resources to them (JweError)",
             ),
             Self::Generation => f.write_str("tee key generation failed"),
+            Self::InvalidKey => f.write_str("not a valid private key of the requested kind"),
         }
     }
 }
@@ -133,13 +136,18 @@ pub struct TeeKey {
 
 impl fmt::Debug for TeeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TeeKey").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("TeeKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
 impl TeeKey {
     /// Generates a fresh key pair.
-    pub fn generate<R: CryptoRng + ?Sized>(alg: KeyAlgorithm, rng: &mut R) -> Result<Self, KeyError> {
+    pub fn generate<R: CryptoRng + ?Sized>(
+        alg: KeyAlgorithm,
+        rng: &mut R,
+    ) -> Result<Self, KeyError> {
         let secret = match alg {
             KeyAlgorithm::EcdhP256 => Secret::P256(p256::SecretKey::generate_from_rng(rng)),
             KeyAlgorithm::EcdhP521 => Secret::P521(p521::SecretKey::generate_from_rng(rng)),
@@ -148,6 +156,22 @@ impl TeeKey {
                 let key = rsa::RsaPrivateKey::new(rng, bits).map_err(|_| KeyError::Generation)?;
                 Secret::Rsa(alloc::boxed::Box::new(key))
             }
+        };
+        Ok(Self::from_secret(secret))
+    }
+
+    /// Imports an existing EC private key (big-endian scalar, 32 bytes for P-256, 66 for
+    /// P-521), e.g. to decrypt a recorded KBS response offline. Agents generate keys.
+    pub fn import_ec(alg: KeyAlgorithm, scalar: &[u8]) -> Result<Self, KeyError> {
+        let secret = match alg {
+            KeyAlgorithm::EcdhP256 => {
+                Secret::P256(p256::SecretKey::from_slice(scalar).map_err(|_| KeyError::InvalidKey)?)
+            }
+            KeyAlgorithm::EcdhP521 => {
+                Secret::P521(p521::SecretKey::from_slice(scalar).map_err(|_| KeyError::InvalidKey)?)
+            }
+            #[cfg(feature = "rsa")]
+            KeyAlgorithm::RsaOaep256 { .. } => return Err(KeyError::InvalidKey),
         };
         Ok(Self::from_secret(secret))
     }

@@ -43,14 +43,22 @@ impl fmt::Display for UriError {
 impl ResourceUri {
     /// Parses and validates a resource URI.
     pub fn parse(uri: &str) -> Result<ResourceUri, UriError> {
-        let err = |reason| UriError { uri: printable(uri), reason };
+        let err = |reason| UriError {
+            uri: printable(uri),
+            reason,
+        };
         if uri.len() > MAX_URI_LEN {
             return Err(err("longer than 2048 bytes"));
         }
-        if uri.bytes().any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii()) {
+        if uri
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii())
+        {
             return Err(err("contains spaces, control or non-ASCII characters"));
         }
-        let (scheme, rest) = uri.split_once("://").ok_or(err("expected kbs:///<repo>/<type>/<tag>"))?;
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or(err("expected kbs:///<repo>/<type>/<tag>"))?;
         let scheme = scheme.to_ascii_lowercase();
         let plugin = match scheme.as_str() {
             "kbs" | "kbs+resource" => "resource",
@@ -59,7 +67,10 @@ impl ResourceUri {
                 if name.is_empty() {
                     return Err(err("empty plugin name after 'kbs+'"));
                 }
-                if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+                if !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                {
                     return Err(err("plugin names use a-z, 0-9, '-' and '_'"));
                 }
                 name
@@ -87,10 +98,14 @@ impl ResourceUri {
                 return Err(err("resource paths are exactly <repo>/<type>/<tag>"));
             }
             if !segments.iter().all(|s| is_resource_segment(s)) {
-                return Err(err("resource path segments must match [A-Za-z0-9_-][A-Za-z0-9_.-]*"));
+                return Err(err(
+                    "resource path segments must match [A-Za-z0-9_-][A-Za-z0-9_.-]*",
+                ));
             }
         } else if !segments.iter().all(|s| is_pchar_segment(s)) {
-            return Err(err("path segments must be RFC 3986 pchars, not '.' or '..'"));
+            return Err(err(
+                "path segments must be RFC 3986 pchars, not '.' or '..'",
+            ));
         }
         if let Some(q) = query {
             if !is_query(q) {
@@ -141,7 +156,13 @@ impl fmt::Display for ResourceUri {
         if self.plugin == "resource" {
             write!(f, "kbs://{}/{}", self.authority, self.segments.join("/"))?;
         } else {
-            write!(f, "kbs+{}://{}/{}", self.plugin, self.authority, self.segments.join("/"))?;
+            write!(
+                f,
+                "kbs+{}://{}/{}",
+                self.plugin,
+                self.authority,
+                self.segments.join("/")
+            )?;
         }
         if let Some(q) = &self.query {
             write!(f, "?{q}")?;
@@ -152,7 +173,9 @@ impl fmt::Display for ResourceUri {
 
 fn is_resource_segment(s: &str) -> bool {
     let mut bytes = s.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
@@ -187,7 +210,10 @@ fn is_query(q: &str) -> bool {
 }
 
 fn printable(s: &str) -> String {
-    s.chars().take(MAX_URI_LEN).map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars()
+        .take(MAX_URI_LEN)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -200,7 +226,11 @@ mod tests {
         assert_eq!(u.kbs_path(), "/kbs/v0/resource/default/key/disk");
         assert_eq!(u.to_string(), "kbs:///default/key/disk");
         let u = ResourceUri::parse("kbs://kbs.example:8080/default/key/disk").unwrap();
-        assert_eq!(u.kbs_path(), "/kbs/v0/resource/default/key/disk", "host is ignored");
+        assert_eq!(
+            u.kbs_path(),
+            "/kbs/v0/resource/default/key/disk",
+            "host is ignored"
+        );
         let u = ResourceUri::parse("kbs+resource:///a/b/c.d").unwrap();
         assert_eq!(u.plugin(), "resource");
         let u = ResourceUri::parse("KBS+Vault:///x/y%2Fz?version=2&a=b").unwrap();
@@ -238,6 +268,11 @@ mod tests {
             assert!(e.contains(why), "{uri}: {e}");
         }
         let long = alloc::format!("kbs:///a/b/{}", "x".repeat(MAX_URI_LEN));
-        assert!(ResourceUri::parse(&long).unwrap_err().to_string().contains("longer"));
+        assert!(
+            ResourceUri::parse(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("longer")
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::jwe::{self, JweError};
 use crate::rcar::{self, KbsError, SampleEvidence};
-use crate::teekey::{Secret, TeeKey};
+use crate::teekey::{KeyAlgorithm, Secret, TeeKey};
 use crate::{b64, jcs};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -13,13 +13,17 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn vector(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/trustee").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors/trustee")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
 fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("missing {pointer}"))
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("missing {pointer}"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -27,7 +31,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Rebuilds the recorded tee key from its private material.
@@ -37,8 +44,8 @@ fn recorded_key(v: &Value) -> TeeKey {
         "EC" => {
             let d = unhex(s(key, "/private_scalar_hex"));
             match s(key, "/crv") {
-                "P-256" => TeeKey::from_secret(Secret::P256(p256::SecretKey::from_slice(&d).unwrap())),
-                "P-521" => TeeKey::from_secret(Secret::P521(p521::SecretKey::from_slice(&d).unwrap())),
+                "P-256" => TeeKey::import_ec(KeyAlgorithm::EcdhP256, &d).unwrap(),
+                "P-521" => TeeKey::import_ec(KeyAlgorithm::EcdhP521, &d).unwrap(),
                 other => panic!("curve {other}"),
             }
         }
@@ -54,7 +61,12 @@ fn recorded_key(v: &Value) -> TeeKey {
     }
 }
 
-const EXCHANGES: &[&str] = &["p256-cookie.json", "p521-cookie.json", "rsa-oaep-256-bearer.json", "binary-resource.json"];
+const EXCHANGES: &[&str] = &[
+    "p256-cookie.json",
+    "p521-cookie.json",
+    "rsa-oaep-256-bearer.json",
+    "binary-resource.json",
+];
 
 #[test]
 fn recorded_exchanges_reproduce_byte_for_byte() {
@@ -64,7 +76,11 @@ fn recorded_exchanges_reproduce_byte_for_byte() {
 
         // Our tee-pubkey JWK is exactly what was sent (members and order).
         let jwk = serde_json::to_string(key.public_jwk()).unwrap();
-        assert_eq!(jwk, s(&v, "/tee_key/public_jwk_json_as_sent"), "{name}: jwk");
+        assert_eq!(
+            jwk,
+            s(&v, "/tee_key/public_jwk_json_as_sent"),
+            "{name}: jwk"
+        );
 
         // The auth body we send is accepted by the same rules (version, tee).
         let auth: Value = serde_json::from_str(&rcar::auth_body(rcar::Tee::Sample)).unwrap();
@@ -81,11 +97,18 @@ fn recorded_exchanges_reproduce_byte_for_byte() {
         let canonical = jcs::to_string(&rcar::runtime_data(&challenge.nonce, key.public_jwk(), ""));
         assert_eq!(canonical, s(&v, "/runtime_data_binding/jcs"), "{name}: jcs");
         let digest = rcar::binding_digest(&challenge, key.public_jwk(), "");
-        assert_eq!(hex(&digest), s(&v, "/runtime_data_binding/sha384_hex"), "{name}: digest");
+        assert_eq!(
+            hex(&digest),
+            s(&v, "/runtime_data_binding/sha384_hex"),
+            "{name}: digest"
+        );
 
         // The sample evidence and the whole attestation body, byte for byte.
         let evidence = SampleEvidence::new(&digest);
-        assert_eq!(evidence.report_data, s(&v, "/runtime_data_binding/report_data_b64_as_sent"));
+        assert_eq!(
+            evidence.report_data,
+            s(&v, "/runtime_data_binding/report_data_b64_as_sent")
+        );
         let body = rcar::attest_body(&challenge, key.public_jwk(), &evidence, "", None);
         assert_eq!(body, s(&v, "/attest/request/body"), "{name}: attest body");
 
@@ -94,12 +117,23 @@ fn recorded_exchanges_reproduce_byte_for_byte() {
         assert_eq!(token, s(&v, "/attest/token"));
 
         // The JWE: the intermediate KEK where recorded, then the plaintext.
-        if let Some(z) = v.pointer("/resource/jwe_decoded/ecdh_shared_secret_z_hex").and_then(Value::as_str) {
+        if let Some(z) = v
+            .pointer("/resource/jwe_decoded/ecdh_shared_secret_z_hex")
+            .and_then(Value::as_str)
+        {
             let kek = jwe::concat_kdf_a256kw(&unhex(z));
-            assert_eq!(hex(kek.as_ref()), s(&v, "/resource/jwe_decoded/kek_hex"), "{name}: kek");
+            assert_eq!(
+                hex(kek.as_ref()),
+                s(&v, "/resource/jwe_decoded/kek_hex"),
+                "{name}: kek"
+            );
         }
         let plaintext = jwe::decrypt(&key, s(&v, "/resource/response/body").as_bytes()).unwrap();
-        assert_eq!(hex(&plaintext), s(&v, "/expected_plaintext/hex"), "{name}: plaintext");
+        assert_eq!(
+            hex(&plaintext),
+            s(&v, "/expected_plaintext/hex"),
+            "{name}: plaintext"
+        );
     }
 }
 
@@ -123,10 +157,18 @@ fn recorded_jcs_cases_match() {
         let name = s(case, "/name");
         let canonical = jcs::to_string(&case["hashed_object"]);
         assert_eq!(canonical, s(case, "/jcs"), "{name}");
-        assert_eq!(hex(canonical.as_bytes()), s(case, "/jcs_utf8_hex"), "{name}");
+        assert_eq!(
+            hex(canonical.as_bytes()),
+            s(case, "/jcs_utf8_hex"),
+            "{name}"
+        );
         let digest = rcar::HashAlgorithm::Sha384.digest(canonical.as_bytes());
         assert_eq!(hex(&digest), s(case, "/sha384_hex"), "{name}");
-        assert_eq!(b64::std_encode(&digest), s(case, "/report_data_b64"), "{name}");
+        assert_eq!(
+            b64::std_encode(&digest),
+            s(case, "/report_data_b64"),
+            "{name}"
+        );
     }
 }
 
@@ -161,11 +203,31 @@ fn tampered_or_misdirected_jwes_are_refused() {
         let key = recorded_key(&v);
         let body = s(&v, "/resource/response/body");
         let is_rsa = s(&v, "/tee_key/kty") == "RSA";
-        assert_eq!(jwe::decrypt(&key, tampered(body, "ciphertext").as_bytes()), Err(JweError::Decrypt), "{name}");
-        assert_eq!(jwe::decrypt(&key, tampered(body, "tag").as_bytes()), Err(JweError::Decrypt), "{name}");
-        assert_eq!(jwe::decrypt(&key, tampered(body, "iv").as_bytes()), Err(JweError::Decrypt), "{name}");
-        let wrong_cek = if is_rsa { JweError::KeyDecrypt } else { JweError::KeyUnwrap };
-        assert_eq!(jwe::decrypt(&key, tampered(body, "encrypted_key").as_bytes()), Err(wrong_cek), "{name}");
+        assert_eq!(
+            jwe::decrypt(&key, tampered(body, "ciphertext").as_bytes()),
+            Err(JweError::Decrypt),
+            "{name}"
+        );
+        assert_eq!(
+            jwe::decrypt(&key, tampered(body, "tag").as_bytes()),
+            Err(JweError::Decrypt),
+            "{name}"
+        );
+        assert_eq!(
+            jwe::decrypt(&key, tampered(body, "iv").as_bytes()),
+            Err(JweError::Decrypt),
+            "{name}"
+        );
+        let wrong_cek = if is_rsa {
+            JweError::KeyDecrypt
+        } else {
+            JweError::KeyUnwrap
+        };
+        assert_eq!(
+            jwe::decrypt(&key, tampered(body, "encrypted_key").as_bytes()),
+            Err(wrong_cek),
+            "{name}"
+        );
         // The protected header is authenticated (AAD) even where the change still parses.
         let err = jwe::decrypt(&key, tampered(body, "protected").as_bytes()).unwrap_err();
         assert_ne!(err, JweError::NotJwe, "{name}");
@@ -182,17 +244,26 @@ fn tampered_or_misdirected_jwes_are_refused() {
     // ... nor with a key of another kind.
     let p521 = recorded_key(&vector("p521-cookie.json"));
     let p256_body = s(&vector("p256-cookie.json"), "/resource/response/body").to_string();
-    assert_eq!(jwe::decrypt(&p521, p256_body.as_bytes()), Err(JweError::BadEphemeralKey));
+    assert_eq!(
+        jwe::decrypt(&p521, p256_body.as_bytes()),
+        Err(JweError::BadEphemeralKey)
+    );
     let rsa = recorded_key(&vector("rsa-oaep-256-bearer.json"));
-    assert_eq!(jwe::decrypt(&rsa, p256_body.as_bytes()), Err(JweError::AlgMismatch));
+    assert_eq!(
+        jwe::decrypt(&rsa, p256_body.as_bytes()),
+        Err(JweError::AlgMismatch)
+    );
 }
 
 #[test]
 fn section_5_4_deterministic_vector() {
     // kbs-protocol.md §5.4: client d = 01×32, server ephemeral d = 02×32, CEK = 03×32, IV = 04×12.
-    let key = TeeKey::from_secret(Secret::P256(p256::SecretKey::from_slice(&[1u8; 32]).unwrap()));
+    let key = TeeKey::import_ec(KeyAlgorithm::EcdhP256, &[1u8; 32]).unwrap();
     let body = r#"{"protected":"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyIsImVuYyI6IkEyNTZHQ00iLCJlcGsiOnsiY3J2IjoiUC0yNTYiLCJrdHkiOiJFQyIsIngiOiJWUTlIRUFQejM1ZkQzMUJxeDVmMmNoLXhvZnQ3ajItRDBpUkppbVhJamlRIiwieSI6IkUyQ1Qxd0V1VUpwemNWeTlDd0NqekFfMHRjQWJQX29aYXJIN01uQTJ1T1kifX0","encrypted_key":"GdbeMFf-Iy_kWUxENO8fTLpdGsso3kg6_SAhoGNbAemrahYLkS31ZQ","iv":"BAQEBAQEBAQEBAQE","ciphertext":"NE96vo33dD74NPQ7AiAZA_Qf_Qk3","tag":"eXNCnUs-7oqyYLShTJ6Ecw"}"#;
-    assert_eq!(&jwe::decrypt(&key, body.as_bytes()).unwrap()[..], b"this is a test secret");
+    assert_eq!(
+        &jwe::decrypt(&key, body.as_bytes()).unwrap()[..],
+        b"this is a test secret"
+    );
     let z = unhex("eb459a6b30d70eb4c0ddcd34ea96ed59e8f8d1843c22dd895ab603aa13d9a81d");
     assert_eq!(
         hex(jwe::concat_kdf_a256kw(&z).as_ref()),
