@@ -1,0 +1,195 @@
+//! Command-line parsing for `sealgate` (hand-written: no argument-parser dependency).
+
+use sealgate::config::{self, ConfigError, ResourceSpec, Settings, TeeChoice};
+use std::fmt;
+
+/// What to run.
+#[derive(Debug)]
+pub enum Command {
+    /// Attest, fetch the configured resources and sealed secrets, write them under the
+    /// sealed directory.
+    Unseal(Options),
+    /// Attest and write one resource to stdout.
+    GetResource(Options, String),
+    /// Print usage.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// Options shared by the subcommands: a settings layer plus where the other layers are.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Settings given as flags (the highest-precedence layer).
+    pub flags: Settings,
+    /// `--config FILE`.
+    pub config_file: Option<String>,
+    /// `--kernel-cmdline FILE` (default `/proc/cmdline`).
+    pub kernel_cmdline: Option<String>,
+}
+
+/// A usage error (exit status 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ConfigError> for UsageError {
+    fn from(e: ConfigError) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+pub const USAGE: &str = "\
+sealgate: attest to a Trustee KBS and unseal secrets into a tmpfs
+
+USAGE:
+    sealgate unseal [OPTIONS]             fetch resources and sealed secrets into the sealed dir
+    sealgate get-resource [OPTIONS] URI   write one resource to stdout (debugging)
+    sealgate --help | --version
+
+OPTIONS (flags override the config file, which overrides the kernel command line):
+    --kbs URL                     KBS base URL, e.g. http://10.0.2.2:8080
+    --resource URI[=PATH]         fetch URI (kbs:///repo/type/tag) into PATH under the sealed
+                                  dir (default PATH: repo/type/tag); repeatable
+    --sealed-secrets DIR          unseal every file under DIR that holds a sealed secret
+                                  (sealed.<JWS>) into the same relative path
+    --sealed-secret-keys DIR      local verification keys for sealed secrets whose kid is a
+                                  name [/run/confidential-containers/cdh/sealed-secret]
+    --allow-unsigned-sealed-secrets
+                                  INSECURE: accept sealed secrets without a valid signature
+    --sealed-dir DIR              where secrets are written [/sealed]
+    --owner UID:GID               owner of written files [the running user]
+    --mode MODE                   mode of written files [0400]
+    --tmpfs-size SIZE             size limit of the tmpfs sealgate mounts [16m]
+    --insecure-allow-non-tmpfs    INSECURE: allow a sealed dir that is not tmpfs/ramfs
+    --tee auto|sample|snp|tdx     TEE to attest as [auto: detect SNP/TDX, never sample]
+    --tee-key ALG                 ECDH-ES+A256KW-P256 (default), ECDH-ES+A256KW-P521,
+                                  RSA-OAEP-256[-3072|-4096]
+    --init-data FILE              init-data TOML sent with the evidence
+    --deadline SECS               keep retrying an unreachable KBS this long [60]
+    --connect-timeout-ms MS       TCP connect timeout [5000]
+    --io-timeout-ms MS            per-exchange read/write timeout [30000]
+    --config FILE                 TOML config file [/etc/sealgate/config.toml if present]
+    --kernel-cmdline FILE         kernel command line to read [/proc/cmdline]
+    --log-level LEVEL             error, warn, info or debug [info]
+
+Kernel command line keys: agent.aa_kbc_params=cc_kbc::<url>, sealgate.kbs=, sealgate.tee=,
+sealgate.key=, sealgate.resource=URI[=PATH] (repeatable), sealgate.sealed_dir=,
+sealgate.owner=, sealgate.mode=, sealgate.tmpfs_size=, sealgate.sealed_secrets=,
+sealgate.deadline=, sealgate.log=, sealgate.init_data=, sealgate.config=.
+";
+
+/// Parses `args` (without the program name).
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let mut it = args.iter();
+    let Some(sub) = it.next() else { return Ok(Command::Help) };
+    let sub = sub.as_str();
+    match sub {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "-V" | "--version" | "version" => return Ok(Command::Version),
+        "unseal" | "get-resource" => {}
+        other => return Err(UsageError(format!("unknown command '{other}' (try --help)"))),
+    }
+    let mut o = Options::default();
+    let mut resources: Vec<ResourceSpec> = Vec::new();
+    let mut positional: Vec<String> = Vec::new();
+    let f = &mut o.flags;
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |it: &mut std::slice::Iter<'_, String>| -> Result<String, UsageError> {
+            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        match name {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--kbs" => f.kbs_url = Some(value(&mut it)?),
+            "--resource" => resources.push(ResourceSpec::parse(&value(&mut it)?)?),
+            "--sealed-secrets" => f.sealed_secrets_dir = Some(value(&mut it)?),
+            "--sealed-secret-keys" => f.sealed_secret_keys_dir = Some(value(&mut it)?),
+            "--allow-unsigned-sealed-secrets" => f.allow_unsigned = Some(true),
+            "--sealed-dir" => f.sealed_dir = Some(value(&mut it)?),
+            "--owner" => f.owner = Some(config::parse_owner(&value(&mut it)?)?),
+            "--mode" => f.mode = Some(config::parse_mode(&value(&mut it)?)?),
+            "--tmpfs-size" => f.tmpfs_size = Some(config::validated_size(&value(&mut it)?)?),
+            "--insecure-allow-non-tmpfs" => f.allow_non_tmpfs = Some(true),
+            "--tee" => f.tee = Some(TeeChoice::parse(&value(&mut it)?)?),
+            "--tee-key" => f.key_algorithm = Some(config::parse_key_algorithm(&value(&mut it)?)?),
+            "--init-data" => f.init_data = Some(value(&mut it)?),
+            "--deadline" => f.deadline_secs = Some(config::parse_u64("--deadline", &value(&mut it)?)?),
+            "--connect-timeout-ms" => {
+                f.connect_timeout_ms = Some(config::parse_u64("--connect-timeout-ms", &value(&mut it)?)?)
+            }
+            "--io-timeout-ms" => f.io_timeout_ms = Some(config::parse_u64("--io-timeout-ms", &value(&mut it)?)?),
+            "--log-level" => f.log_level = Some(value(&mut it)?),
+            "--config" => o.config_file = Some(value(&mut it)?),
+            "--kernel-cmdline" => o.kernel_cmdline = Some(value(&mut it)?),
+            s if s.starts_with('-') => return Err(UsageError(format!("unknown option '{s}' (try --help)"))),
+            _ => positional.push(arg.clone()),
+        }
+    }
+    if !resources.is_empty() {
+        o.flags.resources = Some(resources);
+    }
+    match sub {
+        "unseal" => match positional.first() {
+            None => Ok(Command::Unseal(o)),
+            Some(p) => Err(UsageError(format!("unexpected argument '{p}'"))),
+        },
+        _ => match positional.as_slice() {
+            [uri] => Ok(Command::GetResource(o, uri.clone())),
+            _ => Err(UsageError("get-resource takes exactly one resource URI".into())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_flags_into_the_top_layer() {
+        let Command::Unseal(o) = parse(&args(
+            "unseal --kbs http://127.0.0.1:8080 --resource kbs:///a/b/c=x/c --resource=kbs:///a/b/d --tee sample --mode 0440 --insecure-allow-non-tmpfs --config /etc/x.toml",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.flags.kbs_url.as_deref(), Some("http://127.0.0.1:8080"));
+        let r = o.flags.resources.unwrap();
+        assert_eq!((r[0].path.as_str(), r[1].path.as_str()), ("x/c", "a/b/d"));
+        assert_eq!(o.flags.tee, Some(TeeChoice::Sample));
+        assert_eq!(o.flags.mode, Some(0o440));
+        assert_eq!(o.flags.allow_non_tmpfs, Some(true));
+        assert_eq!(o.config_file.as_deref(), Some("/etc/x.toml"));
+        assert!(matches!(parse(&args("get-resource --kbs http://x kbs:///a/b/c")), Ok(Command::GetResource(_, u)) if u == "kbs:///a/b/c"));
+    }
+
+    #[test]
+    fn usage_errors_are_clear() {
+        for (line, want) in [
+            ("frobnicate", "unknown command"),
+            ("unseal --bogus", "unknown option '--bogus'"),
+            ("unseal --kbs", "--kbs needs a value"),
+            ("unseal --resource kbs:///a/b", "exactly <repo>/<type>/<tag>"),
+            ("unseal --mode 0644", "invalid mode"),
+            ("unseal --tee-key ECDH-ES+A256KW-P384", "P-384"),
+            ("unseal extra", "unexpected argument"),
+            ("get-resource", "exactly one resource URI"),
+        ] {
+            let e = parse(&args(line)).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        assert!(matches!(parse(&[]), Ok(Command::Help)));
+    }
+}
