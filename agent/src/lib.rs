@@ -12,6 +12,7 @@ extern crate std;
 
 pub mod b64;
 pub mod config;
+pub mod initdata;
 pub mod jcs;
 pub mod jwe;
 pub mod kbs;
