@@ -13,3 +13,4 @@ extern crate std;
 pub mod b64;
 pub mod jcs;
 pub mod rng;
+pub mod sealed;
