@@ -138,12 +138,12 @@ impl fmt::Display for SealedError {
             NotUtf8 => f.write_str("sealed secret is not valid UTF-8"),
             PartCount { expected: 4, found } => write!(
                 f,
-                "unverified sealed secret must have exactly 4 '.'-separated parts, found {found}"
+                "unverified sealed secret must have exactly 4 '.'-separated parts, got {found}"
             ),
-            PartCount { expected, found } => write!(
+            PartCount { found, .. } => write!(
                 f,
-                "sealed secret must be 'sealed.' + JWS compact header.payload.signature \
-                 ({expected} parts), found {found} parts"
+                "sealed secret must be 'sealed.' + JWS compact header.payload.signature, \
+                 got {found} '.'-separated part(s) after the prefix"
             ),
             Base64(part) => write!(f, "sealed secret {part} is not valid unpadded base64url"),
             HeaderNotJson => f.write_str("JWS protected header is not a JSON object"),
