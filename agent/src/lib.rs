@@ -18,6 +18,7 @@ pub mod jwe;
 pub mod kbs;
 pub mod rcar;
 pub mod rng;
+pub mod sealed;
 pub mod teekey;
 pub mod uri;
 
