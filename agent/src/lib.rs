@@ -12,4 +12,5 @@ extern crate std;
 
 pub mod b64;
 pub mod jcs;
+pub mod outpath;
 pub mod rng;
