@@ -3,3 +3,4 @@
 
 pub mod log;
 pub mod os_rng;
+pub mod sealdir;
