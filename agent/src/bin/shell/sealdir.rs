@@ -12,7 +12,9 @@
 //!   used, attaching the mount to the directory *file descriptor* already opened with
 //!   `O_NOFOLLOW`, so no path is resolved twice; on kernels without it (`ENOSYS`, before
 //!   5.2) `mount(2)` on the path is the fallback. Either way the directory is re-opened
-//!   afterwards and must now be a mount point.
+//!   afterwards and must now be a mount point. Mounting over a non-empty directory logs a
+//!   warning (its contents are hidden, not removed); so does an existing mount that is
+//!   not `nosuid,nodev,noexec`.
 //! * "Mounted" is decided with `statx(STATX_ATTR_MOUNT_ROOT)` where the kernel reports it
 //!   (5.8+), otherwise by comparing `st_dev` with the parent directory's (this misses a
 //!   bind mount from the same filesystem; the type check below still applies).
@@ -433,6 +435,12 @@ impl SealDir {
             if is_mount_point(parent_fd.as_fd(), fd.as_fd(), &shown)? {
                 crate::debug!("{shown} is already a mount point; not mounting a tmpfs");
             } else {
+                if read_dir_names(fd.as_fd()).is_ok_and(|n| !n.is_empty()) {
+                    crate::warn!(
+                        "{shown} is not empty: its current contents (on the underlying \
+                         filesystem) are hidden, not removed, by the tmpfs mounted over it"
+                    );
+                }
                 mount_tmpfs(fd.as_fd(), path, opts)?;
                 fd = open_dir_nofollow(parent_fd.as_fd(), name)
                     .map_err(|e| classify_open(e, parent_fd.as_fd(), name, &shown))?;
@@ -468,6 +476,12 @@ impl SealDir {
                 "INSECURE: {shown} is not a tmpfs or ramfs (filesystem type {fs_type:#x}); \
                  secrets written there may reach persistent storage (allow_non_tmpfs is set)"
             );
+        }
+        if !mounted && let Ok(vfs) = fs::fstatvfs(&fd) {
+            use rustix::fs::StatVfsMountFlags as F;
+            if !vfs.f_flag.contains(F::NOSUID | F::NODEV | F::NOEXEC) {
+                crate::warn!("{shown} is not mounted nosuid,nodev,noexec");
+            }
         }
         let st = fs::fstat(&fd).map_err(|errno| io_err("stat", shown.clone(), errno))?;
         if st.st_mode & 0o002 != 0 {
