@@ -16,6 +16,7 @@ pub mod initdata;
 pub mod jcs;
 pub mod jwe;
 pub mod kbs;
+pub mod outpath;
 pub mod rcar;
 pub mod rng;
 pub mod sealed;

@@ -6,8 +6,16 @@
 //! Exit status: 0 success, 1 failure, 2 usage error.
 #![forbid(unsafe_code)]
 
-#[path = "../shell/mod.rs"]
-mod shell;
+// The part of the shared platform code sealctl needs (the rest is the guest agent's).
+#[allow(dead_code)]
+#[path = "../shell/log.rs"]
+mod log;
+#[allow(dead_code)]
+#[path = "../shell/os_rng.rs"]
+mod os_rng;
+mod shell {
+    pub(crate) use super::{log, os_rng};
+}
 
 mod args;
 mod inspect;
