@@ -11,5 +11,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod b64;
+pub mod hosts;
+pub mod http;
 pub mod jcs;
 pub mod rng;
