@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod log;
+pub mod net;
 pub mod os_rng;
