@@ -49,9 +49,9 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// Longest wait for the socket to accept more request bytes. Default 30 s.
     pub write_timeout: Duration,
-    /// Longest time for one whole exchange (sending the request and receiving the full
-    /// response, a resend included; connecting not included). Default 60 s, as the upstream
-    /// KBS client.
+    /// Longest time for one whole exchange: sending the request and receiving the full
+    /// response. The first connect is not counted; a resend (reconnect included) is. Default
+    /// 60 s, as the upstream KBS client.
     pub request_timeout: Duration,
     /// A kept-alive connection idle for longer than this is closed instead of reused.
     /// Default 4 s: Trustee (actix-web) drops idle connections after 5 s.
