@@ -12,6 +12,8 @@ extern crate std;
 
 pub mod b64;
 pub mod config;
+pub mod hosts;
+pub mod http;
 pub mod initdata;
 pub mod jcs;
 pub mod jwe;

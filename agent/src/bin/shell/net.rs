@@ -1,0 +1,1099 @@
+//! HTTP/1.1 over TCP: drives the sans-IO [`sealgate::http`] core over a Linux socket.
+//!
+//! [`HttpClient`] talks to one KBS URL. It keeps a single connection open across requests
+//! (HTTP/1.1 keep-alive) and, when the server has closed an idle connection, reconnects and
+//! resends, but only when not one byte of the response had arrived; once a response has
+//! started, a failure is returned, never retried.
+//!
+//! Name resolution, in this order:
+//! 1. an IP literal in the URL is used as is;
+//! 2. the hosts file ([`ClientConfig::hosts_file`], `/etc/hosts`), parsed by
+//!    [`sealgate::hosts`], so a guest image without NSS or DNS configuration still works;
+//! 3. otherwise `std::net::ToSocketAddrs`, i.e. the C library's `getaddrinfo`
+//!    (nsswitch.conf, DNS from resolv.conf).
+//!
+//! Every resolved address is tried in order, each with the connect timeout.
+//!
+//! Sockets are non-blocking and every wait is a `poll(2)` bounded both by the per-wait
+//! timeout (connect, read, write) and by the deadline of the whole exchange
+//! ([`ClientConfig::request_timeout`]), so a server trickling one byte at a time cannot hold
+//! the agent forever. Platform calls go through `rustix`; sends use `MSG_NOSIGNAL` so a
+//! closed peer is an `EPIPE` error, never a SIGPIPE.
+//!
+//! Errors name the peer and the phase, never request or response content.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use sealgate::hosts::{Host, Url, lookup_hosts};
+use sealgate::http::{HttpError, Limits, Progress, Request, Response, ResponseParser};
+use zeroize::Zeroize;
+
+/// Largest hosts file read; anything bigger is ignored (as if absent).
+const MAX_HOSTS_FILE_BYTES: usize = 1024 * 1024;
+/// Receive buffer per `recv(2)`.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Timeouts, limits and files used by an [`HttpClient`].
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Longest wait for one TCP connection attempt (per resolved address). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response. Default 30 s.
+    pub read_timeout: Duration,
+    /// Longest wait for the socket to accept more request bytes. Default 30 s.
+    pub write_timeout: Duration,
+    /// Longest time for one whole exchange: sending the request and receiving the full
+    /// response. The first connect is not counted; a resend (reconnect included) is. Default
+    /// 60 s, as the upstream KBS client.
+    pub request_timeout: Duration,
+    /// A kept-alive connection idle for longer than this is closed instead of reused.
+    /// Default 4 s: Trustee (actix-web) drops idle connections after 5 s.
+    pub max_idle: Duration,
+    /// Response size limits.
+    pub limits: Limits,
+    /// The hosts file consulted before the system resolver. Default `/etc/hosts`.
+    pub hosts_file: PathBuf,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            max_idle: Duration::from_secs(4),
+            limits: Limits::default(),
+            hosts_file: PathBuf::from("/etc/hosts"),
+        }
+    }
+}
+
+/// What the client was doing when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Looking up the host name.
+    Resolve,
+    /// Opening the TCP connection.
+    Connect,
+    /// Encoding or writing the request.
+    Send,
+    /// Reading and parsing the response.
+    Receive,
+}
+
+/// Why it failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NetErrorKind {
+    /// The name resolved to no address (the resolver's message, if it gave one).
+    NotFound(String),
+    /// A wait exceeded the timeout shown.
+    Timeout(Duration),
+    /// A system call failed.
+    Io(Errno),
+    /// The request could not be encoded or the response was not acceptable HTTP.
+    Http(HttpError),
+}
+
+/// A transport failure: the peer, the phase and the cause. Contains no message content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetError {
+    /// `ip:port` of the server (or `host:port` when no address was reached).
+    pub peer: String,
+    /// What was being done.
+    pub phase: Phase,
+    /// The cause.
+    pub kind: NetErrorKind,
+}
+
+impl NetError {
+    /// Whether a timeout expired.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, NetErrorKind::Timeout(_))
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect to",
+            Phase::Send => "send to",
+            Phase::Receive => "receive from",
+        };
+        write!(f, "{phase} {}: ", self.peer)?;
+        match &self.kind {
+            NetErrorKind::NotFound(detail) if detail.is_empty() => {
+                f.write_str("no address found (hosts file and system resolver)")
+            }
+            NetErrorKind::NotFound(detail) => write!(f, "no address found: {detail}"),
+            NetErrorKind::Timeout(d) => write!(f, "timed out after {} ms", d.as_millis()),
+            NetErrorKind::Io(errno) => write!(f, "{errno}"),
+            NetErrorKind::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+struct Connection {
+    fd: OwnedFd,
+    peer: SocketAddr,
+    idle_since: Instant,
+}
+
+/// A failed exchange, and whether resending on a new connection is safe.
+struct Failure {
+    error: NetError,
+    /// The connection turned out to be closed before any response byte arrived.
+    resendable: bool,
+}
+
+/// An HTTP/1.1 client for one server, reusing one connection across requests.
+pub struct HttpClient {
+    url: Url,
+    host_header: String,
+    config: ClientConfig,
+    conn: Option<Connection>,
+    opened: u64,
+}
+
+impl HttpClient {
+    /// A client for `url` with the default [`ClientConfig`]. Nothing is opened yet.
+    pub fn new(url: Url) -> HttpClient {
+        HttpClient::with_config(url, ClientConfig::default())
+    }
+
+    /// A client for `url` with `config`.
+    pub fn with_config(url: Url, config: ClientConfig) -> HttpClient {
+        HttpClient {
+            host_header: url.authority.host_header(),
+            url,
+            config,
+            conn: None,
+            opened: 0,
+        }
+    }
+
+    /// The server URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// How many TCP connections this client has opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// Closes the kept-alive connection, if any.
+    pub fn close(&mut self) {
+        self.conn = None;
+    }
+
+    /// Sends `request` and returns the complete response, whatever its status. The URL's
+    /// base path is put in front of the request target, so pass `/kbs/v0/...`.
+    ///
+    /// On a reused connection that the server closed (end of stream, reset or broken pipe
+    /// before any response byte), the request is sent once more on a new connection.
+    pub fn send(&mut self, request: &Request) -> Result<Response, NetError> {
+        let mut bytes = request
+            .encode(&self.host_header, &self.url.base_path)
+            .map_err(|e| NetError {
+                peer: self.url.authority.to_string(),
+                phase: Phase::Send,
+                kind: NetErrorKind::Http(e),
+            })?;
+        let result = self.send_encoded(&bytes);
+        bytes.zeroize();
+        result
+    }
+
+    fn send_encoded(&mut self, bytes: &[u8]) -> Result<Response, NetError> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        let reused = match self.conn.take() {
+            Some(conn) if self.reusable(&conn) => {
+                self.conn = Some(conn);
+                true
+            }
+            _ => false, // dropping it closes it
+        };
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let first = exchange(&conn, bytes, &self.config, deadline);
+        let result = match first {
+            Err(failure) if reused && failure.resendable => {
+                drop(conn);
+                conn = self.connect()?;
+                exchange(&conn, bytes, &self.config, deadline)
+            }
+            other => other,
+        };
+        match result {
+            Ok(response) => {
+                if response.keep_alive() {
+                    conn.idle_since = Instant::now();
+                    self.conn = Some(conn);
+                }
+                Ok(response)
+            }
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Whether a kept-alive connection may carry the next request: not idle for too long,
+    /// and nothing to read on it (a readable idle connection is either closed by the
+    /// server or out of step with us).
+    fn reusable(&self, conn: &Connection) -> bool {
+        if conn.idle_since.elapsed() > self.config.max_idle {
+            return false;
+        }
+        let mut fds = [PollFd::new(&conn.fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&zero)), Ok(0))
+    }
+
+    /// Resolves the host and connects to the first address that answers.
+    fn connect(&mut self) -> Result<Connection, NetError> {
+        let addrs = self.resolve()?;
+        let mut last = None;
+        for &addr in &addrs {
+            match connect_to(addr, self.config.connect_timeout) {
+                Ok(fd) => {
+                    self.opened += 1;
+                    return Ok(Connection {
+                        fd,
+                        peer: addr,
+                        idle_since: Instant::now(),
+                    });
+                }
+                Err(kind) => last = Some((addr, kind)),
+            }
+        }
+        Err(match last {
+            Some((addr, kind)) => NetError {
+                peer: if addrs.len() > 1 {
+                    format!("{addr} (last of {} addresses)", addrs.len())
+                } else {
+                    addr.to_string()
+                },
+                phase: Phase::Connect,
+                kind,
+            },
+            None => self.resolve_error(String::new()),
+        })
+    }
+
+    fn resolve(&self) -> Result<Vec<SocketAddr>, NetError> {
+        let port = self.url.authority.port;
+        let name = match &self.url.authority.host {
+            Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
+            Host::Name(name) => name,
+        };
+        if let Some(text) = read_small_file(&self.config.hosts_file) {
+            let ips = lookup_hosts(&text, name);
+            if !ips.is_empty() {
+                return Ok(ips
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect());
+            }
+        }
+        match (name.as_str(), port).to_socket_addrs() {
+            Ok(found) => {
+                let mut addrs: Vec<SocketAddr> = Vec::new();
+                for addr in found {
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+                if addrs.is_empty() {
+                    Err(self.resolve_error(String::new()))
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Err(e) => Err(self.resolve_error(e.to_string())),
+        }
+    }
+
+    fn resolve_error(&self, detail: String) -> NetError {
+        NetError {
+            peer: self.url.authority.to_string(),
+            phase: Phase::Resolve,
+            kind: NetErrorKind::NotFound(detail),
+        }
+    }
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("url", &self.url.to_string())
+            .field("connected_to", &self.conn.as_ref().map(|c| c.peer))
+            .field("connections_opened", &self.opened)
+            .finish()
+    }
+}
+
+/// Reads a text file of at most [`MAX_HOSTS_FILE_BYTES`]; `None` when it is missing,
+/// unreadable or too large.
+fn read_small_file(path: &std::path::Path) -> Option<String> {
+    use rustix::fs::{Mode, OFlags, open};
+    let fd = open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match rustix::io::read(&fd, &mut chunk[..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                data.extend_from_slice(&chunk[..n]);
+                if data.len() > MAX_HOSTS_FILE_BYTES {
+                    return None;
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&data).into_owned())
+}
+
+/// Opens a non-blocking TCP connection to `addr` within `timeout`, with TCP_NODELAY.
+fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, NetErrorKind> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(NetErrorKind::Io)?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) => {}
+        // EINTR: the connection attempt goes on asynchronously, as for EINPROGRESS.
+        Err(Errno::INPROGRESS | Errno::INTR) => {
+            wait(
+                &fd,
+                PollFlags::OUT,
+                timeout,
+                Instant::now() + timeout,
+                timeout,
+            )?;
+            match rustix::net::sockopt::socket_error(&fd) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) | Err(e) => return Err(NetErrorKind::Io(e)),
+            }
+        }
+        Err(e) => return Err(NetErrorKind::Io(e)),
+    }
+    rustix::net::sockopt::set_tcp_nodelay(&fd, true).map_err(NetErrorKind::Io)?;
+    Ok(fd)
+}
+
+/// Waits until `fd` is ready for `events`, at most `timeout` and not past `deadline`.
+/// The timeout reported is `timeout`, or `overall` when the deadline is what expired.
+fn wait(
+    fd: &OwnedFd,
+    events: PollFlags,
+    timeout: Duration,
+    deadline: Instant,
+    overall: Duration,
+) -> Result<(), NetErrorKind> {
+    let start = Instant::now();
+    let own_end = start + timeout;
+    let (end, expired) = if deadline < own_end {
+        (deadline, overall)
+    } else {
+        (own_end, timeout)
+    };
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(NetErrorKind::Timeout(expired));
+        }
+        let ts = Timespec::try_from(left).unwrap_or(Timespec {
+            tv_sec: 86_400,
+            tv_nsec: 0,
+        });
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) | Err(Errno::INTR) => {} // re-check the clock
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(NetErrorKind::Io(e)),
+        }
+    }
+}
+
+/// Whether an error means the server had already closed the connection.
+fn closed_by_peer(e: Errno) -> bool {
+    matches!(e, Errno::PIPE | Errno::CONNRESET | Errno::CONNABORTED)
+}
+
+/// Writes the request and reads one response on `conn`.
+fn exchange(
+    conn: &Connection,
+    bytes: &[u8],
+    config: &ClientConfig,
+    deadline: Instant,
+) -> Result<Response, Failure> {
+    let fail = |phase, kind: NetErrorKind, resendable| Failure {
+        error: NetError {
+            peer: conn.peer.to_string(),
+            phase,
+            kind,
+        },
+        resendable,
+    };
+
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match rustix::net::send(&conn.fd, &bytes[sent..], SendFlags::NOSIGNAL) {
+            Ok(0) => return Err(fail(Phase::Send, NetErrorKind::Io(Errno::PIPE), true)),
+            Ok(n) => sent += n,
+            Err(Errno::AGAIN) => wait(
+                &conn.fd,
+                PollFlags::OUT,
+                config.write_timeout,
+                deadline,
+                config.request_timeout,
+            )
+            .map_err(|kind| fail(Phase::Send, kind, false))?,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(fail(Phase::Send, NetErrorKind::Io(e), closed_by_peer(e))),
+        }
+    }
+
+    let mut parser = ResponseParser::new(config.limits);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let result = loop {
+        let progress = match rustix::net::recv(&conn.fd, &mut buf[..], RecvFlags::empty()) {
+            Ok((0, _)) => parser.finish(),
+            Ok((n, _)) => parser.feed(&buf[..n]),
+            Err(Errno::AGAIN) => {
+                if let Err(kind) = wait(
+                    &conn.fd,
+                    PollFlags::IN,
+                    config.read_timeout,
+                    deadline,
+                    config.request_timeout,
+                ) {
+                    break Err(fail(Phase::Receive, kind, false));
+                }
+                continue;
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => {
+                let nothing_yet = parser.bytes_received() == 0;
+                break Err(fail(
+                    Phase::Receive,
+                    NetErrorKind::Io(e),
+                    nothing_yet && closed_by_peer(e),
+                ));
+            }
+        };
+        match progress {
+            Ok(Progress::NeedMore) => {}
+            Ok(Progress::Complete(response)) => break Ok(response),
+            Err(e) => {
+                let resendable = e == HttpError::ClosedBeforeResponse;
+                break Err(fail(Phase::Receive, NetErrorKind::Http(e), resendable));
+            }
+        }
+    };
+    buf.zeroize();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::thread;
+
+    /// Generous timeouts for tests that must not time out, even on a loaded machine.
+    fn config() -> ClientConfig {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(20),
+            hosts_file: PathBuf::from("/nonexistent/hosts"),
+            ..ClientConfig::default()
+        }
+    }
+
+    fn client(addr: SocketAddr, config: ClientConfig) -> HttpClient {
+        let url = Url::parse(&format!("http://{addr}")).unwrap();
+        HttpClient::with_config(url, config)
+    }
+
+    /// Runs `serve` on a loopback listener in a thread.
+    fn server<T: Send + 'static>(
+        serve: impl FnOnce(TcpListener) -> T + Send + 'static,
+    ) -> (SocketAddr, thread::JoinHandle<T>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        (addr, thread::spawn(move || serve(listener)))
+    }
+
+    /// Reads one request (head and Content-Length body); `None` at end of stream.
+    fn read_request(s: &mut TcpStream) -> Option<String> {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if data.len() >= end + 4 + len {
+                    return Some(String::from_utf8_lossy(&data).into_owned());
+                }
+            }
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    fn ok_response(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// Answers every request on every connection with `respond(request)`, until the
+    /// client closes; returns (connections accepted, requests served).
+    fn keep_alive_server(
+        connections: usize,
+        respond: fn(&str) -> String,
+    ) -> (SocketAddr, thread::JoinHandle<(usize, usize)>) {
+        server(move |listener| {
+            let mut served = 0;
+            for _ in 0..connections {
+                let (mut s, _) = listener.accept().unwrap();
+                while let Some(req) = read_request(&mut s) {
+                    s.write_all(respond(&req).as_bytes()).unwrap();
+                    served += 1;
+                }
+            }
+            (connections, served)
+        })
+    }
+
+    /// No further connection is waiting on `listener`.
+    fn no_pending_connection(listener: &TcpListener) -> bool {
+        listener.set_nonblocking(true).unwrap();
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Closes `s` with a TCP reset instead of a FIN.
+    fn reset(s: TcpStream) {
+        rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
+        drop(s);
+    }
+
+    #[test]
+    fn keep_alive_reuses_one_connection() {
+        let (addr, handle) = keep_alive_server(1, |req| {
+            let first_line = req.lines().next().unwrap_or_default();
+            if req.starts_with("POST") {
+                let body = req.split("\r\n\r\n").nth(1).unwrap_or_default();
+                ok_response(&format!("{first_line} {body}"))
+            } else {
+                // Chunked, to cover both framings on one connection.
+                format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first_line}\r\n0\r\n\r\n",
+                    first_line.len()
+                )
+            }
+        });
+        let url = Url::parse(&format!("http://{addr}/base/")).unwrap();
+        let mut c = HttpClient::with_config(url, config());
+        for i in 0..5 {
+            let resp = c
+                .send(&Request::post_json(
+                    "/kbs/v0/auth",
+                    format!("{{\"n\":{i}}}"),
+                ))
+                .unwrap();
+            assert_eq!(
+                resp.body(),
+                format!("POST /base/kbs/v0/auth HTTP/1.1 {{\"n\":{i}}}").as_bytes()
+            );
+            assert!(resp.keep_alive());
+            let resp = c.send(&Request::get("/kbs/v0/resource/a/b/c")).unwrap();
+            assert_eq!(resp.body(), b"GET /base/kbs/v0/resource/a/b/c HTTP/1.1");
+        }
+        assert_eq!(c.connections_opened(), 1);
+        drop(c);
+        assert_eq!(handle.join().unwrap(), (1, 10));
+    }
+
+    #[test]
+    fn request_headers_on_the_wire() {
+        let (addr, handle) = server(|listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            let req = read_request(&mut s).unwrap();
+            s.write_all(ok_response("").as_bytes()).unwrap();
+            req
+        });
+        let mut c = client(addr, config());
+        let req = Request::get("/kbs/v0/resource/x/y/z")
+            .with_cookie("kbs-session-id", "0123456789abcdef0123456789abcdef")
+            .with_bearer("tok.en");
+        assert_eq!(c.send(&req).unwrap().status(), 200);
+        drop(c);
+        let wire = handle.join().unwrap();
+        assert_eq!(
+            wire,
+            format!(
+                "GET /kbs/v0/resource/x/y/z HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {}\r\n\
+                 Accept: application/json\r\nCookie: kbs-session-id=0123456789abcdef0123456789abcdef\r\n\
+                 Authorization: Bearer tok.en\r\n\r\n",
+                sealgate::http::USER_AGENT
+            )
+        );
+    }
+
+    #[test]
+    fn idle_connection_closed_by_server_is_replaced() {
+        let (closed_tx, closed_rx) = mpsc::channel();
+        let (addr, handle) = server(move |listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(ok_response("one").as_bytes()).unwrap();
+            drop(s); // the keep-alive timeout of the server
+            closed_tx.send(()).unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(ok_response("two").as_bytes()).unwrap();
+            read_request(&mut s).is_none()
+        });
+        let mut c = client(addr, config());
+        assert_eq!(c.send(&Request::get("/1")).unwrap().body(), b"one");
+        closed_rx.recv().unwrap();
+        assert_eq!(c.send(&Request::get("/2")).unwrap().body(), b"two");
+        assert_eq!(c.connections_opened(), 2);
+        drop(c);
+        assert!(handle.join().unwrap());
+    }
+
+    #[test]
+    fn idle_connection_with_stray_bytes_is_not_reused() {
+        let (got_tx, got_rx) = mpsc::channel::<()>();
+        let (sent_tx, sent_rx) = mpsc::channel();
+        let (addr, handle) = server(move |listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(ok_response("one").as_bytes()).unwrap();
+            got_rx.recv().unwrap();
+            // Bytes nobody asked for, after the response was read (a confused or hostile
+            // peer): reading them as the answer to the next request would be wrong.
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+                .unwrap();
+            sent_tx.send(()).unwrap();
+            let (mut s2, _) = listener.accept().unwrap();
+            read_request(&mut s2).unwrap();
+            s2.write_all(ok_response("two").as_bytes()).unwrap();
+            read_request(&mut s2).is_none()
+        });
+        let mut c = client(addr, config());
+        let first = c.send(&Request::get("/1")).unwrap();
+        assert_eq!(first.body(), b"one");
+        assert!(first.keep_alive());
+        got_tx.send(()).unwrap();
+        sent_rx.recv().unwrap();
+        thread::sleep(Duration::from_millis(50)); // let the stray bytes arrive
+        assert_eq!(c.send(&Request::get("/2")).unwrap().body(), b"two");
+        assert_eq!(c.connections_opened(), 2);
+        drop(c);
+        assert!(handle.join().unwrap());
+    }
+
+    #[test]
+    fn connection_idle_too_long_is_not_reused() {
+        let (addr, handle) = keep_alive_server(2, |_| ok_response("hi"));
+        let mut c = client(
+            addr,
+            ClientConfig {
+                max_idle: Duration::from_millis(50),
+                ..config()
+            },
+        );
+        c.send(&Request::get("/1")).unwrap();
+        c.send(&Request::get("/2")).unwrap();
+        assert_eq!(c.connections_opened(), 1);
+        thread::sleep(Duration::from_millis(100));
+        c.send(&Request::get("/3")).unwrap();
+        assert_eq!(c.connections_opened(), 2);
+        drop(c);
+        assert_eq!(handle.join().unwrap(), (2, 3));
+    }
+
+    /// The server takes the next request on a kept-alive connection, then closes it
+    /// without answering (FIN or reset): the client resends once on a new connection.
+    fn resend_after_silent_close(with_reset: bool) {
+        let (addr, handle) = server(move |listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(ok_response("one").as_bytes()).unwrap();
+            let second = read_request(&mut s).unwrap();
+            if with_reset {
+                reset(s);
+            } else {
+                drop(s);
+            }
+            let (mut s, _) = listener.accept().unwrap();
+            let again = read_request(&mut s).unwrap();
+            s.write_all(ok_response("two").as_bytes()).unwrap();
+            assert!(read_request(&mut s).is_none());
+            assert!(no_pending_connection(&listener));
+            second == again
+        });
+        let mut c = client(addr, config());
+        assert_eq!(c.send(&Request::get("/1")).unwrap().body(), b"one");
+        let resp = c.send(&Request::post_json("/2", "{}")).unwrap();
+        assert_eq!(resp.body(), b"two");
+        assert_eq!(c.connections_opened(), 2);
+        drop(c);
+        assert!(handle.join().unwrap(), "the resent request differs");
+    }
+
+    #[test]
+    fn resend_after_close_without_response() {
+        resend_after_silent_close(false);
+    }
+
+    #[test]
+    fn resend_after_reset_without_response() {
+        resend_after_silent_close(true);
+    }
+
+    #[test]
+    fn resend_happens_only_once() {
+        let (addr, handle) = server(|listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(ok_response("one").as_bytes()).unwrap();
+            read_request(&mut s).unwrap();
+            drop(s);
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            drop(s);
+            listener
+        });
+        let mut c = client(addr, config());
+        c.send(&Request::get("/1")).unwrap();
+        let err = c.send(&Request::get("/2")).unwrap_err();
+        assert_eq!(err.phase, Phase::Receive);
+        assert_eq!(
+            err.kind,
+            NetErrorKind::Http(HttpError::ClosedBeforeResponse)
+        );
+        assert_eq!(err.peer, addr.to_string());
+        assert_eq!(c.connections_opened(), 2);
+        let listener = handle.join().unwrap();
+        assert!(no_pending_connection(&listener));
+    }
+
+    #[test]
+    fn fresh_connection_closed_without_response_is_not_resent() {
+        let (addr, handle) = server(|listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            drop(s);
+            listener
+        });
+        let mut c = client(addr, config());
+        let err = c.send(&Request::get("/1")).unwrap_err();
+        assert_eq!(
+            err.kind,
+            NetErrorKind::Http(HttpError::ClosedBeforeResponse)
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "receive from {addr}: the server closed the connection without sending a response"
+            )
+        );
+        assert_eq!(c.connections_opened(), 1);
+        let listener = handle.join().unwrap();
+        assert!(no_pending_connection(&listener));
+    }
+
+    #[test]
+    fn reset_mid_response_is_an_error_without_resend() {
+        let (addr, handle) = server(|listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(ok_response("one").as_bytes()).unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nSECRET-PART")
+                .unwrap();
+            s.flush().unwrap();
+            thread::sleep(Duration::from_millis(50));
+            reset(s);
+            listener
+        });
+        let mut c = client(addr, config());
+        c.send(&Request::get("/1")).unwrap();
+        let err = c.send(&Request::get("/2")).unwrap_err();
+        assert_eq!(err.phase, Phase::Receive);
+        // A reset is reported as ECONNRESET; should the partial bytes and the close be
+        // read before the reset shows, it is a truncated body. Never a resend.
+        match &err.kind {
+            NetErrorKind::Io(Errno::CONNRESET) => {}
+            NetErrorKind::Http(HttpError::TruncatedBody {
+                received: 11,
+                expected: 100,
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!err.to_string().contains("SECRET"));
+        assert_eq!(c.connections_opened(), 1);
+        let listener = handle.join().unwrap();
+        assert!(no_pending_connection(&listener));
+    }
+
+    #[test]
+    fn connection_close_is_honoured() {
+        let (addr, handle) = server(|listener| {
+            let mut requests = 0;
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().unwrap();
+                read_request(&mut s).unwrap();
+                requests += 1;
+                // Close-delimited body.
+                s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye")
+                    .unwrap();
+                drop(s);
+            }
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            // HTTP/1.0 without keep-alive closes too.
+            s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            drop(s);
+            requests + 1
+        });
+        let mut c = client(addr, config());
+        for _ in 0..2 {
+            let resp = c.send(&Request::get("/")).unwrap();
+            assert_eq!(resp.body(), b"bye");
+            assert!(!resp.keep_alive());
+        }
+        assert_eq!(c.send(&Request::get("/")).unwrap().body(), b"ok");
+        assert_eq!(c.connections_opened(), 3);
+        assert_eq!(handle.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn read_timeout_when_the_server_never_answers() {
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (addr, handle) = server(move |listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            done_rx.recv().ok(); // hold the connection open, silently
+        });
+        let mut c = client(
+            addr,
+            ClientConfig {
+                read_timeout: Duration::from_millis(200),
+                ..config()
+            },
+        );
+        let start = Instant::now();
+        let err = c.send(&Request::get("/")).unwrap_err();
+        let elapsed = start.elapsed();
+        assert_eq!(err.phase, Phase::Receive);
+        assert_eq!(err.kind, NetErrorKind::Timeout(Duration::from_millis(200)));
+        assert!(err.is_timeout());
+        assert_eq!(
+            err.to_string(),
+            format!("receive from {addr}: timed out after 200 ms")
+        );
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert_eq!(c.connections_opened(), 1);
+        done_tx.send(()).unwrap();
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn request_deadline_stops_a_trickling_server() {
+        let (addr, handle) = server(|listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                .unwrap();
+            // One byte every 20 ms until the client gives up.
+            while s.write_all(b"x").is_ok() {
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let mut c = client(
+            addr,
+            ClientConfig {
+                read_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_millis(300),
+                ..config()
+            },
+        );
+        let start = Instant::now();
+        let err = c.send(&Request::get("/")).unwrap_err();
+        assert_eq!(err.phase, Phase::Receive);
+        assert_eq!(err.kind, NetErrorKind::Timeout(Duration::from_millis(300)));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        drop(c);
+        handle.join().unwrap();
+    }
+
+    /// A listener whose accept queue is full: the kernel drops further SYNs, so a
+    /// connection attempt hangs until the client gives up. Deterministic on loopback.
+    fn full_listener() -> (OwnedFd, SocketAddr, Vec<TcpStream>) {
+        let fd = rustix::net::socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        rustix::net::bind(&fd, &any).unwrap();
+        rustix::net::listen(&fd, 0).unwrap();
+        let addr = match rustix::net::getsockname(&fd).unwrap().try_into() {
+            Ok(SocketAddr::V4(a)) => SocketAddr::V4(a),
+            other => panic!("{other:?}"),
+        };
+        let mut fillers = Vec::new();
+        for _ in 0..16 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(s) => fillers.push(s),
+                Err(_) => return (fd, addr, fillers), // the queue is full
+            }
+        }
+        panic!("the accept queue never filled up");
+    }
+
+    #[test]
+    fn connect_timeout() {
+        let (_listener, addr, _fillers) = full_listener();
+        let mut c = client(
+            addr,
+            ClientConfig {
+                connect_timeout: Duration::from_millis(200),
+                ..config()
+            },
+        );
+        let start = Instant::now();
+        let err = c.send(&Request::get("/")).unwrap_err();
+        let elapsed = start.elapsed();
+        assert_eq!(err.phase, Phase::Connect);
+        assert_eq!(err.kind, NetErrorKind::Timeout(Duration::from_millis(200)));
+        assert_eq!(
+            err.to_string(),
+            format!("connect to {addr}: timed out after 200 ms")
+        );
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert_eq!(c.connections_opened(), 0);
+    }
+
+    #[test]
+    fn connection_refused() {
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let mut c = client(addr, config());
+        let err = c.send(&Request::get("/")).unwrap_err();
+        assert_eq!(err.phase, Phase::Connect);
+        assert_eq!(err.kind, NetErrorKind::Io(Errno::CONNREFUSED));
+        assert!(
+            err.to_string().starts_with(&format!("connect to {addr}: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_request_fails_before_connecting() {
+        let mut c = client("127.0.0.1:9".parse().unwrap(), config());
+        let err = c.send(&Request::get("/a b")).unwrap_err();
+        assert_eq!(err.phase, Phase::Send);
+        assert_eq!(
+            err.kind,
+            NetErrorKind::Http(HttpError::InvalidRequest { field: "target" })
+        );
+        assert_eq!(c.connections_opened(), 0);
+    }
+
+    #[test]
+    fn response_errors_name_peer_and_phase() {
+        let (addr, handle) = server(|listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n")
+                .unwrap();
+            read_request(&mut s).is_none()
+        });
+        let mut c = client(addr, config());
+        let err = c.send(&Request::get("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("receive from {addr}: response body exceeds the 1048576-byte limit")
+        );
+        drop(c);
+        assert!(handle.join().unwrap());
+    }
+
+    #[test]
+    fn hosts_file_then_system_resolver() {
+        let (addr, handle) = keep_alive_server(2, |_| ok_response("hi"));
+        let dir = std::env::temp_dir().join(format!("sealgate-net-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hosts = dir.join("hosts");
+        // ::1 first: nothing listens there on this port, so the second address is used.
+        std::fs::write(&hosts, "# test\n::1 kbs.test\n127.0.0.1 other KBS.Test\n").unwrap();
+        let url = Url::parse(&format!("http://kbs.test:{}", addr.port())).unwrap();
+        let mut c = HttpClient::with_config(
+            url,
+            ClientConfig {
+                hosts_file: hosts.clone(),
+                ..config()
+            },
+        );
+        assert_eq!(c.send(&Request::get("/")).unwrap().body(), b"hi");
+        assert_eq!(c.connections_opened(), 1);
+        drop(c);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // Not in our hosts file: the system resolver answers for localhost.
+        let url = Url::parse(&format!("http://localhost:{}", addr.port())).unwrap();
+        let mut c = HttpClient::with_config(url, config());
+        assert_eq!(c.send(&Request::get("/")).unwrap().body(), b"hi");
+        drop(c);
+        assert_eq!(handle.join().unwrap(), (2, 2));
+    }
+}
