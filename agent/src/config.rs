@@ -97,8 +97,11 @@ pub struct Settings {
     pub owner: Option<(u32, u32)>,
     /// Mode of written files.
     pub mode: Option<u32>,
-    /// Size limit of the tmpfs sealgate mounts (`mount -o size=`).
-    pub tmpfs_size: Option<String>,
+    /// Size limit of the tmpfs sealgate mounts (`mount -o size=`), bytes.
+    pub tmpfs_size: Option<u64>,
+    /// Mount a tmpfs on the sealed directory when running as root and nothing is mounted
+    /// there (default true).
+    pub mount_tmpfs: Option<bool>,
     /// Write to a filesystem that is not tmpfs/ramfs (insecure: tests and demos).
     pub allow_non_tmpfs: Option<bool>,
     /// Resources to fetch.
@@ -138,6 +141,7 @@ impl Settings {
             owner,
             mode,
             tmpfs_size,
+            mount_tmpfs,
             allow_non_tmpfs,
             resources,
             sealed_secrets_dir,
@@ -166,9 +170,8 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_SEALED_DIR.to_string()),
             owner: self.owner,
             mode: self.mode.unwrap_or(0o400),
-            tmpfs_size: self
-                .tmpfs_size
-                .unwrap_or_else(|| DEFAULT_TMPFS_SIZE.to_string()),
+            tmpfs_size: self.tmpfs_size.unwrap_or(DEFAULT_TMPFS_SIZE),
+            mount_tmpfs: self.mount_tmpfs.unwrap_or(true),
             allow_non_tmpfs: self.allow_non_tmpfs.unwrap_or(false),
             resources: self.resources.unwrap_or_default(),
             sealed_secrets_dir: self.sealed_secrets_dir,
@@ -187,8 +190,8 @@ impl Settings {
 
 /// Default directory for secrets.
 pub const DEFAULT_SEALED_DIR: &str = "/sealed";
-/// Default tmpfs size limit.
-pub const DEFAULT_TMPFS_SIZE: &str = "16m";
+/// Default tmpfs size limit (16 MiB).
+pub const DEFAULT_TMPFS_SIZE: u64 = 16 << 20;
 /// Where upstream's CDH looks up local sealed-secret verification keys.
 pub const DEFAULT_SEALED_SECRET_KEYS_DIR: &str = "/run/confidential-containers/cdh/sealed-secret";
 /// Default config file, read if it exists and no other is named.
@@ -209,8 +212,10 @@ pub struct Config {
     pub owner: Option<(u32, u32)>,
     /// Mode of written files.
     pub mode: u32,
-    /// tmpfs size limit.
-    pub tmpfs_size: String,
+    /// tmpfs size limit, bytes.
+    pub tmpfs_size: u64,
+    /// Mount a tmpfs when root and nothing is mounted.
+    pub mount_tmpfs: bool,
     /// Accept a non-tmpfs sealed directory.
     pub allow_non_tmpfs: bool,
     /// Resources to fetch.
@@ -331,6 +336,7 @@ struct FileConfig {
     owner: Option<String>,
     mode: Option<String>,
     tmpfs_size: Option<String>,
+    mount_tmpfs: Option<bool>,
     allow_non_tmpfs: Option<bool>,
     sealed_secrets_dir: Option<String>,
     sealed_secret_keys_dir: Option<String>,
@@ -372,7 +378,8 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         sealed_dir: f.sealed_dir,
         owner: f.owner.as_deref().map(parse_owner).transpose()?,
         mode: f.mode.as_deref().map(parse_mode).transpose()?,
-        tmpfs_size: f.tmpfs_size.map(|s| validated_size(&s)).transpose()?,
+        tmpfs_size: f.tmpfs_size.as_deref().map(parse_size).transpose()?,
+        mount_tmpfs: f.mount_tmpfs,
         allow_non_tmpfs: f.allow_non_tmpfs,
         resources: if resources.is_empty() {
             None
@@ -390,18 +397,22 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
     })
 }
 
-/// Checks a tmpfs `size=` value: digits with an optional k/m/g suffix or `%`.
-pub fn validated_size(s: &str) -> Result<String, ConfigError> {
-    let digits = s.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
-    let suffix_len = s.len() - digits.len();
-    if digits.is_empty() || suffix_len > 1 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ConfigError::invalid(
-            "tmpfs size",
-            s,
-            "expected e.g. 16m, 1g or 10%",
-        ));
+/// Parses a size: digits with an optional k/m/g suffix (powers of 1024), e.g. `16m`.
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let bad = || ConfigError::invalid("tmpfs size", s, "expected e.g. 16m, 512k or 1g");
+    let (digits, shift) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 10),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 20),
+        Some(b'g' | b'G') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
-    Ok(s.to_string())
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift)
+        .filter(|&v| v > 0)
+        .ok_or_else(bad)
 }
 
 fn first_line(s: &str) -> String {
@@ -475,7 +486,7 @@ pub fn parse_cmdline(
             "sealgate.sealed_dir" => s.sealed_dir = Some(value.to_string()),
             "sealgate.owner" => s.owner = Some(parse_owner(value)?),
             "sealgate.mode" => s.mode = Some(parse_mode(value)?),
-            "sealgate.tmpfs_size" => s.tmpfs_size = Some(validated_size(value)?),
+            "sealgate.tmpfs_size" => s.tmpfs_size = Some(parse_size(value)?),
             "sealgate.sealed_secrets" => s.sealed_secrets_dir = Some(value.to_string()),
             "sealgate.deadline" => s.deadline_secs = Some(parse_u64(key, value)?),
             "sealgate.log" => s.log_level = Some(value.to_string()),
@@ -560,7 +571,12 @@ mod tests {
         }
         assert_eq!(parse_owner("1000:100").unwrap(), (1000, 100));
         assert!(parse_owner("root:root").is_err());
-        assert!(validated_size("16m").is_ok() && validated_size("10%").is_ok());
+        assert_eq!(parse_size("16m").unwrap(), 16 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        for bad in ["16mb", "m", "1,uid=0", "10%", "0", "99999999999g"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
         assert!(
             validated_size("16mb").is_err()
                 && validated_size("m").is_err()

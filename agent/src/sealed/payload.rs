@@ -93,7 +93,6 @@ impl WrapType {
 
 /// What the caller must do to obtain a verified secret's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Unseal<'a> {
     /// Fetch this KBS resource URI (`kbs://<ignored-host>/repo/type/tag` or
     /// `kbs+<plugin>://...`) from the configured KBS; the resource bytes are the value.

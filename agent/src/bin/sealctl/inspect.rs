@@ -144,7 +144,6 @@ fn print_payload(secret: &Secret) {
         Ok(Unseal::KbsResource(uri)) => {
             println!("sealgate: unseals by fetching KBS resource {}", show(uri))
         }
-        Ok(_) => println!("sealgate: unseals"),
         Err(e) => println!("sealgate: cannot unseal: {e}"),
     }
 }

@@ -66,6 +66,7 @@ OPTIONS (flags override the config file, which overrides the kernel command line
     --owner UID:GID               owner of written files [the running user]
     --mode MODE                   mode of written files [0400]
     --tmpfs-size SIZE             size limit of the tmpfs sealgate mounts [16m]
+    --no-mount                    never mount a tmpfs (use what is mounted at the sealed dir)
     --insecure-allow-non-tmpfs    INSECURE: allow a sealed dir that is not tmpfs/ramfs
     --tee auto|sample|snp|tdx     TEE to attest as [auto: detect SNP/TDX, never sample]
     --tee-key ALG                 ECDH-ES+A256KW-P256 (default), ECDH-ES+A256KW-P521,
@@ -87,13 +88,19 @@ sealgate.deadline=, sealgate.log=, sealgate.init_data=, sealgate.config=.
 /// Parses `args` (without the program name).
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut it = args.iter();
-    let Some(sub) = it.next() else { return Ok(Command::Help) };
+    let Some(sub) = it.next() else {
+        return Ok(Command::Help);
+    };
     let sub = sub.as_str();
     match sub {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" | "version" => return Ok(Command::Version),
         "unseal" | "get-resource" => {}
-        other => return Err(UsageError(format!("unknown command '{other}' (try --help)"))),
+        other => {
+            return Err(UsageError(format!(
+                "unknown command '{other}' (try --help)"
+            )));
+        }
     }
     let mut o = Options::default();
     let mut resources: Vec<ResourceSpec> = Vec::new();
@@ -104,8 +111,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (arg.as_str(), None),
         };
-        let mut value = |it: &mut std::slice::Iter<'_, String>| -> Result<String, UsageError> {
-            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| UsageError(format!("{name} needs a value")))
+        let value = |it: &mut std::slice::Iter<'_, String>| -> Result<String, UsageError> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
         };
         match name {
             "-h" | "--help" => return Ok(Command::Help),
@@ -117,20 +127,28 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--sealed-dir" => f.sealed_dir = Some(value(&mut it)?),
             "--owner" => f.owner = Some(config::parse_owner(&value(&mut it)?)?),
             "--mode" => f.mode = Some(config::parse_mode(&value(&mut it)?)?),
-            "--tmpfs-size" => f.tmpfs_size = Some(config::validated_size(&value(&mut it)?)?),
+            "--tmpfs-size" => f.tmpfs_size = Some(config::parse_size(&value(&mut it)?)?),
+            "--no-mount" => f.mount_tmpfs = Some(false),
             "--insecure-allow-non-tmpfs" => f.allow_non_tmpfs = Some(true),
             "--tee" => f.tee = Some(TeeChoice::parse(&value(&mut it)?)?),
             "--tee-key" => f.key_algorithm = Some(config::parse_key_algorithm(&value(&mut it)?)?),
             "--init-data" => f.init_data = Some(value(&mut it)?),
-            "--deadline" => f.deadline_secs = Some(config::parse_u64("--deadline", &value(&mut it)?)?),
-            "--connect-timeout-ms" => {
-                f.connect_timeout_ms = Some(config::parse_u64("--connect-timeout-ms", &value(&mut it)?)?)
+            "--deadline" => {
+                f.deadline_secs = Some(config::parse_u64("--deadline", &value(&mut it)?)?)
             }
-            "--io-timeout-ms" => f.io_timeout_ms = Some(config::parse_u64("--io-timeout-ms", &value(&mut it)?)?),
+            "--connect-timeout-ms" => {
+                f.connect_timeout_ms =
+                    Some(config::parse_u64("--connect-timeout-ms", &value(&mut it)?)?)
+            }
+            "--io-timeout-ms" => {
+                f.io_timeout_ms = Some(config::parse_u64("--io-timeout-ms", &value(&mut it)?)?)
+            }
             "--log-level" => f.log_level = Some(value(&mut it)?),
             "--config" => o.config_file = Some(value(&mut it)?),
             "--kernel-cmdline" => o.kernel_cmdline = Some(value(&mut it)?),
-            s if s.starts_with('-') => return Err(UsageError(format!("unknown option '{s}' (try --help)"))),
+            s if s.starts_with('-') => {
+                return Err(UsageError(format!("unknown option '{s}' (try --help)")));
+            }
             _ => positional.push(arg.clone()),
         }
     }
@@ -144,7 +162,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         },
         _ => match positional.as_slice() {
             [uri] => Ok(Command::GetResource(o, uri.clone())),
-            _ => Err(UsageError("get-resource takes exactly one resource URI".into())),
+            _ => Err(UsageError(
+                "get-resource takes exactly one resource URI".into(),
+            )),
         },
     }
 }
@@ -172,7 +192,9 @@ mod tests {
         assert_eq!(o.flags.mode, Some(0o440));
         assert_eq!(o.flags.allow_non_tmpfs, Some(true));
         assert_eq!(o.config_file.as_deref(), Some("/etc/x.toml"));
-        assert!(matches!(parse(&args("get-resource --kbs http://x kbs:///a/b/c")), Ok(Command::GetResource(_, u)) if u == "kbs:///a/b/c"));
+        assert!(
+            matches!(parse(&args("get-resource --kbs http://x kbs:///a/b/c")), Ok(Command::GetResource(_, u)) if u == "kbs:///a/b/c")
+        );
     }
 
     #[test]
@@ -181,7 +203,10 @@ mod tests {
             ("frobnicate", "unknown command"),
             ("unseal --bogus", "unknown option '--bogus'"),
             ("unseal --kbs", "--kbs needs a value"),
-            ("unseal --resource kbs:///a/b", "exactly <repo>/<type>/<tag>"),
+            (
+                "unseal --resource kbs:///a/b",
+                "exactly <repo>/<type>/<tag>",
+            ),
             ("unseal --mode 0644", "invalid mode"),
             ("unseal --tee-key ECDH-ES+A256KW-P384", "P-384"),
             ("unseal extra", "unexpected argument"),

@@ -6,7 +6,7 @@
 
 use crate::evidence::Attester;
 use crate::{debug, info, warn};
-use sealgate::kbs::{self, Backoff, Call, Fetch, Handshake, KbsClientError, Next, Reply, Session};
+use sealgate::kbs::{Backoff, Call, Fetch, Handshake, KbsClientError, Next, Reply, Session};
 use sealgate::rcar::Tee;
 use sealgate::teekey::TeeKey;
 use sealgate::uri::ResourceUri;
@@ -128,7 +128,9 @@ impl<T: Transport> Client<T> {
         let delay = Duration::from_millis(self.backoff.next_delay_ms((self.jitter)()));
         let now = Instant::now();
         if now + delay > self.deadline {
-            return Err(ClientError::Transport(format!("{why}; giving up: the retry deadline has passed")));
+            return Err(ClientError::Transport(format!(
+                "{why}; giving up: the retry deadline has passed"
+            )));
         }
         warn!("{why}; retrying in {} ms", delay.as_millis());
         self.stats.retries += 1;
@@ -136,34 +138,26 @@ impl<T: Transport> Client<T> {
         Ok(())
     }
 
-    fn exchange(&mut self, call: &Call<'_>) -> Result<Attempt<Response>, ClientError> {
-        match self.transport.exchange(call) {
-            Ok(r) => Ok(Attempt::Done(r)),
-            Err(e) if e.transient => Ok(Attempt::Retry(e.message)),
-            Err(e) => Err(ClientError::Transport(e.message)),
-        }
-    }
-
     /// Runs one RCAR handshake (auth, evidence, attest).
     fn handshake(&mut self) -> Result<Attempt<Session>, ClientError> {
         let mut hs = Handshake::new(self.tee, &self.key);
-        let call = hs.auth_call();
-        let resp = match self.transport.exchange(&call) {
-            Ok(r) => r,
-            Err(e) if e.transient => return Ok(Attempt::Retry(e.message)),
-            Err(e) => return Err(ClientError::Transport(e.message)),
+        let resp = match send(&mut self.transport, &hs.auth_call())? {
+            Attempt::Done(r) => r,
+            Attempt::Retry(why) => return Ok(Attempt::Retry(why)),
         };
         let digest = match hs.on_auth(reply(&resp)) {
             Ok(d) => d,
             Err(e) if e.is_transient() => return Ok(Attempt::Retry(e.to_string())),
             Err(e) => return Err(ClientError::Kbs(e)),
         };
-        let evidence = self.attester.evidence(&digest).map_err(ClientError::Evidence)?;
+        let evidence = self
+            .attester
+            .evidence(&digest)
+            .map_err(ClientError::Evidence)?;
         let call = hs.attest_call(&evidence, self.init_data.as_deref());
-        let resp = match self.transport.exchange(&call) {
-            Ok(r) => r,
-            Err(e) if e.transient => return Ok(Attempt::Retry(e.message)),
-            Err(e) => return Err(ClientError::Transport(e.message)),
+        let resp = match send(&mut self.transport, &call)? {
+            Attempt::Done(r) => r,
+            Attempt::Retry(why) => return Ok(Attempt::Retry(why)),
         };
         match hs.on_attest(reply(&resp)) {
             Ok(s) => Ok(Attempt::Done(s)),
@@ -195,9 +189,11 @@ impl<T: Transport> Client<T> {
         }
         let mut fetch = Fetch::new();
         loop {
-            let Some(session) = self.session.as_ref() else { return Err(ClientError::Transport("no session".into())) };
+            let Some(session) = self.session.as_ref() else {
+                return Err(ClientError::Transport("no session".into()));
+            };
             let call = session.resource_call(uri);
-            let resp = match self.exchange(&call)? {
+            let resp = match send(&mut self.transport, &call)? {
                 Attempt::Done(r) => r,
                 Attempt::Retry(why) => {
                     self.pause(&why)?;
@@ -211,7 +207,9 @@ impl<T: Transport> Client<T> {
                     return Ok(secret);
                 }
                 Ok(Next::Reattest) => {
-                    let why = sealgate::rcar::KbsError::parse(&resp.body).map(|e| e.to_string()).unwrap_or_default();
+                    let why = sealgate::rcar::KbsError::parse(&resp.body)
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
                     warn!("{uri}: HTTP 401 {why}; attesting again");
                     self.attest()?;
                 }
@@ -222,6 +220,22 @@ impl<T: Transport> Client<T> {
     }
 }
 
+/// One exchange, sorting transport failures into "retry later" and "give up".
+fn send<T: Transport>(
+    transport: &mut T,
+    call: &Call<'_>,
+) -> Result<Attempt<Response>, ClientError> {
+    match transport.exchange(call) {
+        Ok(r) => Ok(Attempt::Done(r)),
+        Err(e) if e.transient => Ok(Attempt::Retry(e.message)),
+        Err(e) => Err(ClientError::Transport(e.message)),
+    }
+}
+
 fn reply(resp: &Response) -> Reply<'_> {
-    Reply { status: resp.status, body: &resp.body, session_cookie: resp.session_cookie.as_deref() }
+    Reply {
+        status: resp.status,
+        body: &resp.body,
+        session_cookie: resp.session_cookie.as_deref(),
+    }
 }

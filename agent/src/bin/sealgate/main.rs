@@ -1,11 +1,65 @@
-//! sealgate: the guest agent.
+//! sealgate: the guest agent. See `sealgate --help`.
 #![forbid(unsafe_code)]
 
 #[path = "../shell/mod.rs"]
 mod shell;
 
-fn main() {
-    let mut rng = shell::os_rng::os_rng();
-    let _ = &mut rng;
-    info!("sealgate skeleton");
+mod cli;
+mod client;
+mod evidence;
+mod initdata_source;
+mod run;
+mod transport;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sealgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        cli::Command::Help => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        cli::Command::Version => {
+            println!("sealgate {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        cli::Command::Unseal(opts) => with_log_level(&opts).and_then(|()| run::unseal(&opts)),
+        cli::Command::GetResource(opts, uri) => {
+            with_log_level(&opts).and_then(|()| run::get_resource(&opts, &uri))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(run::Failure(message)) => {
+            error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Applies the log level early (flag, else `SEALGATE_LOG`); the config file and kernel
+/// command line can lower or raise it once loaded.
+fn with_log_level(opts: &cli::Options) -> Result<(), run::Failure> {
+    let level = opts
+        .flags
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("SEALGATE_LOG").ok());
+    if let Some(name) = level {
+        let level = shell::log::Level::parse(&name).ok_or_else(|| {
+            run::Failure(format!(
+                "invalid log level '{name}' (error, warn, info or debug)"
+            ))
+        })?;
+        shell::log::set_level(level);
+    }
+    Ok(())
 }

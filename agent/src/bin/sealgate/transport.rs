@@ -1,0 +1,79 @@
+//! The KBS client's calls over the HTTP/1.1 client and the kernel TCP stack.
+
+use crate::client::{Response, Transport, TransportError};
+use crate::shell::net::{HttpClient, NetError, NetErrorKind};
+use sealgate::http::{HttpError, Request};
+use sealgate::kbs::{Call, Method};
+use zeroize::Zeroizing;
+
+/// Trustee's session cookie.
+pub const SESSION_COOKIE: &str = "kbs-session-id";
+
+/// One keep-alive HTTP connection to the KBS.
+pub struct HttpTransport {
+    client: HttpClient,
+}
+
+impl HttpTransport {
+    /// Wraps a configured client.
+    pub fn new(client: HttpClient) -> Self {
+        HttpTransport { client }
+    }
+
+    /// TCP connections opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.client.connections_opened()
+    }
+}
+
+/// Whether trying again later can help: everything the network or a restarting server
+/// causes; not a response that is too big or a request we cannot encode.
+fn transient(e: &NetError) -> bool {
+    match &e.kind {
+        NetErrorKind::Http(h) => !matches!(
+            h,
+            HttpError::BodyTooLarge { .. }
+                | HttpError::HeadTooLarge { .. }
+                | HttpError::TrailersTooLarge { .. }
+                | HttpError::TooManyHeaders { .. }
+                | HttpError::InvalidRequest { .. }
+                | HttpError::InvalidCookie { .. }
+                | HttpError::UnexpectedUpgrade
+        ),
+        _ => true,
+    }
+}
+
+impl Transport for HttpTransport {
+    fn exchange(&mut self, call: &Call<'_>) -> Result<Response, TransportError> {
+        let mut request = match call.method {
+            Method::Get => Request::get(call.path.as_str()),
+            Method::Post => {
+                Request::post_json(call.path.as_str(), call.body.clone().unwrap_or_default())
+            }
+        };
+        if let Some(cookie) = call.session_cookie {
+            request = request.with_cookie(SESSION_COOKIE, cookie);
+        }
+        if let Some(token) = call.bearer {
+            request = request.with_bearer(token);
+        }
+        let response = self.client.send(&request).map_err(|e| TransportError {
+            message: e.to_string(),
+            transient: transient(&e),
+        })?;
+        let session_cookie = response
+            .cookie(SESSION_COOKIE)
+            .map_err(|e| TransportError {
+                message: format!("KBS response: {e}"),
+                transient: false,
+            })?
+            .map(String::from);
+        let status = response.status();
+        Ok(Response {
+            status,
+            body: Zeroizing::new(response.into_body()),
+            session_cookie,
+        })
+    }
+}
