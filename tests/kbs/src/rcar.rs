@@ -384,6 +384,41 @@ mod tests {
         );
     }
 
+    /// Every recorded case of `jcs-cases.json`, including the device binding (no
+    /// `additional-evidence` member) of the sampledevice case.
+    #[test]
+    fn binding_matches_recorded_jcs_cases() {
+        let path = format!(
+            "{}/../vectors/trustee/jcs-cases.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let cases: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        for case in cases["cases"].as_array().unwrap() {
+            let obj = &case["hashed_object"];
+            let key: TeePubKey = serde_json::from_value(obj["tee-pubkey"].clone()).unwrap();
+            let nonce = obj["nonce"].as_str().unwrap();
+            let rd = runtime_data(&key, nonce, obj["additional-evidence"].as_str());
+            assert_eq!(
+                sealgate::jcs::to_string(&rd),
+                case["jcs"],
+                "{}",
+                case["name"]
+            );
+            assert_eq!(
+                hex(&binding_digest(&rd)),
+                case["sha384_hex"],
+                "{}",
+                case["name"]
+            );
+            if let Some(device) = case.get("device_binding") {
+                let rd = runtime_data(&key, nonce, None);
+                assert_eq!(sealgate::jcs::to_string(&rd), device["jcs"]);
+                assert_eq!(hex(&binding_digest(&rd)), device["sha384_hex"]);
+            }
+        }
+    }
+
     #[test]
     fn extra_jwk_members_are_dropped() {
         let body = br#"{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"RSA","alg":"RSA-OAEP-256","n":"AQ","e":"AQAB","kid":"x","use":"enc"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}}"#;

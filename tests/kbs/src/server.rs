@@ -476,13 +476,13 @@ fn send(
 ) -> Result<Next, Closed> {
     let (head, body) = response.encode(framing, close);
     let bytes = [head, body].concat();
+    // Counted before writing, so that a client that has read the response sees it counted.
+    shared.stats.response(counter, response.status);
     if close {
         conn.write_and_close(&bytes);
-        shared.stats.response(counter, response.status);
         return Ok(Next::Close);
     }
     conn.stream.write_all(&bytes).map_err(|_| Closed::Done)?;
-    shared.stats.response(counter, response.status);
     Ok(Next::KeepGoing)
 }
 
@@ -495,12 +495,12 @@ fn stream_oversize(
     close: bool,
 ) -> Result<Next, Closed> {
     let head = Response::json(Vec::new()).head(framing, size, close);
+    shared.stats.response(counter, 200);
     let mut out = io::BufWriter::with_capacity(64 << 10, &conn.stream);
     let written = write_oversize(&mut out, &head, size, framing);
     drop(out);
     match written {
         Ok(()) => {
-            shared.stats.response(counter, 200);
             if close {
                 conn.write_and_close(&[]);
                 Ok(Next::Close)

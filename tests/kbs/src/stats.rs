@@ -8,8 +8,8 @@ use std::sync::Mutex;
 pub struct StepStats {
     /// Requests read (including those a fault then dropped).
     pub requests: u64,
-    /// Complete responses sent, by status (injected 5xx and 200s included; responses a fault
-    /// cut short or replaced by a reset are not counted).
+    /// Responses answered, by status, counted as they are sent (injected 5xx, garbage and
+    /// oversize 200s included; responses a fault cuts short or replaces by a reset are not).
     pub responses: BTreeMap<u16, u64>,
 }
 
