@@ -567,7 +567,7 @@ fn default_policy_wants_affirming() {
 #[test]
 fn sessions_expire_but_tokens_live_on() {
     let server = start(Config {
-        session_timeout: Duration::from_millis(400),
+        session_timeout: Duration::from_secs(1),
         ..Config::default()
     });
     let key = TeeKey::p256();
@@ -579,7 +579,7 @@ fn sessions_expire_but_tokens_live_on() {
         200
     );
     let late = auth(&mut client);
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(1200));
     let r = client.get(SECRET, &[("Cookie", &cookie)]).unwrap();
     assert_error(&r, 401, "TokenNotFound", "Attestation Token not found");
     let r = client

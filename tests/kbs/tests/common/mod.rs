@@ -250,8 +250,14 @@ impl Client {
     pub fn closed_within(&mut self, wait: Duration) -> bool {
         self.stream.set_read_timeout(Some(wait)).expect("timeout");
         let mut byte = [0u8; 1];
-        let closed = matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
-            && !matches!(self.stream.read(&mut byte), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock);
+        let closed = match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+        };
         self.stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("timeout");
