@@ -34,10 +34,7 @@ pub(crate) struct Request {
 impl Request {
     /// Every value of header `name` (lower case).
     pub(crate) fn headers<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        values(&self.headers, name)
     }
 
     /// The first value of header `name` (lower case).
@@ -59,6 +56,16 @@ impl Request {
             !tokens("close")
         }
     }
+}
+
+fn values<'a>(
+    headers: &'a [(String, Vec<u8>)],
+    name: &'static str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
+        .iter()
+        .filter(move |(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 /// Why no request came out of the connection.
@@ -177,12 +184,11 @@ impl Connection {
                 Ok(false) | Err(_) => return Err(ReadError::Idle),
             }
         };
-        let find = |name: &'static str| head.headers.iter().filter(move |(n, _)| n == name);
-        if find("transfer-encoding").next().is_some() {
+        if values(&head.headers, "transfer-encoding").next().is_some() {
             return Err(ReadError::Unsupported);
         }
         let mut length: Option<u64> = None;
-        for (_, value) in find("content-length") {
+        for value in values(&head.headers, "content-length") {
             let parsed = std::str::from_utf8(value)
                 .ok()
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
@@ -198,7 +204,8 @@ impl Connection {
             return Err(ReadError::BodyTooLarge);
         }
         let need = head.len + length as usize;
-        let expects_continue = find("expect").any(|(_, v)| v.eq_ignore_ascii_case(b"100-continue"));
+        let expects_continue =
+            values(&head.headers, "expect").any(|v| v.eq_ignore_ascii_case(b"100-continue"));
         if expects_continue && length > 0 && self.buf.len() < need && !head.http10 {
             self.stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")

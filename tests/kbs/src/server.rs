@@ -361,16 +361,11 @@ fn serve(shared: &Shared, stream: TcpStream) {
         };
         match serve_one(shared, &mut conn, &request) {
             Ok(Next::KeepGoing) => {}
-            Ok(Next::Close) => {
-                // Whatever happened, the stream is done; make sure it closes with a FIN.
-                let _ = conn.stream.shutdown(Shutdown::Write);
-                return;
-            }
+            Ok(Next::Close) | Err(Closed::Done) => return,
             Err(Closed::Reset) => {
                 conn.reset();
                 return;
             }
-            Err(Closed::Done) => return,
         }
     }
 }

@@ -45,14 +45,12 @@ impl Submodule {
             out.insert("runtime_data_claims".into(), self.runtime_data.clone());
         }
         out.insert(self.tee.into(), Value::Object(tee_claims));
-        sorted(Value::Object(out))
+        let mut evidence = Value::Object(out);
+        // Trustee emits it with sorted keys; so does serde_json's default map, but not when
+        // `preserve_order` is switched on somewhere in the build.
+        evidence.sort_all_objects();
+        evidence
     }
-}
-
-/// Re-creates `value` with every object's keys in sorted order, whatever serde_json's map
-/// implementation is (it keeps insertion order when `preserve_order` is on somewhere).
-fn sorted(value: Value) -> Value {
-    serde_json::from_str(&sealgate::jcs::to_string(&value)).unwrap_or(value)
 }
 
 #[derive(Serialize)]
