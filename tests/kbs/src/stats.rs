@@ -1,0 +1,96 @@
+//! Counters a test can assert on ("one connection, one attestation for N secrets").
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Requests and answers of one protocol step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepStats {
+    /// Requests read (including those a fault then dropped).
+    pub requests: u64,
+    /// Responses answered, by status, counted as they are sent (injected 5xx, garbage and
+    /// oversize 200s included; responses a fault cuts short or replaces by a reset are not).
+    pub responses: BTreeMap<u16, u64>,
+}
+
+impl StepStats {
+    /// Complete responses with this status.
+    pub fn count(&self, status: u16) -> u64 {
+        self.responses.get(&status).copied().unwrap_or(0)
+    }
+}
+
+/// A snapshot of the server's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// TCP connections accepted.
+    pub connections: u64,
+    /// HTTP requests read, all paths.
+    pub requests: u64,
+    /// `POST /kbs/v0/auth`.
+    pub auth: StepStats,
+    /// `POST /kbs/v0/attest`.
+    pub attest: StepStats,
+    /// `/kbs/v0/resource/...`.
+    pub resource: StepStats,
+    /// Faults that fired.
+    pub faults_injected: u64,
+}
+
+/// Which counter a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    Auth,
+    Attest,
+    Resource,
+}
+
+#[derive(Default)]
+pub(crate) struct StatsCell(Mutex<Stats>);
+
+impl StatsCell {
+    fn with(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn reset(&self) {
+        self.with(|s| *s = Stats::default());
+    }
+
+    pub(crate) fn connection(&self) {
+        self.with(|s| s.connections += 1);
+    }
+
+    pub(crate) fn fault(&self) {
+        self.with(|s| s.faults_injected += 1);
+    }
+
+    pub(crate) fn request(&self, counter: Option<Counter>) {
+        self.with(|s| {
+            s.requests += 1;
+            if let Some(step) = step(s, counter) {
+                step.requests += 1;
+            }
+        });
+    }
+
+    pub(crate) fn response(&self, counter: Option<Counter>, status: u16) {
+        self.with(|s| {
+            if let Some(step) = step(s, counter) {
+                *step.responses.entry(status).or_default() += 1;
+            }
+        });
+    }
+}
+
+fn step(s: &mut Stats, counter: Option<Counter>) -> Option<&mut StepStats> {
+    match counter? {
+        Counter::Auth => Some(&mut s.auth),
+        Counter::Attest => Some(&mut s.attest),
+        Counter::Resource => Some(&mut s.resource),
+    }
+}
