@@ -43,6 +43,13 @@ pub mod snp;
 pub mod tdx;
 mod util;
 
+#[cfg(feature = "std")]
+pub mod detect;
+#[cfg(feature = "std")]
+mod sys;
+#[cfg(feature = "std")]
+pub mod tsm;
+
 use alloc::string::String;
 use core::fmt;
 
