@@ -592,3 +592,35 @@ fn cert_table_truncations_never_panic() {
     }
     assert_eq!(CertTable::parse(&blob).unwrap().len(), 2);
 }
+
+/// Whatever `Report::new` accepts re-encodes identically through the JSON (the property
+/// Trustee's signature check depends on): mutate each byte of the signed range in turn.
+#[test]
+fn every_accepted_mutation_round_trips() {
+    // rejected: v2 = 198 reserved + 16 TCB padding + 4 version bytes; v3 = 195 reserved + 16
+    // TCB padding + 4 version + CPUID family and model (no such CPU)
+    for (name, want_rejected) in [
+        ("snp-test-report.bin", 218),
+        ("snp-test-vlek-report.bin", 217),
+    ] {
+        let raw = vector(name);
+        let (mut accepted, mut rejected) = (0, 0);
+        for off in field::SIGNED {
+            let mut b = raw.clone();
+            b[off] ^= 0x5a;
+            let Ok(r) = Report::new(&b) else {
+                rejected += 1;
+                continue;
+            };
+            accepted += 1;
+            let v = snp::evidence_json(&r, None);
+            let back = snp::report_from_evidence_json(&v).unwrap();
+            assert_eq!(&back[..0x330], &b[..0x330], "{name} byte {off:#x}");
+        }
+        assert_eq!(
+            (accepted, rejected),
+            (0x2A0 - want_rejected, want_rejected),
+            "{name}"
+        );
+    }
+}
