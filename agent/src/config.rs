@@ -122,6 +122,8 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// Init-data TOML file (sent in `/attest` and checked against the TEE).
     pub init_data: Option<String>,
+    /// The configfs-tsm report directory.
+    pub configfs_tsm: Option<String>,
 }
 
 macro_rules! merge_fields {
@@ -151,7 +153,8 @@ impl Settings {
             connect_timeout_ms,
             io_timeout_ms,
             log_level,
-            init_data
+            init_data,
+            configfs_tsm
         );
         self
     }
@@ -184,6 +187,9 @@ impl Settings {
             io_timeout_ms: self.io_timeout_ms.unwrap_or(30_000),
             log_level: self.log_level.unwrap_or_else(|| "info".to_string()),
             init_data: self.init_data,
+            configfs_tsm: self
+                .configfs_tsm
+                .unwrap_or_else(|| DEFAULT_CONFIGFS_TSM.to_string()),
         })
     }
 }
@@ -194,6 +200,8 @@ pub const DEFAULT_SEALED_DIR: &str = "/sealed";
 pub const DEFAULT_TMPFS_SIZE: u64 = 16 << 20;
 /// Where upstream's CDH looks up local sealed-secret verification keys.
 pub const DEFAULT_SEALED_SECRET_KEYS_DIR: &str = "/run/confidential-containers/cdh/sealed-secret";
+/// Where the kernel's configfs-tsm report interface lives.
+pub const DEFAULT_CONFIGFS_TSM: &str = "/sys/kernel/config/tsm/report";
 /// Default config file, read if it exists and no other is named.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/sealgate/config.toml";
 
@@ -236,6 +244,8 @@ pub struct Config {
     pub log_level: String,
     /// Init-data TOML file.
     pub init_data: Option<String>,
+    /// configfs-tsm report directory.
+    pub configfs_tsm: String,
 }
 
 /// Configuration errors. They quote the offending value: configuration is not secret.
@@ -346,6 +356,7 @@ struct FileConfig {
     io_timeout_ms: Option<u64>,
     log_level: Option<String>,
     init_data: Option<String>,
+    configfs_tsm: Option<String>,
     #[serde(default)]
     resource: Vec<FileResource>,
 }
@@ -394,6 +405,7 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         io_timeout_ms: f.io_timeout_ms,
         log_level: f.log_level,
         init_data: f.init_data,
+        configfs_tsm: f.configfs_tsm,
     })
 }
 
@@ -491,6 +503,7 @@ pub fn parse_cmdline(
             "sealgate.deadline" => s.deadline_secs = Some(parse_u64(key, value)?),
             "sealgate.log" => s.log_level = Some(value.to_string()),
             "sealgate.init_data" => s.init_data = Some(value.to_string()),
+            "sealgate.configfs_tsm" => s.configfs_tsm = Some(value.to_string()),
             "sealgate.config" => config_file = Some(value.to_string()),
             k if k.starts_with("sealgate.") => {
                 notes.push(format!("ignoring unknown kernel parameter {k}"))

@@ -71,7 +71,9 @@ OPTIONS (flags override the config file, which overrides the kernel command line
     --tee auto|sample|snp|tdx     TEE to attest as [auto: detect SNP/TDX, never sample]
     --tee-key ALG                 ECDH-ES+A256KW-P256 (default), ECDH-ES+A256KW-P521,
                                   RSA-OAEP-256[-3072|-4096]
-    --init-data FILE              init-data TOML sent with the evidence
+    --init-data FILE|DEV|scan     init-data (TOML file, kata block device, or scan the disks),
+                                  checked against HOST_DATA/MRCONFIGID and sent with the evidence
+    --configfs-tsm DIR            configfs-tsm report directory [/sys/kernel/config/tsm/report]
     --deadline SECS               keep retrying an unreachable KBS this long [60]
     --connect-timeout-ms MS       TCP connect timeout [5000]
     --io-timeout-ms MS            per-exchange read/write timeout [30000]
@@ -82,7 +84,8 @@ OPTIONS (flags override the config file, which overrides the kernel command line
 Kernel command line keys: agent.aa_kbc_params=cc_kbc::<url>, sealgate.kbs=, sealgate.tee=,
 sealgate.key=, sealgate.resource=URI[=PATH] (repeatable), sealgate.sealed_dir=,
 sealgate.owner=, sealgate.mode=, sealgate.tmpfs_size=, sealgate.sealed_secrets=,
-sealgate.deadline=, sealgate.log=, sealgate.init_data=, sealgate.config=.
+sealgate.deadline=, sealgate.log=, sealgate.init_data=, sealgate.configfs_tsm=,
+sealgate.config=.
 ";
 
 /// Parses `args` (without the program name).
@@ -133,6 +136,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--tee" => f.tee = Some(TeeChoice::parse(&value(&mut it)?)?),
             "--tee-key" => f.key_algorithm = Some(config::parse_key_algorithm(&value(&mut it)?)?),
             "--init-data" => f.init_data = Some(value(&mut it)?),
+            "--configfs-tsm" => f.configfs_tsm = Some(value(&mut it)?),
             "--deadline" => {
                 f.deadline_secs = Some(config::parse_u64("--deadline", &value(&mut it)?)?)
             }

@@ -132,7 +132,7 @@ fn random_u32() -> u32 {
 fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTransport>, Failure> {
     let url =
         Url::parse(&cfg.kbs_url).map_err(|e| Failure(format!("KBS URL '{}': {e}", cfg.kbs_url)))?;
-    let mut attester = Attester::from_config(cfg.tee)?;
+    let mut attester = Attester::from_config(cfg)?;
     if let Some(d) = init_data {
         attester.check_init_data(d)?;
     }
