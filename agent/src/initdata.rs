@@ -219,6 +219,27 @@ pub fn from_block_device(image: &[u8]) -> Result<Vec<u8>, InitDataError> {
     gunzip(gz, MAX_INITDATA_LEN)
 }
 
+/// Builds kata's init-data block device image for `toml` (the host side of
+/// [`from_block_device`]): magic, u64 LE length, gzip, zero padding to 512 bytes.
+pub fn to_block_device(toml: &[u8]) -> Vec<u8> {
+    let gz = gzip(toml);
+    let mut image = Vec::with_capacity(16 + gz.len() + 512);
+    image.extend_from_slice(BLOCK_MAGIC);
+    image.extend_from_slice(&(gz.len() as u64).to_le_bytes());
+    image.extend_from_slice(&gz);
+    image.resize(image.len().div_ceil(512) * 512, 0);
+    image
+}
+
+/// A single-member gzip stream (RFC 1952) of `data`, without name or time stamp.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = alloc::vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    gz.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(data, 9));
+    gz.extend_from_slice(&crc32(data).to_le_bytes());
+    gz.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    gz
+}
+
 /// Decompresses a single-member gzip stream (RFC 1952), checking CRC-32 and size.
 pub fn gunzip(gz: &[u8], limit: usize) -> Result<Vec<u8>, InitDataError> {
     const FHCRC: u8 = 2;
@@ -399,6 +420,9 @@ mod tests {
         image.extend_from_slice(&gz);
         image.resize(image.len().div_ceil(512) * 512, 0);
         assert_eq!(from_block_device(&image).unwrap(), EXAMPLE.as_bytes());
+        let built = to_block_device(EXAMPLE.as_bytes());
+        assert_eq!(built.len() % 512, 0);
+        assert_eq!(from_block_device(&built).unwrap(), EXAMPLE.as_bytes());
 
         assert_eq!(from_block_device(&image[1..]), Err(InitDataError::NoMagic));
         let mut lying = image.clone();

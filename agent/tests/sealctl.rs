@@ -460,3 +460,53 @@ fn help_for_every_command() {
         assert!(stdout(&out).starts_with("Usage: sealctl"), "{args:?}");
     }
 }
+
+#[test]
+fn initdata_digest_and_image() {
+    // guest-interfaces.md §8.3: 261 bytes, sha384 2c4b02b2…
+    let dir = TempDir::new("initdata");
+    let toml = "version = \"0.1.0\"\nalgorithm = \"sha384\"\n\n[data]\n\"aa.toml\" = '''\n[token_configs]\n[token_configs.kbs]\nurl = \"http://10.0.0.1:8080\"\n'''\n\n\"cdh.toml\" = '''\nsocket = \"unix:///run/confidential-containers/cdh.sock\"\n[kbc]\nname = \"cc_kbc\"\nurl = \"http://10.0.0.1:8080\"\n'''\n";
+    let file = dir.path("initdata.toml");
+    std::fs::write(&file, toml).unwrap();
+    let o = run(&["initdata", "digest", path_str(&file)]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let digest = "2c4b02b24ef0914a0990f7ea27eecc62e002e1269b83306508e68a7190743de0500005d21139c379032899ff4ecea9e8";
+    assert!(out.contains(&format!("digest:         {digest}")), "{out}");
+    assert!(
+        out.contains(&format!("snp host_data:  {}", &digest[..64])),
+        "{out}"
+    );
+    assert!(out.contains(&format!("tdx mrconfigid: {digest}")), "{out}");
+    assert!(
+        out.contains("kbs url:        http://10.0.0.1:8080"),
+        "{out}"
+    );
+
+    let image = dir.path("initdata.img");
+    assert_exit(
+        &run(&["initdata", "image", path_str(&file), path_str(&image)]),
+        0,
+    );
+    let bytes = std::fs::read(&image).unwrap();
+    assert_eq!(&bytes[..8], b"initdata");
+    assert_eq!(bytes.len() % 512, 0);
+    assert_eq!(
+        sealgate::initdata::from_block_device(&bytes).unwrap(),
+        toml.as_bytes()
+    );
+
+    std::fs::write(
+        &file,
+        "version = \"0.1.0\"\nalgorithm = \"sha-384\"\n[data]\n",
+    )
+    .unwrap();
+    let o = run(&["initdata", "digest", path_str(&file)]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("algorithm 'sha-384' is not supported"),
+        "{}",
+        stderr(&o)
+    );
+    assert_exit(&run(&["initdata", "digest"]), 2);
+}

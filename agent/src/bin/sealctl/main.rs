@@ -2,7 +2,8 @@
 //!
 //! `keygen` makes an ES256 signing key pair (JWK files, as upstream's `secret keygen`),
 //! `seal vault` signs a reference to a KBS resource into a `sealed.…` string (as upstream's
-//! `secret seal … vault`), `inspect` decodes one and optionally verifies its signature.
+//! `secret seal … vault`), `inspect` decodes one and optionally verifies its signature,
+//! `initdata` prints what the host binds for an init-data document.
 //! Exit status: 0 success, 1 failure, 2 usage error.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ mod shell {
 }
 
 mod args;
+mod initdata;
 mod inspect;
 mod keygen;
 mod seal;
@@ -37,6 +39,7 @@ Commands:
   keygen        Generate an ES256 (EC P-256) signing key pair as JWK files
   seal vault    Sign a sealed secret that references a KBS resource
   inspect       Decode a sealed secret and optionally verify its signature
+  initdata      Init-data digest, SNP HOST_DATA / TDX MRCONFIGID, kata disk image
   help          Show this help, or a command's help (sealctl help <COMMAND>)
 
 Run 'sealctl <COMMAND> --help' for a command's options.
@@ -100,6 +103,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
         "keygen" => keygen::run(rest),
         "seal" => seal::run(rest),
         "inspect" => inspect::run(rest),
+        "initdata" => initdata::run(rest),
         other => Err(Failure::usage(
             "",
             format!("unknown command '{}'", other.escape_debug()),
