@@ -28,6 +28,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use test_kbs::{Config, Effect, Fault, FaultKind, Policy, Rule, Server, Stats, Step};
 
 /// The binary under test.
