@@ -12,8 +12,14 @@ fn invalid_resource_uris_are_usage_errors() {
     let w = World::new("bad-uri");
     for (uri, why) in [
         ("https:///default/a/b", "scheme must be kbs or kbs+<plugin>"),
-        ("kbs:///default/a", "resource paths are exactly <repo>/<type>/<tag>"),
-        ("kbs:///default/../b", "must match [A-Za-z0-9_-][A-Za-z0-9_.-]*"),
+        (
+            "kbs:///default/a",
+            "resource paths are exactly <repo>/<type>/<tag>",
+        ),
+        (
+            "kbs:///default/../b",
+            "must match [A-Za-z0-9_-][A-Za-z0-9_.-]*",
+        ),
         ("kbs:///default/a/b c", "contains spaces"),
         ("kbs:///default/a/b#frag", "fragments are not allowed"),
         ("kbs:///default//b", "empty path segment"),
@@ -31,7 +37,13 @@ fn invalid_resource_uris_are_usage_errors() {
         .tmp
         .write("bad.toml", "[[resource]]\nuri = \"kbs:///default/a\"\n");
     w.bare()
-        .args(["unseal", "--config", s(&cfg), "--kernel-cmdline", "/dev/null"])
+        .args([
+            "unseal",
+            "--config",
+            s(&cfg),
+            "--kernel-cmdline",
+            "/dev/null",
+        ])
         .args(["--kbs", &w.url(), "--tee", "sample"])
         .run()
         .fails(1, &["invalid resource URI 'kbs:///default/a'"]);
@@ -39,7 +51,13 @@ fn invalid_resource_uris_are_usage_errors() {
         .tmp
         .write("cmdline", "sealgate.resource=kbs:///default/a=out\n");
     w.bare()
-        .args(["unseal", "--config", "/dev/null", "--kernel-cmdline", s(&cmdline)])
+        .args([
+            "unseal",
+            "--config",
+            "/dev/null",
+            "--kernel-cmdline",
+            s(&cmdline),
+        ])
         .args(["--kbs", &w.url(), "--tee", "sample"])
         .run()
         .fails(1, &["invalid resource URI 'kbs:///default/a'"]);
@@ -68,7 +86,13 @@ fn other_usage_and_configuration_errors() {
     // Nothing configured to unseal; no KBS URL anywhere; no TEE to attest with.
     w.unseal().run().fails(1, &["nothing to unseal"]);
     w.bare()
-        .args(["unseal", "--config", "/dev/null", "--kernel-cmdline", "/dev/null"])
+        .args([
+            "unseal",
+            "--config",
+            "/dev/null",
+            "--kernel-cmdline",
+            "/dev/null",
+        ])
         .args(["--resource", "kbs:///default/a/b"])
         .run()
         .fails(1, &["no KBS URL"]);
@@ -79,7 +103,13 @@ fn other_usage_and_configuration_errors() {
     let help = w.bare().arg("--help").run();
     help.ok();
     let usage = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--kbs", "--resource", "--sealed-dir", "--deadline", "--tee-key"] {
+    for flag in [
+        "--kbs",
+        "--resource",
+        "--sealed-dir",
+        "--deadline",
+        "--tee-key",
+    ] {
         assert!(usage.contains(flag), "--help lists {flag}:\n{usage}");
     }
     assert_eq!(w.kbs.stats().connections, 0);
@@ -161,7 +191,9 @@ fn symlink_as_the_final_name_is_replaced_not_followed() {
     w.secret("default/x/one", "replaces-the-symlink-9c0d");
     w.secret("default/x/two", "replaces-the-dangling-1e2f");
     let elsewhere = w.tmp.mkdir("elsewhere");
-    let victim = w.tmp.write("elsewhere/victim", "original-content-of-victim");
+    let victim = w
+        .tmp
+        .write("elsewhere/victim", "original-content-of-victim");
     std::os::unix::fs::symlink(&victim, w.sealed.join("one")).unwrap();
     std::os::unix::fs::symlink(elsewhere.join("created"), w.sealed.join("two")).unwrap();
     let ran = w
@@ -183,7 +215,10 @@ fn symlink_as_the_final_name_is_replaced_not_followed() {
         assert_eq!(w.read(name), value.as_bytes());
         assert_eq!(mode_of(&p), 0o400);
     }
-    assert_eq!(std::fs::read(&victim).unwrap(), b"original-content-of-victim");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"original-content-of-victim"
+    );
     assert!(!elsewhere.join("created").exists(), "not written through");
 
     // A symlink to a directory as the final name: refused, not replaced.

@@ -147,7 +147,9 @@ fn transient_once(t: &Transient, at: At) {
 /// Forever: sealgate gives up once the (short) deadline has passed, writes nothing.
 fn transient_forever(t: &Transient, at: At) {
     let w = world(&format!("{}-forever-{at:?}", t.name), Config::default());
-    w.kbs.add_fault(Fault::new(at.step(), t.kind.clone())).unwrap();
+    w.kbs
+        .add_fault(Fault::new(at.step(), t.kind.clone()))
+        .unwrap();
     let ran = unseal_a_b(&w)
         .args(t.flags)
         .args(["--deadline", t.deadline])
@@ -196,11 +198,8 @@ fn transient(t: Transient) {
 }
 
 // Handshake retries start over with /auth; a resource retry resends the GET only.
-const HANDSHAKE_RETRIED: [(Requests, u32, u64); 3] = [
-    ((2, 1, 2), 1, 2),
-    ((2, 2, 2), 1, 2),
-    ((1, 1, 3), 1, 2),
-];
+const HANDSHAKE_RETRIED: [(Requests, u32, u64); 3] =
+    [((2, 1, 2), 1, 2), ((2, 2, 2), 1, 2), ((1, 1, 3), 1, 2)];
 
 #[test]
 fn connection_reset() {

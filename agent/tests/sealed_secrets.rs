@@ -31,10 +31,7 @@ impl Sealing {
         let (rogue_key, _) = keygen(&k, "rogue");
         // The public JWK is configuration, not a secret: plain add_resource.
         w.kbs
-            .add_resource(
-                "default/signing-key/pub",
-                std::fs::read(&kbs_pub).unwrap(),
-            )
+            .add_resource("default/signing-key/pub", std::fs::read(&kbs_pub).unwrap())
             .unwrap();
         let keys_dir = w.tmp.mkdir("keys");
         std::fs::copy(&local_pub, keys_dir.join("local-signer")).unwrap();
@@ -226,7 +223,8 @@ fn unverifiable_sealed_secrets_are_refused_unless_explicitly_allowed() {
             .unseal(&input)
             .arg("--allow-unsigned-sealed-secrets")
             .run();
-        ran.ok().says(&["INSECURE", "suspect", why, "accepting it unverified"]);
+        ran.ok()
+            .says(&["INSECURE", "suspect", why, "accepting it unverified"]);
         assert_eq!(t.w.read("suspect"), b"sealed-api-token-2b7d55", "{name}");
         assert_eq!(t.w.read("a-valid-one"), b"sealed-db-password-91f0c3");
         std::fs::remove_dir_all(&t.w.sealed).unwrap();
@@ -241,11 +239,16 @@ fn missing_local_key_and_escaping_kid_are_refused() {
     put(
         &input,
         "s",
-        &seal_vault("kbs:///default/app/api-token", &t.local_key, "not-provisioned"),
+        &seal_vault(
+            "kbs:///default/app/api-token",
+            &t.local_key,
+            "not-provisioned",
+        ),
     );
-    t.unseal(&input)
-        .run()
-        .fails(1, &["verification key 'not-provisioned'", "nothing was written"]);
+    t.unseal(&input).run().fails(
+        1,
+        &["verification key 'not-provisioned'", "nothing was written"],
+    );
 
     // A local key name that is a symlink out of the key directory.
     std::os::unix::fs::symlink(

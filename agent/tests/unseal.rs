@@ -190,7 +190,11 @@ impl ThreeKbs {
 
     /// sealgate with no default flags at all (the sources under test provide them).
     fn sealgate(&self, args: &[&str]) -> Ran {
-        self.w.bare().args(args).args(["--log-level", "debug"]).run()
+        self.w
+            .bare()
+            .args(args)
+            .args(["--log-level", "debug"])
+            .run()
     }
 }
 
@@ -235,7 +239,11 @@ fn config_file_named_on_the_kernel_command_line_beats_it() {
         "{}",
         ran.dump()
     );
-    assert_eq!(mode_of(&t.w.sealed.join("out/file")), 0o440, "mode from the file");
+    assert_eq!(
+        mode_of(&t.w.sealed.join("out/file")),
+        0o440,
+        "mode from the file"
+    );
     let [a, b, c] = t.requests();
     assert_eq!((a, c), (0, 0), "KBS A (command line) and C unused");
     assert!(b >= 3, "KBS B (config file) served the run");
@@ -267,7 +275,11 @@ fn flags_beat_the_config_file_and_the_kernel_command_line() {
         "{}",
         ran.dump()
     );
-    assert_eq!(mode_of(&t.w.sealed.join("out/flag")), 0o400, "flag beats file");
+    assert_eq!(
+        mode_of(&t.w.sealed.join("out/flag")),
+        0o400,
+        "flag beats file"
+    );
     let [a, b, c] = t.requests();
     assert_eq!((a, b), (0, 0), "KBS A (command line) and B (file) unused");
     assert!(c >= 3);
@@ -297,15 +309,16 @@ fn get_resource_writes_exactly_the_bytes_to_stdout() {
 
     let ran = w.get_resource("kbs:///default/blob/bin").run();
     ran.ok();
-    assert_eq!(ran.stdout, bin, "binary resource byte for byte{}", ran.dump());
+    assert_eq!(
+        ran.stdout,
+        bin,
+        "binary resource byte for byte{}",
+        ran.dump()
+    );
     let ran = w.get_resource("kbs:///default/text/plain").run();
     ran.ok();
     assert_eq!(ran.stdout, b"plain-text-secret-5d0c\n", "{}", ran.dump());
-    assert_eq!(
-        w.sealed_tree().len(),
-        1,
-        "get-resource never writes files"
-    );
+    assert_eq!(w.sealed_tree().len(), 1, "get-resource never writes files");
 
     // Errors: stderr, exit 1, nothing on stdout.
     let ran = w.get_resource("kbs:///default/missing/thing").run();
@@ -367,7 +380,13 @@ fn p384_tee_key_is_refused_before_any_network_use() {
         .write("p384.toml", "tee_key_algorithm = \"ECDH-ES+A256KW-P384\"\n");
     let ran = w
         .bare()
-        .args(["unseal", "--config", s(&cfg), "--kernel-cmdline", "/dev/null"])
+        .args([
+            "unseal",
+            "--config",
+            s(&cfg),
+            "--kernel-cmdline",
+            "/dev/null",
+        ])
         .args(["--kbs", &w.url(), "--tee", "sample"])
         .run();
     ran.fails(1, &["P-384"]);

@@ -57,8 +57,7 @@ impl TempDir {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         TempDir(path)
     }
 
@@ -185,7 +184,8 @@ fn walk(root: &Path, rel: &Path, tree: &mut Tree) {
             uid: md.uid(),
             gid: md.gid(),
             ino: md.ino(),
-            content: std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+            content: std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
         }
     } else if ft.is_symlink() {
         Node::Symlink {
