@@ -311,3 +311,55 @@ fn policy_denial_is_tried_three_times_and_nothing_is_written() {
     assert_eq!(stats.resource.count(200), 2);
     assert_eq!(stats.resource.requests, 5);
 }
+
+#[test]
+fn unusable_sealed_dirs_are_refused_before_the_kbs() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new("unusable");
+    w.secret("default/x/y", "unusable-dir-value-d0d0");
+    w.seed_sealed_dir();
+
+    std::fs::set_permissions(&w.sealed, std::fs::Permissions::from_mode(0o777)).unwrap();
+    w.unseal()
+        .resource("kbs:///default/x/y", "y")
+        .run()
+        .fails(1, &["world-writable"]);
+    std::fs::set_permissions(&w.sealed, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // Another agent holds the directory's lock.
+    let dir = std::fs::File::open(&w.sealed).unwrap();
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    w.unseal()
+        .resource("kbs:///default/x/y", "y")
+        .run()
+        .fails(1, &["is locked by another process"]);
+    drop(dir);
+
+    // The sealed-secrets input directory does not exist.
+    w.unseal()
+        .args(["--sealed-secrets", s(&w.tmp.join("no-such-input"))])
+        .run()
+        .fails(1, &["no-such-input", "No such file or directory"]);
+    assert_eq!(w.kbs.stats().connections, 0);
+
+    // After all that, a normal run works.
+    w.unseal().resource("kbs:///default/x/y", "y").run().ok();
+}
+
+#[test]
+fn a_target_that_is_a_directory_or_holds_another_target_is_refused() {
+    let w = World::new("conflicts");
+    w.secret("default/x/one", "conflict-one-value-1212");
+    w.secret("default/x/two", "conflict-two-value-3434");
+    w.seed_sealed_dir();
+    w.unseal()
+        .resource("kbs:///default/x/one", "a")
+        .resource("kbs:///default/x/two", "a/b")
+        .run()
+        .fails(1, &["would have to be both a file and the directory"]);
+    w.unseal()
+        .resource("kbs:///default/x/one", "new")
+        .resource("kbs:///default/x/two", "keep")
+        .run()
+        .fails(1, &["refusing to replace", "keep", "directory"]);
+}

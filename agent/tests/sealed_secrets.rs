@@ -100,9 +100,29 @@ fn directory_of_sealed_secrets_is_unsealed_into_the_same_paths() {
     // (d) not sealed: ignored.
     put(&input, "README.txt", "this file is not a sealed secret");
     put(&input, "db/notes", "neither is this one");
+    // Never read: symlinks out of the input directory (relative and absolute), and a
+    // symlink to a directory (Kubernetes `items` with a '/' in their path).
+    let outside = t.w.tmp.mkdir("outside");
+    put(
+        &outside,
+        "sealed",
+        &seal_vault("kbs:///default/app/api-token", &t.kbs_key, KEY_URI),
+    );
+    std::os::unix::fs::symlink("../outside/sealed", input.join("escape-rel")).unwrap();
+    std::os::unix::fs::symlink(outside.join("sealed"), input.join("escape-abs")).unwrap();
+    put(
+        &input,
+        "..2024_01_01/sub/nested",
+        &seal_vault("kbs:///default/app/api-token", &t.kbs_key, KEY_URI),
+    );
+    std::os::unix::fs::symlink("..data/sub", input.join("sub")).unwrap();
 
     let ran = t.unseal(&input).run();
-    ran.ok();
+    ran.ok().says(&[
+        "escape-rel -> \"../outside/sealed\": it points outside",
+        "escape-abs",
+        "sub -> \"..data/sub\": symlinked directories are not descended into",
+    ]);
     assert_eq!(
         files(&t.w.sealed_tree()),
         [
@@ -321,4 +341,32 @@ fn upstream_kata_vector_end_to_end() {
         .args(["--sealed-secrets", s(&input)])
         .run()
         .fails(1, &["signature verification failed"]);
+}
+
+#[test]
+fn allowing_unsigned_secrets_does_not_skip_fetching_the_key() {
+    // With --allow-unsigned-sealed-secrets a *bad* signature is accepted (see above), but a
+    // verification key that cannot be obtained still fails the run: sealgate always tries
+    // to verify first. (Upstream CDH with verification off never fetches the key.)
+    let t = Sealing::new("unsigned-nokey");
+    let input = t.input("input");
+    put(
+        &input,
+        "s",
+        &seal_vault(
+            "kbs:///default/app/api-token",
+            &t.kbs_key,
+            "kbs:///default/signing-key/absent",
+        ),
+    );
+    t.unseal(&input)
+        .arg("--allow-unsigned-sealed-secrets")
+        .run()
+        .fails(
+            1,
+            &[
+                "sealed secret s: kbs:///default/signing-key/absent: refused after 3 attempts",
+                "PluginInternalError",
+            ],
+        );
 }

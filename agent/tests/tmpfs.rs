@@ -46,6 +46,9 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// `--resource` for the test value, written to `app/secret`.
+const RESOURCE: [&str; 2] = ["--resource", "kbs:///default/tmpfs/value=app/secret"];
+
 /// sealgate (with `args`) inside `sh -c SCRIPT` inside a new mount namespace. The script
 /// gets the sealed directory as `$d` and the sealgate command line as `"$@"`.
 fn in_namespace(w: &World, dir: &Path, script: &str, args: &[&str]) -> Ran {
@@ -57,7 +60,6 @@ fn in_namespace(w: &World, dir: &Path, script: &str, args: &[&str]) -> Ran {
         .args(["--sealed-dir", s(dir)])
         .args(["--kernel-cmdline", "/dev/null", "--config", "/dev/null"])
         .args(["--log-level", "debug", "--deadline", "10"])
-        .resource("kbs:///default/tmpfs/value", "app/secret")
         .args(args)
         .watch(dir)
         .wrapped_in("unshare", &pre)
@@ -93,11 +95,19 @@ fn sealgate_mounts_a_private_tmpfs_and_writes_there() {
     let w = World::new("tmpfs");
     w.secret("default/tmpfs/value", VALUE);
     let dir = w.tmp.mkdir("mnt"); // a fresh, empty directory on the normal filesystem
+    // As real root, also hand the tmpfs and the file to 1000:1000 (in a user namespace
+    // only root is mapped).
+    let root = running_as_root();
+    let mut args = vec!["--tmpfs-size", "1m"];
+    args.extend(RESOURCE);
+    if root {
+        args.extend(["--owner", "1000:1000"]);
+    }
     let ran = in_namespace(
         &w,
         &dir,
-        r#""$@"; findmnt -no FSTYPE,OPTIONS "$d"; stat -c %a "$d"; stat -c %a "$d/app/secret"; sha256sum < "$d/app/secret""#,
-        &["--tmpfs-size", "1m"],
+        r#""$@"; findmnt -no FSTYPE,OPTIONS "$d"; stat -c '%a %u:%g' "$d"; stat -c '%a %u:%g' "$d/app/secret"; sha256sum < "$d/app/secret""#,
+        &args,
     );
     ran.ok()
         .says(&[
@@ -117,8 +127,17 @@ fn sealgate_mounts_a_private_tmpfs_and_writes_there() {
             "mount option {want} in {options:?}"
         );
     }
-    assert_eq!(lines[1], "700", "tmpfs root mode");
-    assert_eq!(lines[2], "400", "secret file mode");
+    let owner = if root { "1000:1000" } else { "0:0" };
+    assert_eq!(
+        lines[1],
+        format!("700 {owner}"),
+        "tmpfs root mode and owner"
+    );
+    assert_eq!(
+        lines[2],
+        format!("400 {owner}"),
+        "secret file mode and owner"
+    );
     assert_eq!(
         lines[3].split_whitespace().next(),
         Some(sha256_hex(VALUE.as_bytes()).as_str()),
@@ -137,7 +156,7 @@ fn an_existing_tmpfs_is_used_as_it_is() {
         &w,
         &dir,
         r#"mount -t tmpfs -o size=2m,mode=700,nosuid,nodev,noexec tmpfs "$d"; "$@"; findmnt -no OPTIONS "$d"; sha256sum < "$d/app/secret""#,
-        &["--no-mount"],
+        &["--no-mount", RESOURCE[0], RESOURCE[1]],
     );
     ran.ok()
         .never_says(&["mounted tmpfs on", "INSECURE", "not mounted nosuid"]);
@@ -147,6 +166,40 @@ fn an_existing_tmpfs_is_used_as_it_is() {
         "our own mount, not a new one: {out}"
     );
     assert!(out.contains(&sha256_hex(VALUE.as_bytes())), "{out}");
+    assert_empty_and_unmounted(&dir, &ran);
+}
+
+#[test]
+fn a_full_tmpfs_fails_the_whole_commit_and_leaves_it_empty() {
+    let w = World::new("tmpfs-full");
+    // Two secrets of 600 KiB each do not fit a 1 MiB tmpfs together.
+    let big = |c: u8| vec![c; 600 << 10];
+    w.secret("default/big/one", big(b'1'));
+    w.secret("default/big/two", big(b'2'));
+    let dir = w.tmp.mkdir("mnt");
+    let ran = in_namespace(
+        &w,
+        &dir,
+        r#"rc=0; "$@" || rc=$?; echo "rc=$rc"; find "$d" -mindepth 1 | wc -l; findmnt -no FSTYPE "$d""#,
+        &[
+            "--tmpfs-size",
+            "1m",
+            "--resource",
+            "kbs:///default/big/one=big/one",
+            "--resource",
+            "kbs:///default/big/two=big/two",
+        ],
+    );
+    ran.ok().says(&["No space left on device"]);
+    let out = String::from_utf8_lossy(&ran.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        ["rc=1", "0", "tmpfs"],
+        "sealgate failed and the tmpfs is empty: no partial file, no temporary, no \
+         directory it created{}",
+        ran.dump()
+    );
     assert_empty_and_unmounted(&dir, &ran);
 }
 

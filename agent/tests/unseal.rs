@@ -134,6 +134,62 @@ fn mode_and_owner_are_honoured_and_a_second_run_replaces_atomically() {
     );
 }
 
+#[test]
+fn leftovers_of_a_crashed_run_are_removed() {
+    let w = World::new("leftovers");
+    w.secret("default/app/one", "value-after-crash-recovery-8e8e");
+    w.seed_sealed_dir();
+    let stale = [
+        ".sealgate-tmp-0123456789abcdef",
+        "app/.sealgate-bak-fedcba9876543210",
+    ];
+    for rel in stale {
+        std::fs::write(w.sealed.join(rel), "half-written-by-a-crash").unwrap();
+    }
+    let ran = w
+        .unseal()
+        .resource("kbs:///default/app/one", "app/one")
+        .run();
+    ran.ok().says(&["removed leftover temporary"]);
+    for rel in stale {
+        assert!(!w.sealed.join(rel).exists(), "{rel} removed{}", ran.dump());
+    }
+    assert_eq!(w.read("app/one"), b"value-after-crash-recovery-8e8e");
+    assert_eq!(
+        w.read("app/config"),
+        b"previous-app-config",
+        "others untouched"
+    );
+}
+
+#[test]
+fn kbs_that_closes_every_connection_and_chunks_its_answers() {
+    let w = World::with_kbs(
+        "close-chunked",
+        Config {
+            chunked: true,
+            close_after_response: true,
+            ..Config::default()
+        },
+    );
+    w.secret("default/app/one", "chunked-value-one-4f4f");
+    w.secret("default/app/two", binary_secret());
+    let ran = w
+        .unseal()
+        .resource("kbs:///default/app/one", "one")
+        .resource("kbs:///default/app/two", "two")
+        .run();
+    ran.ok();
+    assert_eq!(w.read("one"), b"chunked-value-one-4f4f");
+    assert_eq!(w.read("two"), binary_secret());
+    // Connection: close after each answer: one connection per request, still one
+    // attestation (the session cookie outlives the connection).
+    let stats = w.kbs.stats();
+    assert_eq!((requests(&stats), stats.connections), ((1, 1, 2), 4));
+    let sum = ran.summary();
+    assert_eq!((sum.attestations, sum.connections, sum.retries), (1, 4, 0));
+}
+
 // ---------------------------------------------------------------------------------------
 // Configuration sources
 
