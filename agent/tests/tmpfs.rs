@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -256,4 +257,53 @@ fn a_sealed_dir_that_is_not_tmpfs_is_refused_before_the_kbs() {
         "refused before any KBS request"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--mode 0440 --owner 1000:1000` exists to let group 1000 read the secrets. On the tmpfs
+/// sealgate mounts, a member of that group (not uid 1000) must be able to read them, at the
+/// top level and in a directory sealgate created. Needs real root (switching to other
+/// uids); as another user there is nothing to check.
+#[test]
+fn group_readable_mode_lets_the_group_read_the_secrets() {
+    if !running_as_root() {
+        eprintln!("not root: cannot switch to another uid to check group access");
+        return;
+    }
+    let w = World::new("tmpfs-group");
+    w.secret("default/tmpfs/value", VALUE);
+    let parent = w.tmp.mkdir("traversable");
+    std::fs::set_permissions(w.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = parent.join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let ran = in_namespace(
+        &w,
+        &dir,
+        r#""$@"; for f in top app/secret; do
+             if setpriv --reuid=2000 --regid=1000 --clear-groups cat "$d/$f" > /dev/null; then
+                 echo "$f: readable by the group"; else echo "$f: NOT readable by the group"; fi
+           done"#,
+        &[
+            "--mode",
+            "0440",
+            "--owner",
+            "1000:1000",
+            RESOURCE[0],
+            RESOURCE[1],
+            "--resource",
+            "kbs:///default/tmpfs/value=top",
+        ],
+    );
+    ran.ok();
+    let out = String::from_utf8_lossy(&ran.stdout).into_owned();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "top: readable by the group",
+            "app/secret: readable by the group"
+        ],
+        "group 1000 reads files of mode 0440 owned by 1000:1000 (the tmpfs root and the \
+         directories sealgate creates are 0700, so it cannot){}",
+        ran.dump()
+    );
 }
