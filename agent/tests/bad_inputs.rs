@@ -100,6 +100,10 @@ fn other_usage_and_configuration_errors() {
         .args(["--tee", "auto", "--resource", "kbs:///default/a/b"])
         .run()
         .fails(1, &["no supported TEE found"]);
+    w.unseal()
+        .args(["--kbs", "https://127.0.0.1:1", "--resource", "kbs:///default/a/b"])
+        .run()
+        .fails(1, &["KBS URL 'https://127.0.0.1:1': https is not supported yet"]);
     let help = w.bare().arg("--help").run();
     help.ok();
     let usage = String::from_utf8_lossy(&help.stdout);

@@ -6,7 +6,8 @@
 //!
 //! * **Secrets never reach the logs**: no secret value registered with the [`World`]
 //!   (raw, hex, base64 or base64url) may appear in sealgate's stderr, nor in its stdout
-//!   except for `get-resource`, whose stdout *is* the secret.
+//!   except for `get-resource`, whose stdout *is* the secret; neither may any base64url
+//!   JSON object (`eyJ…`: the attestation token, a JWE, a sealed secret's JWS).
 //! * **No partial file**: when the run fails, the sealed directory holds exactly what it
 //!   held before (paths, types, modes, owners, contents, inodes, symlink targets); after
 //!   any run, no `.sealgate-*` temporary or backup is left anywhere below it.
@@ -672,6 +673,15 @@ impl Ran {
         let mut streams: Vec<(&str, &[u8])> = vec![("stderr", self.stderr.as_bytes())];
         if !stdout_is_secret {
             streams.push(("stdout", &self.stdout));
+        }
+        // Nor any base64url JOSE object ('{"' encodes as "eyJ"): the attestation token, a
+        // JWE, a JWS. Tokens are credentials, JWEs and sealed secrets have no place in logs.
+        for (name, stream) in &streams {
+            assert!(
+                !contains(stream, b"eyJ"),
+                "a base64url JSON object (token, JWE or JWS) appears in sealgate's {name}{}",
+                self.dump()
+            );
         }
         for secret in secrets {
             for (form, needle) in encodings(secret) {
