@@ -101,9 +101,17 @@ fn other_usage_and_configuration_errors() {
         .run()
         .fails(1, &["no supported TEE found"]);
     w.unseal()
-        .args(["--kbs", "https://127.0.0.1:1", "--resource", "kbs:///default/a/b"])
+        .args([
+            "--kbs",
+            "https://127.0.0.1:1",
+            "--resource",
+            "kbs:///default/a/b",
+        ])
         .run()
-        .fails(1, &["KBS URL 'https://127.0.0.1:1': https is not supported yet"]);
+        .fails(
+            1,
+            &["KBS URL 'https://127.0.0.1:1': https is not supported yet"],
+        );
     let help = w.bare().arg("--help").run();
     help.ok();
     let usage = String::from_utf8_lossy(&help.stdout);
