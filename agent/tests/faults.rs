@@ -207,7 +207,7 @@ fn connection_reset() {
         name: "reset",
         kind: FaultKind::Reset,
         flags: &[],
-        deadline: "1",
+        deadline: "2",
         says: "Connection reset by peer",
         // auth is the first request on a fresh connection: a failure for the retry loop.
         // attest and the GET of B go on the kept-alive connection and no answer byte came
@@ -222,7 +222,7 @@ fn connection_closed_mid_response() {
         name: "close-mid-response",
         kind: FaultKind::CloseMidResponse,
         flags: &[],
-        deadline: "1",
+        deadline: "2",
         says: "the server closed the connection",
         once: HANDSHAKE_RETRIED,
     });
@@ -234,7 +234,7 @@ fn truncated_body() {
         name: "truncated-body",
         kind: FaultKind::TruncatedBody,
         flags: &[],
-        deadline: "1",
+        deadline: "2",
         says: "the server closed the connection after",
         once: HANDSHAKE_RETRIED,
     });
@@ -259,7 +259,7 @@ fn server_error_5xx() {
         name: "status-503",
         kind: FaultKind::Status(503),
         flags: &[],
-        deadline: "1",
+        deadline: "2",
         says: "HTTP 503",
         // A 503 is a complete answer: the connection stays open and is reused.
         once: [((2, 1, 2), 1, 1), ((2, 2, 2), 1, 1), ((1, 1, 3), 1, 1)],
