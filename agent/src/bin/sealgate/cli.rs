@@ -165,7 +165,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Some(p) => Err(UsageError(format!("unexpected argument '{p}'"))),
         },
         _ => match positional.as_slice() {
-            [uri] => Ok(Command::GetResource(o, uri.clone())),
+            [uri] => {
+                // A malformed URI is a usage error (exit 2), as it is for --resource.
+                sealgate::uri::ResourceUri::parse(uri).map_err(ConfigError::Uri)?;
+                Ok(Command::GetResource(o, uri.clone()))
+            }
             _ => Err(UsageError(
                 "get-resource takes exactly one resource URI".into(),
             )),

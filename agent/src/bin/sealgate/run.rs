@@ -94,10 +94,10 @@ pub fn load_config(opts: &Options) -> Result<Loaded, Failure> {
         .map(initdata_source::load)
         .transpose()?;
     let mut from_init_data = Settings::default();
-    if let Some(d) = &init_data {
-        if let Some(kbs) = d.kbs()? {
-            from_init_data.kbs_url = Some(kbs.url);
-        }
+    if let Some(d) = &init_data
+        && let Some(kbs) = d.kbs()?
+    {
+        from_init_data.kbs_url = Some(kbs.url);
     }
 
     let config = opts
