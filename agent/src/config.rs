@@ -164,6 +164,14 @@ impl Settings {
         let kbs_url = self.kbs_url.ok_or(ConfigError::Missing(
             "KBS URL (--kbs, kbs_url in the config file, sealgate.kbs= or agent.aa_kbc_params=cc_kbc::<url> on the kernel command line)",
         ))?;
+        for (key, value) in [
+            ("connect timeout", self.connect_timeout_ms),
+            ("I/O timeout", self.io_timeout_ms),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::invalid(key, "0", "must be at least 1 ms"));
+            }
+        }
         Ok(Config {
             kbs_url,
             tee: self.tee.unwrap_or(TeeChoice::Auto),
@@ -573,6 +581,17 @@ mod tests {
             Settings::default().resolve(),
             Err(ConfigError::Missing(_))
         ));
+        let zero = Settings {
+            kbs_url: Some("http://kbs".into()),
+            io_timeout_ms: Some(0),
+            ..Default::default()
+        };
+        assert!(
+            zero.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("at least 1 ms")
+        );
     }
 
     #[test]

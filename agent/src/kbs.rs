@@ -29,6 +29,11 @@ use zeroize::Zeroizing;
 /// `KBS_GET_RESOURCE_MAX_ATTEMPT`).
 pub const MAX_RESOURCE_ATTEMPTS: u32 = 3;
 
+/// Handshakes tried when `/attest` is refused. Trustee answers 401 both when the evidence
+/// does not verify and when the session died between `/auth` and `/attest` (timeout, KBS
+/// restart); only a fresh handshake tells them apart. Upstream retries its handshake too.
+pub const MAX_HANDSHAKE_ATTEMPTS: u32 = 3;
+
 /// HTTP methods the protocol uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {

@@ -99,7 +99,7 @@ fn other_usage_and_configuration_errors() {
     w.unseal()
         .args(["--tee", "auto", "--resource", "kbs:///default/a/b"])
         .run()
-        .fails(1, &["no supported TEE found"]);
+        .fails(1, &["no TEE detected"]);
     w.unseal()
         .args([
             "--kbs",

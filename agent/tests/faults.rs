@@ -385,34 +385,44 @@ fn expired_session_at_resource_time_falls_back_to_the_bearer_token() {
 }
 
 #[test]
-fn expired_session_between_auth_and_attest_is_final_today() {
+fn expired_session_between_auth_and_attest_starts_a_new_handshake() {
     // The session dies between /auth and /attest (a KBS restart, or its timeout): Trustee
-    // answers 401 AttestationError to /attest. sealgate treats every refused handshake
-    // step as final, without a new /auth. (Upstream's client re-runs the whole handshake,
-    // up to 5 times; see the report.) What must hold either way: a clear error naming
-    // the step and the KBS error, and nothing written.
+    // answers 401 AttestationError to /attest, the same answer as for evidence that does
+    // not verify. sealgate starts a new handshake, at most MAX_HANDSHAKE_ATTEMPTS (3) in all.
     let mut scenarios: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
     for step in [Step::Auth, Step::Attest] {
         scenarios.push((
-            format!("expire-session at {step:?}"),
+            format!("expire-session at {step:?} once"),
             Box::new(move || {
                 let w = world(&format!("expire-{step:?}"), Config::default());
                 w.kbs
                     .add_fault(Fault::new(step, FaultKind::ExpireSession).times(1))
                     .unwrap();
                 let ran = unseal_a_b(&w).run();
-                ran.fails(
-                    1,
-                    &[
-                        "the KBS refused the attest step with HTTP 401",
-                        "AttestationError",
-                        "nothing was written",
-                    ],
-                );
-                assert_eq!(requests(&w.kbs.stats()), (1, 1, 0), "{}", ran.dump());
+                ran.ok().says(&["starting a new handshake"]);
+                assert_eq!(requests(&w.kbs.stats()), (2, 2, 2), "{}", ran.dump());
             }),
         ));
     }
+    scenarios.push((
+        "expire-session at Attest always".into(),
+        Box::new(|| {
+            let w = world("expire-always", Config::default());
+            w.kbs
+                .add_fault(Fault::new(Step::Attest, FaultKind::ExpireSession))
+                .unwrap();
+            let ran = unseal_a_b(&w).run();
+            ran.fails(
+                1,
+                &[
+                    "the KBS refused the attest step with HTTP 401",
+                    "AttestationError",
+                    "nothing was written",
+                ],
+            );
+            assert_eq!(requests(&w.kbs.stats()), (3, 3, 0), "{}", ran.dump());
+        }),
+    ));
     in_parallel(scenarios);
 }
 

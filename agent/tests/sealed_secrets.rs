@@ -344,10 +344,10 @@ fn upstream_kata_vector_end_to_end() {
 }
 
 #[test]
-fn allowing_unsigned_secrets_does_not_skip_fetching_the_key() {
-    // With --allow-unsigned-sealed-secrets a *bad* signature is accepted (see above), but a
-    // verification key that cannot be obtained still fails the run: sealgate always tries
-    // to verify first. (Upstream CDH with verification off never fetches the key.)
+fn allowing_unsigned_secrets_accepts_one_whose_key_cannot_be_obtained() {
+    // With --allow-unsigned-sealed-secrets, a secret whose verification key cannot be
+    // obtained is treated like one with a bad signature: accepted, loudly. (sealgate still
+    // tries to verify first; upstream CDH with verification off never fetches the key.)
     let t = Sealing::new("unsigned-nokey");
     let input = t.input("input");
     put(
@@ -359,14 +359,38 @@ fn allowing_unsigned_secrets_does_not_skip_fetching_the_key() {
             "kbs:///default/signing-key/absent",
         ),
     );
-    t.unseal(&input)
+    let ran = t
+        .unseal(&input)
         .arg("--allow-unsigned-sealed-secrets")
-        .run()
-        .fails(
-            1,
-            &[
-                "sealed secret s: kbs:///default/signing-key/absent: refused after 3 attempts",
-                "PluginInternalError",
-            ],
-        );
+        .run();
+    ran.ok().says(&[
+        "INSECURE: sealed secret s: no verification key for kid 'kbs:///default/signing-key/absent'",
+    ]);
+    assert_eq!(
+        files(&t.w.sealed_tree()),
+        [("s".to_string(), b"sealed-api-token-2b7d55".to_vec())]
+            .into_iter()
+            .collect(),
+        "{}",
+        ran.dump()
+    );
+    // Without the flag the same run fails, naming the KBS's answer for the key.
+    let t = Sealing::new("signed-nokey");
+    let input = t.input("input");
+    put(
+        &input,
+        "s",
+        &seal_vault(
+            "kbs:///default/app/api-token",
+            &t.kbs_key,
+            "kbs:///default/signing-key/absent",
+        ),
+    );
+    t.unseal(&input).run().fails(
+        1,
+        &[
+            "sealed secret s: kbs:///default/signing-key/absent: refused after 3 attempts",
+            "PluginInternalError",
+        ],
+    );
 }

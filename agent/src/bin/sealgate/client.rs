@@ -6,7 +6,9 @@
 
 use crate::evidence::Attester;
 use crate::{debug, info, warn};
-use sealgate::kbs::{Backoff, Call, Fetch, Handshake, KbsClientError, Next, Reply, Session};
+use sealgate::kbs::{
+    self, Backoff, Call, Fetch, Handshake, KbsClientError, Next, Reply, Session, Step,
+};
 use sealgate::rcar::Tee;
 use sealgate::teekey::TeeKey;
 use sealgate::uri::ResourceUri;
@@ -168,15 +170,25 @@ impl<T: Transport> Client<T> {
 
     /// Attests (again), retrying transient failures until the deadline.
     pub fn attest(&mut self) -> Result<(), ClientError> {
+        let mut refusals = 0;
         loop {
-            match self.handshake()? {
-                Attempt::Done(session) => {
+            match self.handshake() {
+                Ok(Attempt::Done(session)) => {
                     self.stats.attestations += 1;
                     info!("attested to the KBS as '{}'", self.tee.as_str());
                     self.session = Some(session);
                     return Ok(());
                 }
-                Attempt::Retry(why) => self.pause(&why)?,
+                Ok(Attempt::Retry(why)) => self.pause(&why)?,
+                Err(ClientError::Kbs(
+                    e @ KbsClientError::Refused {
+                        step: Step::Attest, ..
+                    },
+                )) if refusals + 1 < kbs::MAX_HANDSHAKE_ATTEMPTS => {
+                    refusals += 1;
+                    warn!("{e}; starting a new handshake (the session may have expired)");
+                }
+                Err(e) => return Err(e),
             }
         }
     }

@@ -284,11 +284,21 @@ fn unseal_one(
         Sealed::Signed(s) => {
             let kid = s.kid().to_string();
             if !keys.contains_key(&kid) {
-                let jwk = verification_key(cfg, client, s).map_err(|e| ctx(&e.0))?;
-                keys.insert(kid.clone(), jwk);
+                match verification_key(cfg, client, s) {
+                    Ok(jwk) => {
+                        keys.insert(kid.clone(), jwk);
+                    }
+                    // Without a key nothing can be verified; with the insecure flag the
+                    // secret is then accepted like any unverifiable one (below).
+                    Err(e) if cfg.allow_unsigned => debug!("sealed secret {path}: {}", e.0),
+                    Err(e) => return Err(ctx(&e.0)),
+                }
             }
-            let key = &keys[&kid];
-            match s.verify(key) {
+            let verdict = match keys.get(&kid) {
+                Some(key) => s.verify(key).map_err(|e| e.to_string()),
+                None => Err(format!("no verification key for kid '{kid}'")),
+            };
+            match verdict {
                 Ok(secret) => {
                     verified = secret;
                     &verified
@@ -347,9 +357,12 @@ fn verification_key(
 }
 
 fn seal_options(cfg: &Config) -> SealOptions {
+    // A group allowed to read the files must be able to reach them.
+    let group_search = if cfg.mode & 0o040 != 0 { 0o050 } else { 0 };
     SealOptions {
         owner: cfg.owner.map(|(uid, gid)| Owner { uid, gid }),
         file_mode: cfg.mode,
+        dir_mode: 0o700 | group_search,
         mount_tmpfs: cfg.mount_tmpfs,
         size_limit: cfg.tmpfs_size,
         allow_non_tmpfs: cfg.allow_non_tmpfs,
