@@ -260,15 +260,21 @@ fn check_tcb(
             .map_err(|e| format!("{context}: VCEK extensions: {e}"))?
             .ok_or_else(|| format!("{context}: hwID extension not found in the VCEK"))?
             .value;
-        // Raw bytes (AMD's encoding) or, in newer certificates, a DER OCTET STRING.
-        let hw_id = match der::Reader::new(hw_id).expect(tag::OCTET_STRING) {
-            Ok(t) if t.raw.len() == hw_id.len() && hw_id.len() != 64 => t.value,
-            _ => hw_id,
-        };
         let used = if generation == Generation::Turin {
             8
         } else {
             64
+        };
+        // Raw bytes (AMD's encoding, what Trustee takes when the length is right) or, in newer
+        // certificates, a DER OCTET STRING around them.
+        let hw_id = if hw_id.len() == used {
+            hw_id
+        } else {
+            let mut r = der::Reader::new(hw_id);
+            match (r.expect(tag::OCTET_STRING), r.finish()) {
+                (Ok(t), Ok(())) => t.value,
+                _ => hw_id,
+            }
         };
         if hw_id != &repr.chip_id[..used] {
             return Err(format!(

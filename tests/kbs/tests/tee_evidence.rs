@@ -390,6 +390,63 @@ fn snp_tcb_and_chip_id_must_match_the_vcek() {
 }
 
 #[test]
+fn snp_hw_id_may_be_a_der_octet_string() {
+    use firmware_glue::der::oid;
+    use firmware_glue::sim::der_writer as w;
+    use firmware_glue::sim::snp::{SnpKeys, amd_name, vcek_oid};
+    use firmware_glue::sim::x509::{self, CertSpec, Extension, IssuerKey, SubjectKey};
+    let sim = snp_sim(|_| {});
+    let keys = SnpKeys::from_seed(DEFAULT_SEED, Generation::Genoa);
+    let vcek = |hw_id: Vec<u8>| {
+        let tcb = sim.config().tcb;
+        let int = |v: u8| w::integer_u64(u64::from(v));
+        x509::certificate(
+            &CertSpec {
+                serial: &[1],
+                issuer: &amd_name("SEV-Genoa"),
+                subject: &amd_name("SEV-VCEK"),
+                not_before: w::Time::date(2024, 1, 1),
+                not_after: w::Time::date(2031, 1, 1),
+                extensions: &[
+                    Extension::new(vcek_oid::BL_SPL, int(tcb.bootloader)),
+                    Extension::new(vcek_oid::TEE_SPL, int(tcb.tee)),
+                    Extension::new(vcek_oid::SNP_SPL, int(tcb.snp)),
+                    Extension::new(vcek_oid::UCODE_SPL, int(tcb.microcode)),
+                    Extension::new(vcek_oid::HW_ID, hw_id),
+                ],
+            },
+            SubjectKey::P384(keys.vcek.verifying_key()),
+            IssuerKey::P384(&keys.ask),
+        )
+    };
+    let chip = sim.config().chip_id;
+    let sim = &sim;
+    let with = |der: Vec<u8>| {
+        move |rd: &[u8; 64]| {
+            let mut ev = sim.evidence_json(rd).unwrap();
+            ev["cert_chain"][0]["data"] = json!(der);
+            ev
+        }
+    };
+    let digest = [0x11u8; 48];
+    let mut rd = [0u8; 64];
+    rd[..48].copy_from_slice(&digest);
+    let expected = Expected {
+        report_data: &digest,
+        init_data_digest: None,
+    };
+    for good in [chip.to_vec(), w::octet_string(&chip)] {
+        let ev = with(vcek(good))(&rd);
+        snp_verifier().verify(&ev, &expected).expect("verifies");
+    }
+    let mut other = chip;
+    other[63] ^= 1;
+    let why = reason(&snp_verifier(), false, with(vcek(w::octet_string(&other))));
+    assert!(why.contains("Chip ID mismatch"), "{why}");
+    assert_eq!(oid::AMD_HW_ID, w::oid_content(vcek_oid::HW_ID));
+}
+
+#[test]
 fn snp_measurement_policy() {
     let sim = snp_sim(|_| {});
     let mut policy = SnpPolicy::default();
