@@ -12,7 +12,9 @@
 //!    [`sealgate::hosts`];
 //! 3. DNS: our own stub resolver ([`sealgate::dns`] driven by the `resolver` module) asks
 //!    the nameservers of [`ClientConfig::resolv_conf`] (`/etc/resolv.conf`) for A, then
-//!    AAAA records, following the search list.
+//!    AAAA records, following the search list. Its waits are bounded by resolv.conf's
+//!    `timeout` and `attempts`, not by the timeouts below; a resolution failure is a
+//!    [`Phase::Resolve`] error whose text says what the nameservers did.
 //!
 //! Every resolved address is tried in order, each with the connect timeout.
 //!
