@@ -5,12 +5,16 @@
 //! resends, but only when not one byte of the response had arrived; once a response has
 //! started, a failure is returned, never retried.
 //!
-//! Name resolution, in this order:
+//! Name resolution, in this order, without the C library's resolver (no NSS, no
+//! `getaddrinfo`):
 //! 1. an IP literal in the URL is used as is;
 //! 2. the hosts file ([`ClientConfig::hosts_file`], `/etc/hosts`), parsed by
-//!    [`sealgate::hosts`], so a guest image without NSS or DNS configuration still works;
-//! 3. otherwise `std::net::ToSocketAddrs`, i.e. the C library's `getaddrinfo`
-//!    (nsswitch.conf, DNS from resolv.conf).
+//!    [`sealgate::hosts`];
+//! 3. DNS: our own stub resolver ([`sealgate::dns`] driven by the `resolver` module) asks
+//!    the nameservers of [`ClientConfig::resolv_conf`] (`/etc/resolv.conf`) for A, then
+//!    AAAA records, following the search list. Its waits are bounded by resolv.conf's
+//!    `timeout` and `attempts`, not by the timeouts below; a resolution failure is a
+//!    [`Phase::Resolve`] error whose text says what the nameservers did.
 //!
 //! Every resolved address is tried in order, each with the connect timeout.
 //!
@@ -23,7 +27,7 @@
 //! Errors name the peer and the phase, never request or response content.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,11 +35,14 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use sealgate::dns::ResolvConf;
 use sealgate::hosts::{Host, Url, lookup_hosts};
 use sealgate::http::{HttpError, Limits, Progress, Request, Response, ResponseParser};
 use zeroize::Zeroize;
 
-/// Largest hosts file read; anything bigger is ignored (as if absent).
+mod resolver;
+
+/// Largest hosts or resolv.conf file read; anything bigger is ignored (as if absent).
 const MAX_HOSTS_FILE_BYTES: usize = 1024 * 1024;
 /// Receive buffer per `recv(2)`.
 const READ_CHUNK: usize = 16 * 1024;
@@ -58,8 +65,15 @@ pub struct ClientConfig {
     pub max_idle: Duration,
     /// Response size limits.
     pub limits: Limits,
-    /// The hosts file consulted before the system resolver. Default `/etc/hosts`.
+    /// The hosts file consulted before DNS. Default `/etc/hosts`.
     pub hosts_file: PathBuf,
+    /// The resolver configuration: nameservers, search list, `ndots`, `timeout`,
+    /// `attempts` (see [`ResolvConf::parse`]). Default `/etc/resolv.conf`.
+    pub resolv_conf: PathBuf,
+    /// Resolver settings used instead of reading [`ClientConfig::resolv_conf`]. The file
+    /// syntax has no port, so this is how tests point the client at a nameserver on a port
+    /// other than 53. Default `None`.
+    pub resolver: Option<ResolvConf>,
 }
 
 impl Default for ClientConfig {
@@ -72,6 +86,8 @@ impl Default for ClientConfig {
             max_idle: Duration::from_secs(4),
             limits: Limits::default(),
             hosts_file: PathBuf::from("/etc/hosts"),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            resolver: None,
         }
     }
 }
@@ -93,7 +109,8 @@ pub enum Phase {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NetErrorKind {
-    /// The name resolved to no address (the resolver's message, if it gave one).
+    /// The name resolved to no address. The text says why: `no address found (NXDOMAIN
+    /// from 10.0.2.3)`, `timed out asking 10.0.2.3`, `no nameserver configured ...`.
     NotFound(String),
     /// A wait exceeded the timeout shown.
     Timeout(Duration),
@@ -131,10 +148,8 @@ impl fmt::Display for NetError {
         };
         write!(f, "{phase} {}: ", self.peer)?;
         match &self.kind {
-            NetErrorKind::NotFound(detail) if detail.is_empty() => {
-                f.write_str("no address found (hosts file and system resolver)")
-            }
-            NetErrorKind::NotFound(detail) => write!(f, "no address found: {detail}"),
+            NetErrorKind::NotFound(detail) if detail.is_empty() => f.write_str("no address found"),
+            NetErrorKind::NotFound(detail) => f.write_str(detail),
             NetErrorKind::Timeout(d) => write!(f, "timed out after {} ms", d.as_millis()),
             NetErrorKind::Io(errno) => write!(f, "{errno}"),
             NetErrorKind::Http(e) => write!(f, "{e}"),
@@ -311,21 +326,33 @@ impl HttpClient {
                     .collect());
             }
         }
-        match (name.as_str(), port).to_socket_addrs() {
-            Ok(found) => {
-                let mut addrs: Vec<SocketAddr> = Vec::new();
-                for addr in found {
-                    if !addrs.contains(&addr) {
-                        addrs.push(addr);
+        let conf = match &self.config.resolver {
+            Some(conf) => conf.clone(),
+            None => {
+                let path = &self.config.resolv_conf;
+                match read_small_file(path) {
+                    Some(text) => ResolvConf::parse(&text),
+                    None => {
+                        return Err(self.resolve_error(format!(
+                            "no nameserver configured ({} is missing or unreadable)",
+                            path.display()
+                        )));
                     }
                 }
-                if addrs.is_empty() {
-                    Err(self.resolve_error(String::new()))
-                } else {
-                    Ok(addrs)
-                }
             }
-            Err(e) => Err(self.resolve_error(e.to_string())),
+        };
+        if conf.nameservers.is_empty() && self.config.resolver.is_none() {
+            return Err(self.resolve_error(format!(
+                "no nameserver configured in {}",
+                self.config.resolv_conf.display()
+            )));
+        }
+        match resolver::lookup(name, &conf) {
+            Ok(ips) => Ok(ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect()),
+            Err(detail) => Err(self.resolve_error(detail)),
         }
     }
 
@@ -528,6 +555,9 @@ mod tests {
     use std::sync::mpsc;
     use std::thread;
 
+    use super::resolver::tests as fake_dns;
+    use fake_dns::FakeDns;
+
     /// Generous timeouts for tests that must not time out, even on a loaded machine.
     fn config() -> ClientConfig {
         ClientConfig {
@@ -536,6 +566,7 @@ mod tests {
             write_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(20),
             hosts_file: PathBuf::from("/nonexistent/hosts"),
+            resolv_conf: PathBuf::from("/nonexistent/resolv.conf"),
             ..ClientConfig::default()
         }
     }
@@ -1068,32 +1099,169 @@ mod tests {
         assert!(handle.join().unwrap());
     }
 
+    /// A temporary directory for files the client reads, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("sealgate-net-test-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+
+    /// A fake DNS server that knows one name.
+    fn dns_knowing(name: &'static str, ips: &'static [&'static str]) -> FakeDns {
+        FakeDns::start(move |q| {
+            if q.name() == name {
+                vec![fake_dns::answer(q, ips)]
+            } else {
+                vec![fake_dns::rcode(q, 3)]
+            }
+        })
+    }
+
     #[test]
-    fn hosts_file_then_system_resolver() {
+    fn hosts_file_before_dns() {
         let (addr, handle) = keep_alive_server(2, |_| ok_response("hi"));
-        let dir = std::env::temp_dir().join(format!("sealgate-net-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let hosts = dir.join("hosts");
+        // DNS would send the client to a black hole: it must not be asked.
+        let dns = dns_knowing("kbs.test", &["192.0.2.1"]);
+        let dir = TempDir::new("hosts");
         // ::1 first: nothing listens there on this port, so the second address is used.
-        std::fs::write(&hosts, "# test\n::1 kbs.test\n127.0.0.1 other KBS.Test\n").unwrap();
+        let hosts = dir.file("hosts", "# test\n::1 kbs.test\n127.0.0.1 other KBS.Test\n");
+        let config = ClientConfig {
+            hosts_file: hosts,
+            resolver: Some(fake_dns::conf(&[&dns])),
+            ..config()
+        };
         let url = Url::parse(&format!("http://kbs.test:{}", addr.port())).unwrap();
-        let mut c = HttpClient::with_config(
-            url,
-            ClientConfig {
-                hosts_file: hosts.clone(),
-                ..config()
-            },
-        );
+        let mut c = HttpClient::with_config(url, config.clone());
         assert_eq!(c.send(&Request::get("/")).unwrap().body(), b"hi");
         assert_eq!(c.connections_opened(), 1);
         drop(c);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(dns.asked().is_empty());
 
-        // Not in our hosts file: the system resolver answers for localhost.
-        let url = Url::parse(&format!("http://localhost:{}", addr.port())).unwrap();
-        let mut c = HttpClient::with_config(url, config());
+        // Not in the hosts file: DNS answers.
+        let dns = dns_knowing("elsewhere.test", &["127.0.0.1"]);
+        let url = Url::parse(&format!("http://elsewhere.test:{}", addr.port())).unwrap();
+        let config = ClientConfig {
+            resolver: Some(fake_dns::conf(&[&dns])),
+            ..config
+        };
+        let mut c = HttpClient::with_config(url, config);
         assert_eq!(c.send(&Request::get("/")).unwrap().body(), b"hi");
         drop(c);
+        assert_eq!(dns.asked().len(), 2);
         assert_eq!(handle.join().unwrap(), (2, 2));
+    }
+
+    #[test]
+    fn name_resolved_through_dns_to_a_loopback_server() {
+        let (addr, handle) = keep_alive_server(1, |req| {
+            ok_response(req.lines().find(|l| l.starts_with("Host:")).unwrap_or(""))
+        });
+        // IPv6 first in the answer, but IPv4 is tried first; nothing listens on ::1.
+        let dns = dns_knowing("kbs.corp.test", &["::1", "127.0.0.1"]);
+        // A single label: the search list applies.
+        let url = Url::parse(&format!("http://kbs:{}/base", addr.port())).unwrap();
+        let mut c = HttpClient::with_config(
+            url,
+            ClientConfig {
+                resolver: Some(ResolvConf {
+                    search: vec!["corp.test".into()],
+                    ..fake_dns::conf(&[&dns])
+                }),
+                ..config()
+            },
+        );
+        let resp = c.send(&Request::get("/kbs/v0/auth")).unwrap();
+        assert_eq!(resp.body(), format!("Host: kbs:{}", addr.port()).as_bytes());
+        assert_eq!(c.connections_opened(), 1);
+        assert_eq!(format!("{c:?}").matches("127.0.0.1").count(), 1);
+        drop(c);
+        assert_eq!(handle.join().unwrap(), (1, 1));
+        let names: Vec<String> = dns.asked().iter().map(|q| q.name()).collect();
+        assert_eq!(names, ["kbs.corp.test", "kbs.corp.test"]);
+    }
+
+    fn resolve_error(config: ClientConfig) -> NetError {
+        let mut c = HttpClient::with_config(Url::parse("http://kbs.example:8080").unwrap(), config);
+        let err = c.send(&Request::get("/")).unwrap_err();
+        assert_eq!(err.phase, Phase::Resolve);
+        assert!(matches!(err.kind, NetErrorKind::NotFound(_)), "{err:?}");
+        assert!(!err.is_timeout());
+        assert_eq!(c.connections_opened(), 0);
+        err
+    }
+
+    #[test]
+    fn resolve_errors() {
+        let dns = dns_knowing("other.test", &["127.0.0.1"]);
+        let err = resolve_error(ClientConfig {
+            resolver: Some(fake_dns::conf(&[&dns])),
+            ..config()
+        });
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "resolve kbs.example:8080: no address found (NXDOMAIN from {})",
+                dns.addr
+            )
+        );
+        assert_eq!(err.peer, "kbs.example:8080");
+
+        let silent = FakeDns::start(|_| vec![]);
+        let err = resolve_error(ClientConfig {
+            resolver: Some(ResolvConf {
+                timeout: Duration::from_millis(50),
+                attempts: 1,
+                ..fake_dns::conf(&[&silent])
+            }),
+            ..config()
+        });
+        assert_eq!(
+            err.to_string(),
+            format!("resolve kbs.example:8080: timed out asking {}", silent.addr)
+        );
+
+        assert_eq!(
+            resolve_error(config()).to_string(),
+            "resolve kbs.example:8080: no nameserver configured \
+             (/nonexistent/resolv.conf is missing or unreadable)"
+        );
+        let dir = TempDir::new("resolv");
+        let resolv_conf = dir.file("resolv.conf", "search corp.test\noptions ndots:2\n");
+        let err = resolve_error(ClientConfig {
+            resolv_conf: resolv_conf.clone(),
+            ..config()
+        });
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "resolve kbs.example:8080: no nameserver configured in {}",
+                resolv_conf.display()
+            )
+        );
+        assert_eq!(
+            resolve_error(ClientConfig {
+                resolver: Some(ResolvConf::default()),
+                ..config()
+            })
+            .to_string(),
+            "resolve kbs.example:8080: no nameserver configured"
+        );
     }
 }

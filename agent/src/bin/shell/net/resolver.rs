@@ -1,0 +1,329 @@
+//! DNS over UDP and TCP for [`super::HttpClient`]: sends the queries of the sans-IO
+//! [`sealgate::dns`] core to the nameservers and hands it their answers.
+//!
+//! For each name of the search list ([`ResolvConf::search_names`]), an A query, then
+//! (unless the name does not exist) an AAAA query; the first name with an address wins, its
+//! IPv4 addresses first. Each query goes to the nameservers in turn, for `attempts` rounds,
+//! waiting up to `timeout` for each: a NOERROR or NXDOMAIN answer settles the question;
+//! SERVFAIL, REFUSED, a malformed answer or an ICMP error rules that server out for the
+//! question; a silent server is asked again in the next round. When no nameserver answered
+//! the A query of a name, the lookup stops there: asking for the other names of the search
+//! list would only repeat the wait.
+//!
+//! Every transmission has its own socket, so its own source port (Linux picks a random
+//! ephemeral port), and its own random ID from getrandom(2). The UDP socket is connected to
+//! the nameserver, so the kernel drops datagrams from any other address; datagrams that
+//! still do not answer the query (wrong ID or question: late, or forged) are ignored and the
+//! wait goes on until the timeout. An answer with the TC bit is asked again over TCP, to the
+//! same server with a fresh timeout (two-byte length prefix, so at most 64 KiB).
+//!
+//! Queries are sent one after the other (A, then AAAA), never in parallel: a server that
+//! drops AAAA queries costs the wait for them even when the A query was answered.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use rustix::event::PollFlags;
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use sealgate::dns::{Query, Rcode, RecordType, Reply, ResolvConf, ResponseError};
+
+use super::{NetErrorKind, connect_to, wait};
+use crate::shell::os_rng;
+
+/// Receive buffer for one UDP answer: well above the 512 bytes a server may send without
+/// EDNS0. A larger datagram does not conform and is ignored.
+const UDP_BUFFER: usize = 4096;
+
+/// Why one nameserver gave no usable answer to one question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// An error response code (SERVFAIL, REFUSED, FORMERR, NOTIMP, ...).
+    Rcode(Rcode),
+    /// No answer within the timeout.
+    Timeout,
+    /// A system call failed; an ICMP port unreachable shows as `ECONNREFUSED`.
+    Io(Errno),
+    /// The answer carried our ID and question but was malformed.
+    BadAnswer(ResponseError),
+    /// The TCP answer was truncated too.
+    TruncatedOverTcp,
+    /// The server closed the TCP connection before the whole answer.
+    Closed,
+}
+
+impl Failure {
+    fn describe(self, server: SocketAddr) -> String {
+        let s = show(server);
+        match self {
+            Failure::Rcode(rcode) => format!("{rcode} from {s}"),
+            Failure::Timeout => format!("timed out asking {s}"),
+            Failure::Io(e) => format!("error asking {s}: {e}"),
+            Failure::BadAnswer(e) => format!("bad answer from {s}: {e}"),
+            Failure::TruncatedOverTcp => format!("truncated answer over TCP from {s}"),
+            Failure::Closed => format!("{s} closed the TCP connection before answering"),
+        }
+    }
+}
+
+impl From<NetErrorKind> for Failure {
+    fn from(kind: NetErrorKind) -> Failure {
+        match kind {
+            NetErrorKind::Timeout(_) => Failure::Timeout,
+            NetErrorKind::Io(e) => Failure::Io(e),
+            _ => Failure::Io(Errno::IO),
+        }
+    }
+}
+
+/// A nameserver as shown in messages: the address alone for port 53.
+fn show(server: SocketAddr) -> String {
+    if server.port() == sealgate::dns::DNS_PORT {
+        server.ip().to_string()
+    } else {
+        server.to_string()
+    }
+}
+
+/// What the nameservers said about one question.
+enum Outcome {
+    /// NOERROR: the addresses (none: NODATA), and who said so.
+    Answer(Vec<IpAddr>, SocketAddr),
+    /// NXDOMAIN, and who said so.
+    NxDomain(SocketAddr),
+    /// No server answered: why, for each one asked.
+    Failed(Vec<(SocketAddr, Failure)>),
+}
+
+/// Looks `name` up through the nameservers of `conf`. The error explains why there is no
+/// address, for [`NetErrorKind::NotFound`]: `no address found (NXDOMAIN from 10.0.2.3)`,
+/// `timed out asking 10.0.2.3`, `no nameserver configured`.
+pub(super) fn lookup(name: &str, conf: &ResolvConf) -> Result<Vec<IpAddr>, String> {
+    if conf.nameservers.is_empty() {
+        return Err("no nameserver configured".into());
+    }
+    let names = conf.search_names(name);
+    if names.is_empty() {
+        return Err(format!(
+            "no address found ({name:?} is not a valid DNS name)"
+        ));
+    }
+    let mut explained: Vec<(&str, Vec<String>)> = Vec::new();
+    // Whether any server said anything, as opposed to all of them staying silent.
+    let mut heard = false;
+    for candidate in &names {
+        let mut found: Vec<IpAddr> = Vec::new();
+        let mut nodata: Vec<(RecordType, SocketAddr)> = Vec::new();
+        let mut facts: Vec<String> = Vec::new();
+        let mut give_up = false;
+        for qtype in [RecordType::A, RecordType::Aaaa] {
+            match query(conf, candidate, qtype) {
+                Outcome::Answer(addrs, server) => {
+                    heard = true;
+                    if addrs.is_empty() {
+                        nodata.push((qtype, server));
+                    }
+                    for addr in addrs {
+                        if !found.contains(&addr) {
+                            found.push(addr);
+                        }
+                    }
+                }
+                Outcome::NxDomain(server) => {
+                    heard = true;
+                    facts.push(format!("NXDOMAIN from {}", show(server)));
+                    break; // no such name, no AAAA either
+                }
+                Outcome::Failed(failures) => {
+                    let silent = failures.iter().all(|&(_, f)| f == Failure::Timeout);
+                    heard |= !silent;
+                    for (server, f) in failures {
+                        let fact = f.describe(server);
+                        if !facts.contains(&fact) {
+                            facts.push(fact);
+                        }
+                    }
+                    if silent && qtype == RecordType::A {
+                        give_up = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        match nodata.as_slice() {
+            [(_, a), (_, b)] if a == b => {
+                facts.insert(0, format!("no A or AAAA record from {}", show(*a)));
+            }
+            _ => {
+                for (i, &(qtype, server)) in nodata.iter().enumerate() {
+                    facts.insert(i, format!("no {qtype} record from {}", show(server)));
+                }
+            }
+        }
+        explained.push((candidate, facts));
+        if give_up {
+            break;
+        }
+    }
+    if !heard {
+        let servers: Vec<String> = conf.nameservers.iter().map(|&s| show(s)).collect();
+        return Err(format!("timed out asking {}", servers.join(", ")));
+    }
+    let detail = match explained.as_slice() {
+        [(_, facts)] => facts.join(", "),
+        _ => explained
+            .iter()
+            .map(|(name, facts)| format!("{name}: {}", facts.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    Err(format!("no address found ({detail})"))
+}
+
+/// Asks the nameservers about `name`, `attempts` rounds over those that have not failed.
+fn query(conf: &ResolvConf, name: &str, qtype: RecordType) -> Outcome {
+    let servers = &conf.nameservers;
+    let mut failed: Vec<Option<Failure>> = vec![None; servers.len()];
+    let settled = |f: &Option<Failure>| matches!(f, Some(f) if *f != Failure::Timeout);
+    for _ in 0..conf.attempts.max(1) {
+        for (i, &server) in servers.iter().enumerate() {
+            if settled(&failed[i]) {
+                continue;
+            }
+            match ask(server, name, qtype, conf.timeout) {
+                Ok(Reply::Addresses(addrs)) => return Outcome::Answer(addrs, server),
+                Ok(Reply::NxDomain) => return Outcome::NxDomain(server),
+                Ok(Reply::ServerFailure(rcode)) => failed[i] = Some(Failure::Rcode(rcode)),
+                Ok(Reply::Truncated) => failed[i] = Some(Failure::TruncatedOverTcp),
+                Err(f) => failed[i] = Some(f),
+            }
+        }
+        if failed.iter().all(settled) {
+            break;
+        }
+    }
+    Outcome::Failed(
+        servers
+            .iter()
+            .zip(failed)
+            .filter_map(|(&s, f)| Some((s, f?)))
+            .collect(),
+    )
+}
+
+fn random_id() -> u16 {
+    let mut id = [0u8; 2];
+    os_rng::fill(&mut id);
+    u16::from_ne_bytes(id)
+}
+
+fn family(addr: SocketAddr) -> AddressFamily {
+    match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    }
+}
+
+/// One query to one server over UDP (then TCP if the answer is truncated).
+fn ask(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    timeout: Duration,
+) -> Result<Reply, Failure> {
+    // The names come from `search_names`, which only gives valid ones.
+    let query = Query::new(random_id(), name, qtype).map_err(|_| Failure::Io(Errno::INVAL))?;
+    let deadline = Instant::now() + timeout;
+    let fd = rustix::net::socket_with(
+        family(server),
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(Failure::Io)?;
+    rustix::net::connect(&fd, &server).map_err(Failure::Io)?;
+    let msg = query.encode();
+    loop {
+        match rustix::net::send(&fd, &msg, SendFlags::empty()) {
+            Ok(n) if n == msg.len() => break,
+            Ok(_) => return Err(Failure::Io(Errno::MSGSIZE)),
+            Err(Errno::AGAIN) => wait(&fd, PollFlags::OUT, timeout, deadline, timeout)?,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Failure::Io(e)),
+        }
+    }
+    let mut buf = vec![0u8; UDP_BUFFER];
+    loop {
+        // A stream of unrelated datagrams must not keep us past the timeout.
+        if Instant::now() >= deadline {
+            return Err(Failure::Timeout);
+        }
+        match rustix::net::recv(&fd, &mut buf[..], RecvFlags::TRUNC) {
+            Ok((_, full)) if full > UDP_BUFFER => {} // oversized: not a DNS answer
+            Ok((n, _)) => match query.parse_response(&buf[..n]) {
+                Ok(Reply::Truncated) => return ask_tcp(server, &query, timeout),
+                Ok(reply) => return Ok(reply),
+                Err(e) if e.is_unrelated() => {}
+                Err(e) => return Err(Failure::BadAnswer(e)),
+            },
+            Err(Errno::AGAIN) => wait(&fd, PollFlags::IN, timeout, deadline, timeout)?,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Failure::Io(e)),
+        }
+    }
+}
+
+/// The same query over TCP, within a fresh `timeout` for connecting and the whole exchange.
+fn ask_tcp(server: SocketAddr, query: &Query, timeout: Duration) -> Result<Reply, Failure> {
+    let deadline = Instant::now() + timeout;
+    let fd = connect_to(server, timeout)?;
+    let msg = query.encode();
+    let mut framed = Vec::with_capacity(2 + msg.len());
+    framed.extend_from_slice(&(msg.len() as u16).to_be_bytes()); // a query is < 300 bytes
+    framed.extend_from_slice(&msg);
+    let mut sent = 0;
+    while sent < framed.len() {
+        match rustix::net::send(&fd, &framed[sent..], SendFlags::NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(Errno::AGAIN) => wait(&fd, PollFlags::OUT, timeout, deadline, timeout)?,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Failure::Io(e)),
+        }
+    }
+    let mut len = [0u8; 2];
+    read_exact(&fd, &mut len, timeout, deadline)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    read_exact(&fd, &mut answer, timeout, deadline)?;
+    match query.parse_response(&answer) {
+        Ok(Reply::Truncated) => Err(Failure::TruncatedOverTcp),
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(Failure::BadAnswer(e)),
+    }
+}
+
+/// Fills `buf` from the stream; never reads past it.
+fn read_exact(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::net::recv(fd, &mut buf[got..], RecvFlags::empty()) {
+            Ok((0, _)) => return Err(Failure::Closed),
+            Ok((n, _)) => got += n,
+            Err(Errno::AGAIN) => wait(fd, PollFlags::IN, timeout, deadline, timeout)?,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Failure::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(super) mod tests;
