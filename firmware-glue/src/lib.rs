@@ -14,6 +14,10 @@
 //!   `/dev/tdx_guest` ABI in [`tdx::abi`].
 //! - [`der`]: a bounded DER walker for the VCEK/VLEK certificates (public key, extensions).
 //!
+//! ## With `sim` (tests only)
+//! - `sim`: simulated SEV-SNP and TDX firmware (reports, quotes, certificate chains) signed by
+//!   test keys derived from a seed, and the small DER writer they need.
+//!
 //! ## With `std`
 //! - `tsm`: the configfs-tsm report procedure, over the `tsm::TsmFs` trait
 //!   (`tsm::KernelFs` by default; an in-process fake or simulated firmware otherwise).
@@ -39,6 +43,8 @@ extern crate alloc;
 
 pub mod der;
 pub mod ioc;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod snp;
 pub mod tdx;
 mod util;
