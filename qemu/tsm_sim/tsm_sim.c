@@ -61,7 +61,8 @@ static_assert(sizeof(struct tsm_sim_resp) == TSM_SIM_RESP_LEN);
 struct sim_request {
 	struct tsm_sim_req wire;	/* what the daemon reads */
 	bool delivered;			/* the daemon has read it */
-	struct completion done;		/* completed once resp/status is set */
+	bool answered;			/* resp or status is set (under sim.lock) */
+	struct completion done;		/* completed when answered is set */
 	int status;			/* 0 or -errno */
 	void *resp;			/* the daemon's whole write() (kvmalloc'd) */
 	size_t resp_len;
@@ -134,7 +135,11 @@ static int sim_call(u32 kind, u32 privlevel, u32 source, const u8 *inblob, void 
 	mutex_unlock(&sim.lock);
 	mutex_unlock(&sim.serial);
 
-	if (!completion_done(&req.done)) {
+	/*
+	 * Not completion_done(): a successful wait consumes the completion. An answer that
+	 * arrived between the timeout and clearing sim.cur still counts.
+	 */
+	if (!req.answered) {
 		if (left == 0)
 			pr_warn_ratelimited("the simulator daemon did not answer in %u ms\n",
 					    timeout_ms);
@@ -262,8 +267,9 @@ static int sim_release(struct inode *inode, struct file *file)
 	mutex_lock(&sim.lock);
 	sim.attached = false;
 	/* Fail an outstanding request now instead of letting it time out. */
-	if (sim.cur && !completion_done(&sim.cur->done)) {
+	if (sim.cur && !sim.cur->answered) {
 		sim.cur->status = -EIO;
+		sim.cur->answered = true;
 		complete(&sim.cur->done);
 	}
 	mutex_unlock(&sim.lock);
@@ -327,7 +333,7 @@ static ssize_t sim_write(struct file *file, const char __user *buf, size_t count
 	}
 
 	mutex_lock(&sim.lock);
-	if (!sim.cur || !sim.cur->delivered || completion_done(&sim.cur->done) ||
+	if (!sim.cur || !sim.cur->delivered || sim.cur->answered ||
 	    sim.cur->wire.id != hdr->id) {
 		/* Not the request in flight: it timed out or was answered already. */
 		mutex_unlock(&sim.lock);
@@ -341,6 +347,7 @@ static ssize_t sim_write(struct file *file, const char __user *buf, size_t count
 		sim.cur->resp = resp;
 		sim.cur->resp_len = count;
 	}
+	sim.cur->answered = true;
 	complete(&sim.cur->done);
 	mutex_unlock(&sim.lock);
 	return count;

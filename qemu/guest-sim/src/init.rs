@@ -1,7 +1,7 @@
 //! The `/init` of simulated-TEE test images: prepares the simulated firmware, then `exec`s the
 //! real next stage (`/sbin/sealgate init`) so that it runs as PID 1, unmodified.
 //!
-//! 1. mounts proc, sysfs, devtmpfs and configfs (needed to load modules and open the device);
+//! 1. mounts proc, sysfs and devtmpfs (to read the command line, find and open the device);
 //! 2. loads `configfs`, `tsm` and `tsm_sim` (with the `tsm_sim.*` kernel command line words as
 //!    parameters) from `/lib/modules/<release>/`;
 //! 3. starts `guest-sim daemon` and waits until it has the device open;
@@ -21,11 +21,10 @@ use std::process::{Command, Stdio};
 const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
 
 /// What the wrapper mounts, in order.
-const MOUNTS: [(&str, &str, &str); 4] = [
+const MOUNTS: [(&str, &str, &str); 3] = [
     ("proc", "/proc", "proc"),
     ("sysfs", "/sys", "sysfs"),
     ("devtmpfs", "/dev", "devtmpfs"),
-    ("configfs", "/sys/kernel/config", "configfs"),
 ];
 
 /// Runs the wrapper with the configuration `load` reads once /proc is mounted; returns only

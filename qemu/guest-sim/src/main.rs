@@ -79,8 +79,7 @@ fn main() {
             std::process::exit(1)
         }
         "selftest" => {
-            let cfg = load_config().unwrap_or_else(|e| fail_as_init(&e));
-            let ok = selftest::run(&cfg);
+            let ok = selftest::run(load_config);
             eprintln!(
                 "guest-sim: SELFTEST {}",
                 if ok { "PASSED" } else { "FAILED" }

@@ -78,8 +78,9 @@ fn read_request(dev: &mut File) -> Result<Request, String> {
     Request::decode(&buf[..n]).map_err(|e| e.0)
 }
 
-/// Runs every check; true if all passed.
-pub fn run(cfg: &Config) -> bool {
+/// Runs every check with the configuration `load` reads once /proc is mounted; true if all
+/// passed.
+pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
     for (src, target, fstype) in [
         ("proc", "/proc", "proc"),
         ("sysfs", "/sys", "sysfs"),
@@ -88,6 +89,13 @@ pub fn run(cfg: &Config) -> bool {
     ] {
         let _ = rustix::mount::mount(src, target, fstype, MountFlags::empty(), None);
     }
+    let cfg = match load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("SELFTEST FAIL configuration: {e}");
+            return false;
+        }
+    };
     let snp = cfg.provider() == "sev_guest";
     let mut c = Checks { ok: true };
     let entry = PathBuf::from(TSM).join("selftest");
