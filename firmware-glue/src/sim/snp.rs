@@ -80,7 +80,9 @@ pub fn cpuid(generation: Generation) -> (u8, u8, u8) {
     }
 }
 
-fn amd_name(cn: &str) -> Vec<u8> {
+/// An AMD-shaped subject/issuer name with this CN (`OU=Engineering, C=US, L=Santa Clara,
+/// ST=CA, O=`[`TEST_ORGANIZATION`]`, CN=cn`), for building variant certificates in tests.
+pub fn amd_name(cn: &str) -> Vec<u8> {
     x509::name(&[
         (Attr::OrganizationalUnit, "Engineering"),
         (Attr::Country, "US"),

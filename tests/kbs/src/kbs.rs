@@ -175,11 +175,15 @@ impl Kbs {
         let Some(session) = self.sessions.get(id, now) else {
             return attest_failed("session not found".into());
         };
+        let mut notes = Vec::new();
         let token = match session.token.clone() {
             // Already Attested: the old token, nothing re-verified.
             Some(token) => token,
             None => match self.verify(&session.nonce, session.tee, attestation) {
                 Ok(submodules) => {
+                    for s in &submodules {
+                        notes.extend(s.appraisal.notes.iter().map(|n| format!("{}: {n}", s.tee)));
+                    }
                     let token = self.tokens.issue(&submodules, now, twist.invalid_token);
                     self.sessions.attest(id, token.clone());
                     token
@@ -187,11 +191,13 @@ impl Kbs {
                 Err(why) => return attest_failed(why),
             },
         };
-        Response::new(200)
-            .header("set-cookie", session.set_cookie())
-            .header("content-type", "application/json")
-            .body(format!(r#"{{"token":"{token}"}}"#))
-            .into()
+        Outcome {
+            response: Response::new(200)
+                .header("set-cookie", session.set_cookie())
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"token":"{token}"}}"#)),
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+        }
     }
 
     /// Checks the nonce, init-data and every piece of evidence; the error is for the log.

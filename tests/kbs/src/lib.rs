@@ -60,9 +60,12 @@ mod resources;
 mod rng;
 mod server;
 mod session;
+mod snp;
 mod stats;
+mod tdx;
 mod token;
 pub mod verifier;
+mod x509;
 
 pub use fault::{Fault, FaultKind, Step};
 pub use policy::{Effect, Policy, Rule};
@@ -70,6 +73,6 @@ pub use rcar::Tee;
 pub use server::{Config, Server};
 pub use stats::{Stats, StepStats};
 pub use verifier::{
-    Appraisal, EarStatus, Expected, SampleDeviceVerifier, SampleVerifier, TrustVector, Verifier,
-    Verifiers,
+    Appraisal, EarStatus, Expected, SampleDeviceVerifier, SampleVerifier, SnpPolicy, SnpRoots,
+    SnpVerifier, TdxPolicy, TdxVerifier, TrustVector, Verifier, Verifiers,
 };

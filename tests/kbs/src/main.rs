@@ -6,13 +6,19 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use test_kbs::{Config, Fault, Policy, Server};
+use test_kbs::{
+    Config, Fault, Policy, Server, SnpPolicy, SnpRoots, SnpVerifier, TdxPolicy, TdxVerifier, Tee,
+};
 
 const USAGE: &str = "\
 usage: test-kbs [--listen ADDR] [--resources DIR] [--policy FILE]
                 [--session-timeout SECS] [--token-lifetime SECS] [--token-leeway SECS]
                 [--keep-alive SECS] [--chunked] [--close-after-response]
                 [--fault STEP:KIND[:ARG][:COUNT]]... [--ready-file PATH] [--quiet]
+                [--trust-sim-roots SEED]
+                [--snp-ark FILE [--snp-ask FILE] [--snp-asvk FILE]]
+                [--snp-measurement HEX]... [--snp-host-data HEX]...
+                [--tdx-root FILE] [--tdx-mrtd HEX]... [--tdx-rtmr N:HEX]...
 
 A test Trustee KBS (RCAR 0.4.0) over plain HTTP/1.1.
 
@@ -31,6 +37,20 @@ A test Trustee KBS (RCAR 0.4.0) over plain HTTP/1.1.
                            garbage-body oversize:BYTES expire-session invalid-token)
   --ready-file PATH        once listening, write the URL to PATH
   --quiet                  do not log requests to stderr
+
+Evidence verifiers (sample and sampledevice always; snp and tdx once given trust anchors):
+  --trust-sim-roots SEED   trust the SNP ARK/ASK (Milan, Genoa, Turin) and the TDX root CA that
+                           firmware-glue's simulators derive from SEED (their default seed is
+                           'sealgate test roots')
+  --snp-ark FILE           trusted ARK certificate (DER or PEM), for any CPU generation
+                           (replaces the simulators' SNP roots)
+  --snp-ask FILE           trusted ASK (used when the evidence carries none)
+  --snp-asvk FILE          trusted ASVK (the ASK of VLEKs)
+  --snp-measurement HEX    allowed SNP MEASUREMENT (48 bytes; repeat; none = any)
+  --snp-host-data HEX      allowed SNP HOST_DATA (32 bytes; repeat; none = any)
+  --tdx-root FILE          trusted TDX/SGX root CA certificate (DER or PEM)
+  --tdx-mrtd HEX           allowed MRTD (48 bytes; repeat; none = any)
+  --tdx-rtmr N:HEX         required value of RTMR N (0..3)
 
 Prints the URL (http://ADDR) on stdout once listening, then serves until killed.";
 
@@ -85,6 +105,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
         ..Config::default()
     };
     let mut ready_file = None;
+    let mut tees = TeeFlags::default();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -104,10 +125,103 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
             "--fault" => config.faults.push(value("--fault")?.parse::<Fault>()?),
             "--ready-file" => ready_file = Some(PathBuf::from(value("--ready-file")?)),
             "--quiet" => config.log = false,
+            "--trust-sim-roots" => tees.sim_seed = Some(value(&arg)?),
+            "--snp-ark" => tees.snp_ark = Some(certificate_file(&value(&arg)?)?),
+            "--snp-ask" => tees.snp_ask = Some(certificate_file(&value(&arg)?)?),
+            "--snp-asvk" => tees.snp_asvk = Some(certificate_file(&value(&arg)?)?),
+            "--snp-measurement" => tees.snp.allow_measurement_hex(&value(&arg)?)?,
+            "--snp-host-data" => tees.snp.allow_host_data_hex(&value(&arg)?)?,
+            "--tdx-root" => tees.tdx_root = Some(certificate_file(&value(&arg)?)?),
+            "--tdx-mrtd" => tees.tdx.allow_mr_td_hex(&value(&arg)?)?,
+            "--tdx-rtmr" => {
+                let v = value(&arg)?;
+                let (index, hex) = v
+                    .split_once(':')
+                    .ok_or_else(|| format!("--tdx-rtmr takes N:HEX, not {v:?}"))?;
+                let index = index
+                    .parse()
+                    .map_err(|_| format!("bad RTMR index {index:?}"))?;
+                tees.tdx.expect_rtmr_hex(index, hex)?;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    tees.install(&mut config)?;
     Ok(Some((config, ready_file)))
+}
+
+/// The SNP/TDX verifier flags, applied once all are read.
+#[derive(Default)]
+struct TeeFlags {
+    sim_seed: Option<String>,
+    snp_ark: Option<Vec<u8>>,
+    snp_ask: Option<Vec<u8>>,
+    snp_asvk: Option<Vec<u8>>,
+    snp: SnpPolicy,
+    tdx_root: Option<Vec<u8>>,
+    tdx: TdxPolicy,
+}
+
+impl TeeFlags {
+    fn install(self, config: &mut Config) -> Result<(), String> {
+        let seed = self.sim_seed.as_deref().map(str::as_bytes);
+        // An explicit ARK replaces the simulators' roots for SNP (the seed may still provide
+        // the TDX root), and likewise an explicit TDX root.
+        let snp = match (self.snp_ark, seed) {
+            (Some(ark), _) => Some(SnpVerifier::new(self.snp).with_roots(
+                None,
+                SnpRoots {
+                    ark,
+                    ask: self.snp_ask,
+                    asvk: self.snp_asvk,
+                },
+            )),
+            (None, Some(seed)) if self.snp_ask.is_none() && self.snp_asvk.is_none() => {
+                Some(SnpVerifier::from_sim_seed(seed, self.snp))
+            }
+            (None, _)
+                if self.snp_ask.is_some()
+                    || self.snp_asvk.is_some()
+                    || self.snp != SnpPolicy::default() =>
+            {
+                return Err("the --snp-* options need --snp-ark (or --trust-sim-roots for the policy options)".into());
+            }
+            (None, _) => None,
+        };
+        if let Some(snp) = snp {
+            config.verifiers.insert(Tee::Snp, snp);
+        }
+        let tdx_root = match (self.tdx_root, seed) {
+            (Some(root), _) => root,
+            (None, Some(seed)) => firmware_glue::sim::tdx::root(seed),
+            (None, None) if self.tdx != TdxPolicy::default() => {
+                return Err("the --tdx-* options need --tdx-root or --trust-sim-roots".into());
+            }
+            (None, None) => return Ok(()),
+        };
+        config
+            .verifiers
+            .insert(Tee::Tdx, TdxVerifier::new(tdx_root, self.tdx));
+        Ok(())
+    }
+}
+
+/// A certificate file, DER or PEM (the first certificate).
+fn certificate_file(path: &str) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let text = String::from_utf8_lossy(&bytes);
+        let body: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect::<Vec<_>>()
+            .join("");
+        return sealgate::b64::std_decode(body.trim())
+            .map_err(|_| format!("{path}: PEM body is not base64"));
+    }
+    Ok(bytes)
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -150,7 +264,26 @@ mod tests {
         assert_eq!(config.faults.len(), 2);
         assert_eq!(ready, Some(PathBuf::from("/tmp/ready")));
         assert!(args(&["--help"]).unwrap().is_none());
+        let (config, _) = args(&[
+            "--trust-sim-roots",
+            "seed",
+            "--tdx-rtmr",
+            &format!("3:{}", "00".repeat(48)),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            format!("{:?}", config.verifiers),
+            r#"Verifiers(["sample", "sampledevice", "snp", "tdx"])"#
+        );
+        let (config, _) = args(&[]).unwrap().unwrap();
+        assert_eq!(
+            format!("{:?}", config.verifiers),
+            r#"Verifiers(["sample", "sampledevice"])"#
+        );
         for bad in [
+            &["--tdx-rtmr", "3"][..],
+            &["--tdx-mrtd", "00"],
             &["--listen"][..],
             &["--bogus"],
             &["--fault", "auth:nope"],

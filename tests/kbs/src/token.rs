@@ -223,6 +223,7 @@ mod tests {
                 claims,
                 status: EarStatus::Affirming,
                 trust_vector: SampleVerifier::default().trust_vector,
+                notes: Vec::new(),
             },
             runtime_data: json!({"nonce": "n"}),
             init_data_claims: None,

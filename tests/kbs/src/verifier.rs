@@ -1,11 +1,15 @@
-//! Evidence verifiers, one per TEE, behind a small trait so that `snp` and `tdx` can be
-//! plugged in later. Today only the test TEEs verify: `sample` (the primary evidence) and
-//! `sampledevice` (an additional device); any other TEE fails attestation.
+//! Evidence verifiers, one per TEE, behind a small trait. The defaults verify the test TEEs
+//! `sample` (the primary evidence) and `sampledevice` (an additional device); [`SnpVerifier`]
+//! and [`TdxVerifier`] verify SEV-SNP and TDX evidence against configured trust anchors (for
+//! instance the deterministic roots of `firmware_glue::sim`, see [`Verifiers::with_sim_roots`]);
+//! a TEE without a verifier fails attestation.
 //!
 //! A verifier plays the part of Trustee's verifier *and* of the attestation-service policy
 //! that turns claims into an EAR appraisal (status and trustworthiness vector).
 
 use crate::rcar::Tee;
+pub use crate::snp::{SnpPolicy, SnpRoots, SnpVerifier};
+pub use crate::tdx::{TdxPolicy, TdxVerifier};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -73,6 +77,9 @@ pub struct Appraisal {
     pub status: EarStatus,
     /// `ear.trustworthiness-vector`.
     pub trust_vector: TrustVector,
+    /// Remarks for the KBS log line of a successful attestation (never sent), e.g. "no event
+    /// log replayed".
+    pub notes: Vec<String>,
 }
 
 /// Verifies one TEE's evidence. The error is a reason for the server log (never sent).
@@ -94,6 +101,27 @@ impl Verifiers {
     /// Adds or replaces the verifier for `tee`.
     pub fn insert(&mut self, tee: Tee, verifier: impl Verifier + 'static) -> &mut Self {
         self.0.insert(tee, Arc::new(verifier));
+        self
+    }
+
+    /// The defaults (`sample`, `sampledevice`) plus [`Verifiers::with_sim_roots`]`(seed)`.
+    pub fn sim(seed: &[u8]) -> Self {
+        let mut v = Verifiers::default();
+        v.with_sim_roots(seed);
+        v
+    }
+
+    /// Adds `snp` and `tdx` verifiers trusting the roots `firmware_glue::sim` derives from
+    /// `seed`, with default (accept-any-measurement) policies.
+    pub fn with_sim_roots(&mut self, seed: &[u8]) -> &mut Self {
+        self.insert(
+            Tee::Snp,
+            SnpVerifier::from_sim_seed(seed, SnpPolicy::default()),
+        );
+        self.insert(
+            Tee::Tdx,
+            TdxVerifier::from_sim_seed(seed, TdxPolicy::default()),
+        );
         self
     }
 
@@ -180,6 +208,7 @@ impl Verifier for SampleVerifier {
             claims,
             status: self.status,
             trust_vector: self.trust_vector,
+            notes: Vec::new(),
         })
     }
 }
@@ -219,6 +248,7 @@ impl Verifier for SampleDeviceVerifier {
             claims,
             status: self.status,
             trust_vector: self.trust_vector,
+            notes: Vec::new(),
         })
     }
 }

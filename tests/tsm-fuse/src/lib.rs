@@ -112,8 +112,9 @@
 //!
 //! ## Providers
 //!
-//! [`Provider`] is the seam for simulated firmware (SNP `sev_guest`, TDX `tdx_guest`, …):
-//! the lead plugs in real report builders later. `report` receives the entry's whole
+//! [`Provider`] is the seam for simulated firmware (SNP `sev_guest`, TDX `tdx_guest`, …).
+//! With feature `sim`, `sim::SnpProvider` and `sim::TdxProvider` are providers backed by
+//! `firmware-glue`'s simulators: real report/quote layouts signed by deterministic test keys. `report` receives the entry's whole
 //! configuration ([`ReportRequest`]) and returns the blobs or an errno, exactly what a
 //! kernel provider's `report_new()` does.
 
@@ -123,6 +124,8 @@
 mod mount;
 mod proto;
 mod server;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod tsm;
 
 pub use mount::TsmMount;
