@@ -5,6 +5,7 @@
 //! guest-sim init       the /init wrapper (also when run as PID 1 under any name)
 //! guest-sim daemon     answer /dev/tsm_sim requests with the configured firmware
 //! guest-sim selftest   check the tsm_sim module's ABI (echo firmware; powers off)
+//! next-stage           (as argv[0]) a stand-in workload init: prints NEXT_STAGE_MARKER, powers off
 //! ```
 //!
 //! Settings: see [`config`]; `/etc/guest-sim.conf`, then `sim.*` on the kernel command line.
@@ -45,13 +46,19 @@ fn fail_as_init(msg: &str) -> ! {
     std::process::exit(1)
 }
 
+/// What the stand-in next stage prints: a test asserts it is absent after a failure.
+const NEXT_STAGE_MARKER: &str = "GUEST-SIM-NEXT-STAGE-RAN";
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let pid1 = rustix::process::getpid().is_init();
-    let mode = args
-        .get(1)
-        .map(String::as_str)
-        .unwrap_or(if pid1 { "init" } else { "" });
+    let mode = if args.first().is_some_and(|a| a.ends_with("next-stage")) {
+        "next-stage"
+    } else {
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or(if pid1 { "init" } else { "" })
+    };
     match mode {
         "init" => {
             let err = init::run(load_config);
@@ -89,6 +96,14 @@ fn main() {
                 let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
             }
             std::process::exit(if ok { 0 } else { 1 })
+        }
+        "next-stage" => {
+            println!("{NEXT_STAGE_MARKER}");
+            let _ = std::io::stdout().flush();
+            if pid1 {
+                let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+            }
+            std::process::exit(0)
         }
         _ => {
             eprintln!("usage: guest-sim init|daemon|selftest (test-only; see the crate docs)");

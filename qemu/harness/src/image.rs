@@ -14,8 +14,16 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-/// Kernel modules every image carries (dependencies first).
-pub const MODULES: [&str; 5] = ["failover", "net_failover", "virtio_net", "configfs", "tsm"];
+/// Kernel modules every image carries (dependencies first): virtio-net, virtio-blk (the
+/// init-data disk), configfs and configfs-tsm.
+pub const MODULES: [&str; 6] = [
+    "failover",
+    "net_failover",
+    "virtio_net",
+    "virtio_blk",
+    "configfs",
+    "tsm",
+];
 
 /// A cpio archive that creates parent directories as needed.
 struct Tree {
@@ -85,6 +93,12 @@ pub fn base(a: &Artifacts) -> Vec<u8> {
         let (path, src) = module_path(a, m);
         t.host_file(&path, 0o644, &src);
     }
+    // sealgate init's module list (dependencies first).
+    t.file(
+        "/etc/sealgate/modules",
+        0o644,
+        MODULES.join("\n").as_bytes(),
+    );
     t.cpio.finish()
 }
 
@@ -98,6 +112,15 @@ pub fn sim_overlay(a: &Artifacts, guest_sim_conf: &str) -> Vec<u8> {
         &a.tsm_sim,
     );
     t.file("/etc/guest-sim.conf", 0o644, guest_sim_conf.as_bytes());
+    t.cpio.finish()
+}
+
+/// An overlay of extra files: `(path, mode, contents)`; parents are created.
+pub fn files(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut t = Tree::new();
+    for (path, mode, data) in entries {
+        t.file(path, *mode, data);
+    }
     t.cpio.finish()
 }
 

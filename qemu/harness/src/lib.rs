@@ -13,6 +13,7 @@
 pub mod console;
 pub mod cpio;
 pub mod image;
+pub mod report;
 
 use std::fs;
 use std::io;
@@ -114,6 +115,27 @@ pub fn build_static(package: &str, bin: &str) -> PathBuf {
     root.join("target").join(TARGET).join("release").join(bin)
 }
 
+/// `cargo build --release` of a host tool.
+pub fn build_host(package: &str, bin: &str) -> PathBuf {
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            package,
+            "--bin",
+            bin,
+        ])
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "building {bin} failed");
+    root.join("target/release").join(bin)
+}
+
 /// Everything the boots need, built once.
 #[derive(Clone, Debug)]
 pub struct Artifacts {
@@ -125,6 +147,8 @@ pub struct Artifacts {
     pub sealgate: PathBuf,
     /// The static test-only simulator and `/init` wrapper.
     pub guest_sim: PathBuf,
+    /// The host's `sealctl` (init-data disks).
+    pub sealctl: PathBuf,
 }
 
 impl Artifacts {
@@ -132,11 +156,16 @@ impl Artifacts {
     pub fn build() -> Artifacts {
         let kernel = Kernel::fetch();
         let tsm_sim = run_checked(&mut Command::new(repo_root().join("qemu/build-module")));
+        // SEALGATE_QEMU_SEALGATE: boot a sealgate built elsewhere (e.g. another branch).
+        let sealgate = std::env::var_os("SEALGATE_QEMU_SEALGATE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| build_static("sealgate", "sealgate"));
         Artifacts {
             kernel,
             tsm_sim: PathBuf::from(tsm_sim.trim()),
-            sealgate: build_static("sealgate", "sealgate"),
+            sealgate,
             guest_sim: build_static("guest-sim", "guest-sim"),
+            sealctl: build_host("sealgate", "sealctl"),
         }
     }
 
