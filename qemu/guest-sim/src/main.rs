@@ -1,0 +1,113 @@
+//! `guest-sim`: the guest side of simulated SEV-SNP and TDX for sealgate's QEMU tests.
+//! Test-only: it never goes into a shipped image.
+//!
+//! ```text
+//! guest-sim init       the /init wrapper (also when run as PID 1 under any name)
+//! guest-sim daemon     answer /dev/tsm_sim requests with the configured firmware
+//! guest-sim selftest   check the tsm_sim module's ABI (echo firmware; powers off)
+//! next-stage           (as argv[0]) a stand-in workload init: prints NEXT_STAGE_MARKER, powers off
+//! ```
+//!
+//! Settings: see [`config`]; `/etc/guest-sim.conf`, then `sim.*` on the kernel command line.
+
+mod config;
+mod daemon;
+mod firmware;
+mod init;
+mod proto;
+mod selftest;
+
+use config::Config;
+use std::io::Write;
+
+/// Where the harness puts the settings file.
+const CONFIG_FILE: &str = "/etc/guest-sim.conf";
+
+fn load_config() -> Result<Config, String> {
+    let mut cfg = Config::default();
+    if let Ok(text) = std::fs::read_to_string(CONFIG_FILE) {
+        cfg.apply_file(&text)
+            .map_err(|e| format!("{CONFIG_FILE}: {e}"))?;
+    }
+    // /proc may not be mounted yet when running as /init: the wrapper reads it after mounting.
+    if let Ok(cmdline) = std::fs::read_to_string("/proc/cmdline") {
+        cfg.apply_cmdline(&cmdline)
+            .map_err(|e| format!("kernel command line: {e}"))?;
+    }
+    Ok(cfg)
+}
+
+/// As PID 1 there is nobody to report to: say why on the console and power off.
+fn fail_as_init(msg: &str) -> ! {
+    eprintln!("guest-sim: FAILED: {msg}");
+    let _ = std::io::stderr().flush();
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+    std::process::exit(1)
+}
+
+/// What the stand-in next stage prints: a test asserts it is absent after a failure.
+const NEXT_STAGE_MARKER: &str = "GUEST-SIM-NEXT-STAGE-RAN";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let pid1 = rustix::process::getpid().is_init();
+    let mode = if args.first().is_some_and(|a| a.ends_with("next-stage")) {
+        "next-stage"
+    } else {
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or(if pid1 { "init" } else { "" })
+    };
+    match mode {
+        "init" => {
+            let err = init::run(load_config);
+            fail_as_init(&err)
+        }
+        "daemon" => {
+            let cfg = load_config().unwrap_or_else(|e| {
+                eprintln!("guest-sim: {e}");
+                std::process::exit(2)
+            });
+            let mut fw = firmware::from_config(&cfg);
+            let dev = daemon::open(daemon::DEVICE).unwrap_or_else(|e| {
+                eprintln!("guest-sim: cannot open {}: {e}", daemon::DEVICE);
+                std::process::exit(1)
+            });
+            eprintln!(
+                "guest-sim: daemon for provider {}: {}",
+                cfg.provider(),
+                fw.describe()
+            );
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            let err = daemon::serve(dev, fw.as_mut());
+            eprintln!("guest-sim: daemon stopped: {err}");
+            std::process::exit(1)
+        }
+        "selftest" => {
+            let ok = selftest::run(load_config);
+            eprintln!(
+                "guest-sim: SELFTEST {}",
+                if ok { "PASSED" } else { "FAILED" }
+            );
+            let _ = std::io::stderr().flush();
+            if pid1 {
+                let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+            }
+            std::process::exit(if ok { 0 } else { 1 })
+        }
+        "next-stage" => {
+            println!("{NEXT_STAGE_MARKER}");
+            let _ = std::io::stdout().flush();
+            if pid1 {
+                let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+            }
+            std::process::exit(0)
+        }
+        _ => {
+            eprintln!("usage: guest-sim init|daemon|selftest (test-only; see the crate docs)");
+            std::process::exit(2)
+        }
+    }
+}
