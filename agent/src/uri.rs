@@ -107,10 +107,10 @@ impl ResourceUri {
                 "path segments must be RFC 3986 pchars, not '.' or '..'",
             ));
         }
-        if let Some(q) = query {
-            if !is_query(q) {
-                return Err(err("query must be RFC 3986 query characters"));
-            }
+        if let Some(q) = query
+            && !is_query(q)
+        {
+            return Err(err("query must be RFC 3986 query characters"));
         }
         Ok(ResourceUri {
             plugin: plugin.to_string(),
