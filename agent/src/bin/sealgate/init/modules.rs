@@ -13,7 +13,8 @@
 //! `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses them itself
 //! (`CONFIG_MODULE_DECOMPRESS`). Parameters come from the module spec and from the
 //! kernel command line (`module.param=value`, as modprobe applies them, also to
-//! dependencies). `EEXIST` (already loaded) is success. Failures are logged and the boot
+//! dependencies). `EEXIST` (already loaded) is success, `ENODEV` (no such hardware: the
+//! other TEE's driver) is logged as information. Failures are logged and the boot
 //! goes on: a missing TEE driver surfaces later as "no TEE detected", a missing network
 //! driver as an unreachable KBS, both failing closed.
 
@@ -231,21 +232,35 @@ pub fn load_all(specs: &[ModuleSpec], options: &[(String, String)], dir: &Path) 
         let path = dir.join(&load.path);
         let t = Instant::now();
         match load_one(&path, &load.params) {
-            Ok(true) => info!(
+            Ok(Outcome::Loaded) => info!(
                 "init: loaded module {}{}{} ({} ms)",
                 load.name,
                 if load.params.is_empty() { "" } else { " " },
                 load.params,
                 t.elapsed().as_millis()
             ),
-            Ok(false) => debug!("init: module {} already loaded", load.name),
+            Ok(Outcome::Already) => debug!("init: module {} already loaded", load.name),
+            // A generic image carries the drivers of every TEE; the others say ENODEV.
+            Ok(Outcome::NoDevice) => info!(
+                "init: module {}: no such device here (not loaded)",
+                load.name
+            ),
             Err(e) => warn!("init: module {} ({}): {e}", load.name, path.display()),
         }
     }
 }
 
-/// `finit_module` on `path`; `Ok(false)` if the module was already loaded.
-fn load_one(path: &Path, params: &str) -> Result<bool, String> {
+/// What `finit_module` did.
+enum Outcome {
+    Loaded,
+    /// `EEXIST`: loaded before.
+    Already,
+    /// `ENODEV`: the module's hardware is absent (e.g. sev-guest outside SNP).
+    NoDevice,
+}
+
+/// `finit_module` on `path`.
+fn load_one(path: &Path, params: &str) -> Result<Outcome, String> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| format!("open: {e}"))?;
@@ -257,8 +272,9 @@ fn load_one(path: &Path, params: &str) -> Result<bool, String> {
         0
     };
     match rustix::system::finit_module(&fd, &params, flags) {
-        Ok(()) => Ok(true),
-        Err(rustix::io::Errno::EXIST) => Ok(false),
+        Ok(()) => Ok(Outcome::Loaded),
+        Err(rustix::io::Errno::EXIST) => Ok(Outcome::Already),
+        Err(rustix::io::Errno::NODEV) => Ok(Outcome::NoDevice),
         Err(rustix::io::Errno::OPNOTSUPP) if flags != 0 => Err(
             "the kernel cannot decompress modules (CONFIG_MODULE_DECOMPRESS); pack them uncompressed"
                 .into(),
