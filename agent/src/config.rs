@@ -9,7 +9,13 @@
 //! 4. built-in defaults.
 //!
 //! Scalars come from the highest source that sets them. The resource list is not merged:
-//! it comes whole from the highest source that lists any resource.
+//! it comes whole from the highest source that lists any resource (likewise the module
+//! and DNS server lists of the init stage).
+//!
+//! The settings of the `sealgate init` stage (early mounts, kernel modules, network, what
+//! runs after the secrets) resolve separately into an [`InitConfig`] with
+//! [`Settings::resolve_init`], which needs no KBS URL: the init stage must know how to
+//! fail before it knows whether unsealing can work.
 
 use crate::teekey::KeyAlgorithm;
 use crate::uri::{ResourceUri, UriError};
@@ -17,6 +23,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use core::net::Ipv4Addr;
 use serde::Deserialize;
 
 /// Which TEE to attest as.
@@ -124,6 +131,29 @@ pub struct Settings {
     pub init_data: Option<String>,
     /// The configfs-tsm report directory.
     pub configfs_tsm: Option<String>,
+    /// Init stage: what runs once the secrets are in place.
+    pub init_mode: Option<InitMode>,
+    /// Init stage: the program exec'ed next (`InitMode::Exec`).
+    pub next_init: Option<String>,
+    /// Init stage: what happens when attestation or unsealing fails.
+    pub on_failure: Option<OnFailure>,
+    /// Init stage: kernel modules to load, in order (dependencies first, from `modules.dep`).
+    pub modules: Option<Vec<ModuleSpec>>,
+    /// Init stage: module parameters from the kernel command line (`module.param=value`,
+    /// as modprobe applies them), `(normalized module name, "param=value")`.
+    pub module_options: Option<Vec<(String, String)>>,
+    /// Init stage: configure the network (default true).
+    pub net: Option<bool>,
+    /// Init stage: the interface to configure (default `eth0`).
+    pub ifname: Option<String>,
+    /// Init stage: IPv4 address and prefix of the interface.
+    pub ip: Option<Ipv4Cidr>,
+    /// Init stage: IPv4 default gateway.
+    pub gateway: Option<Ipv4Addr>,
+    /// Init stage: DNS servers written to `/etc/resolv.conf`.
+    pub dns: Option<Vec<Ipv4Addr>>,
+    /// Init stage: how long to wait for the interface to appear, seconds.
+    pub net_wait_secs: Option<u64>,
 }
 
 macro_rules! merge_fields {
@@ -154,9 +184,72 @@ impl Settings {
             io_timeout_ms,
             log_level,
             init_data,
-            configfs_tsm
+            configfs_tsm,
+            init_mode,
+            next_init,
+            on_failure,
+            modules,
+            module_options,
+            net,
+            ifname,
+            ip,
+            gateway,
+            dns,
+            net_wait_secs
         );
         self
+    }
+
+    /// Resolves the init stage's settings (defaults included). Needs no KBS URL.
+    pub fn resolve_init(&self) -> Result<InitConfig, ConfigError> {
+        let net = if self.net.unwrap_or(true) {
+            let ifname = self.ifname.clone().unwrap_or_else(|| DEFAULT_IFNAME.into());
+            if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', ':']) {
+                return Err(ConfigError::invalid(
+                    "ifname",
+                    &ifname,
+                    "expected an interface name of 1 to 15 characters",
+                ));
+            }
+            let wait_secs = self.net_wait_secs.unwrap_or(DEFAULT_NET_WAIT_SECS);
+            Some(
+                if self.ip.is_none() && self.gateway.is_none() && self.dns.is_none() {
+                    NetPlan {
+                        ifname,
+                        address: Some(QEMU_USER_GUEST),
+                        gateway: Some(QEMU_USER_GATEWAY),
+                        dns: alloc::vec![QEMU_USER_DNS],
+                        defaults: true,
+                        wait_secs,
+                    }
+                } else {
+                    if self.gateway.is_some() && self.ip.is_none() {
+                        return Err(ConfigError::Missing(
+                            "interface address for the configured gateway (sealgate.ip=ADDR/PREFIX)",
+                        ));
+                    }
+                    NetPlan {
+                        ifname,
+                        address: self.ip,
+                        gateway: self.gateway,
+                        dns: self.dns.clone().unwrap_or_default(),
+                        defaults: false,
+                        wait_secs,
+                    }
+                },
+            )
+        } else {
+            None
+        };
+        Ok(InitConfig {
+            mode: self.init_mode.unwrap_or(InitMode::Exec),
+            next_init: self.next_init.clone(),
+            on_failure: self.on_failure.unwrap_or(OnFailure::PowerOff),
+            modules: self.modules.clone(),
+            module_options: self.module_options.clone().unwrap_or_default(),
+            net,
+            log_level: self.log_level.clone(),
+        })
     }
 
     /// Resolves defaults and checks that the result can run.
@@ -212,6 +305,244 @@ pub const DEFAULT_SEALED_SECRET_KEYS_DIR: &str = "/run/confidential-containers/c
 pub const DEFAULT_CONFIGFS_TSM: &str = "/sys/kernel/config/tsm/report";
 /// Default config file, read if it exists and no other is named.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/sealgate/config.toml";
+/// Init stage: the next init when none is configured (if it exists), as kata images have it.
+pub const DEFAULT_NEXT_INIT: &str = "/sbin/init";
+/// Init stage: the module list used when none is configured (if it exists); `mkinitramfs`
+/// writes it. One [`ModuleSpec`] per line, `#` starts a comment.
+pub const DEFAULT_MODULES_FILE: &str = "/etc/sealgate/modules";
+/// Init stage: init-data used when none is configured (if it exists); `mkinitramfs
+/// --init-data` puts it there.
+pub const DEFAULT_INIT_DATA_FILE: &str = "/etc/sealgate/initdata.toml";
+/// Init stage: the interface configured by default.
+pub const DEFAULT_IFNAME: &str = "eth0";
+/// Init stage: how long to wait for the interface to appear by default, seconds.
+pub const DEFAULT_NET_WAIT_SECS: u64 = 5;
+/// QEMU user networking (slirp): the guest's address.
+pub const QEMU_USER_GUEST: Ipv4Cidr = Ipv4Cidr {
+    addr: Ipv4Addr::new(10, 0, 2, 15),
+    prefix: 24,
+};
+/// QEMU user networking: the gateway, which is also the host's loopback.
+pub const QEMU_USER_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+/// QEMU user networking: the DNS forwarder.
+pub const QEMU_USER_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
+
+/// What `sealgate init` does once the secrets are in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitMode {
+    /// `exec` the next init (the workload's init), passing the remaining arguments.
+    Exec,
+    /// Print a machine-readable report of the secrets on the console, then power off.
+    Report,
+}
+
+impl InitMode {
+    /// Parses `exec|report`.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "exec" => Ok(Self::Exec),
+            "report" => Ok(Self::Report),
+            other => Err(ConfigError::invalid(
+                "init mode",
+                other,
+                "expected exec or report",
+            )),
+        }
+    }
+}
+
+/// What `sealgate init` does when attestation or unsealing fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Power the machine off (fail closed; the default).
+    PowerOff,
+    /// Halt the machine (fail closed; the VM stays up, stopped).
+    Halt,
+    /// INSECURE: start the next stage anyway, without the secrets (warned loudly).
+    Continue,
+}
+
+impl OnFailure {
+    /// Parses `poweroff|halt|continue`.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "poweroff" => Ok(Self::PowerOff),
+            "halt" => Ok(Self::Halt),
+            "continue" => Ok(Self::Continue),
+            other => Err(ConfigError::invalid(
+                "on_failure",
+                other,
+                "expected poweroff, halt or continue",
+            )),
+        }
+    }
+
+    /// The name as configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PowerOff => "poweroff",
+            Self::Halt => "halt",
+            Self::Continue => "continue",
+        }
+    }
+}
+
+/// A kernel module to load: `NAME [PARAM=VALUE ...]` (as a line of
+/// [`DEFAULT_MODULES_FILE`]), where NAME is a module name (`-` and `_` are equivalent) or
+/// a path to a `.ko`, `.ko.xz`, `.ko.gz` or `.ko.zst` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// Module name or path.
+    pub module: String,
+    /// Parameters, each `param=value` (or a bare boolean `param`).
+    pub params: Vec<String>,
+}
+
+impl ModuleSpec {
+    /// Parses `NAME [PARAM=VALUE ...]` separated by whitespace.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let mut words = s.split_whitespace();
+        let module = words
+            .next()
+            .ok_or_else(|| ConfigError::invalid("module", s, "expected NAME [PARAM=VALUE ...]"))?;
+        if module.contains('=') {
+            return Err(ConfigError::invalid(
+                "module",
+                s,
+                "expected NAME [PARAM=VALUE ...]: the first word is the module",
+            ));
+        }
+        Ok(ModuleSpec {
+            module: module.to_string(),
+            params: words.map(String::from).collect(),
+        })
+    }
+
+    /// Whether this names a file rather than a module.
+    pub fn is_path(&self) -> bool {
+        self.module.contains('/')
+    }
+
+    /// The module name: `-` folded to `_`, directories and `.ko*` suffixes removed.
+    pub fn name(&self) -> String {
+        module_name(&self.module)
+    }
+}
+
+/// The canonical name of a module given as a name or a file path: the file name without
+/// `.ko[.xz|.gz|.zst]`, with `-` replaced by `_` (the kernel's own normalisation).
+pub fn module_name(name_or_path: &str) -> String {
+    let base = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
+    let base = [".ko.xz", ".ko.gz", ".ko.zst", ".ko"]
+        .iter()
+        .find_map(|ext| base.strip_suffix(ext))
+        .unwrap_or(base);
+    base.replace('-', "_")
+}
+
+/// Parses the module list file ([`DEFAULT_MODULES_FILE`]): one [`ModuleSpec`] per line,
+/// blank lines and `#` comments ignored.
+pub fn parse_modules_file(text: &str) -> Result<Vec<ModuleSpec>, ConfigError> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(ModuleSpec::parse)
+        .collect()
+}
+
+/// An IPv4 address with a prefix length (`10.0.2.15/24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// Parses `A.B.C.D/N`.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let bad = || {
+            ConfigError::invalid(
+                "ip",
+                s,
+                "expected an IPv4 address with prefix, e.g. 10.0.2.15/24",
+            )
+        };
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if prefix > 32 || p.starts_with('+') {
+            return Err(bad());
+        }
+        Ok(Ipv4Cidr { addr, prefix })
+    }
+
+    /// The broadcast address of the subnet.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        Ipv4Addr::from(u32::from(self.addr) | !mask)
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Parses one IPv4 address setting.
+pub fn parse_ipv4(key: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
+    s.parse()
+        .map_err(|_| ConfigError::invalid(key, s, "expected an IPv4 address"))
+}
+
+/// Parses a comma-separated list of IPv4 addresses.
+pub fn parse_ipv4_list(key: &str, s: &str) -> Result<Vec<Ipv4Addr>, ConfigError> {
+    s.split(',')
+        .filter(|a| !a.is_empty())
+        .map(|a| parse_ipv4(key, a))
+        .collect()
+}
+
+/// The network the init stage configures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetPlan {
+    /// The interface.
+    pub ifname: String,
+    /// Its address, if any.
+    pub address: Option<Ipv4Cidr>,
+    /// The default route's gateway, if any.
+    pub gateway: Option<Ipv4Addr>,
+    /// Name servers for `/etc/resolv.conf` (none: the file is left alone).
+    pub dns: Vec<Ipv4Addr>,
+    /// Nothing was configured: these are QEMU user networking's values, applied only if
+    /// the interface exists.
+    pub defaults: bool,
+    /// How long to wait for the interface to appear, seconds.
+    pub wait_secs: u64,
+}
+
+/// The resolved settings of the init stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitConfig {
+    /// What runs once the secrets are in place.
+    pub mode: InitMode,
+    /// The next init; `None`: [`DEFAULT_NEXT_INIT`].
+    pub next_init: Option<String>,
+    /// What happens on failure.
+    pub on_failure: OnFailure,
+    /// Modules to load; `None`: the list in [`DEFAULT_MODULES_FILE`] if it exists.
+    pub modules: Option<Vec<ModuleSpec>>,
+    /// Module parameters from the kernel command line.
+    pub module_options: Vec<(String, String)>,
+    /// The network to configure (`None`: leave the network alone).
+    pub net: Option<NetPlan>,
+    /// Log level name, if configured.
+    pub log_level: Option<String>,
+}
 
 /// The resolved configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -367,6 +698,23 @@ struct FileConfig {
     configfs_tsm: Option<String>,
     #[serde(default)]
     resource: Vec<FileResource>,
+    init: Option<FileInit>,
+}
+
+/// The `[init]` table: settings of the `sealgate init` stage.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileInit {
+    mode: Option<String>,
+    next_init: Option<String>,
+    on_failure: Option<String>,
+    modules: Option<Vec<String>>,
+    net: Option<bool>,
+    ifname: Option<String>,
+    ip: Option<String>,
+    gateway: Option<String>,
+    dns: Option<Vec<String>>,
+    net_wait_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -386,6 +734,7 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         let path = r.path.unwrap_or_else(|| uri.segments().join("/"));
         resources.push(ResourceSpec { uri, path });
     }
+    let init = f.init.unwrap_or_default();
     Ok(Settings {
         kbs_url: f.kbs_url,
         tee: f.tee.as_deref().map(TeeChoice::parse).transpose()?,
@@ -414,6 +763,31 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         log_level: f.log_level,
         init_data: f.init_data,
         configfs_tsm: f.configfs_tsm,
+        init_mode: init.mode.as_deref().map(InitMode::parse).transpose()?,
+        next_init: init.next_init,
+        on_failure: init
+            .on_failure
+            .as_deref()
+            .map(OnFailure::parse)
+            .transpose()?,
+        modules: init
+            .modules
+            .map(|m| m.iter().map(|s| ModuleSpec::parse(s)).collect())
+            .transpose()?,
+        module_options: None,
+        net: init.net,
+        ifname: init.ifname,
+        ip: init.ip.as_deref().map(Ipv4Cidr::parse).transpose()?,
+        gateway: init
+            .gateway
+            .as_deref()
+            .map(|g| parse_ipv4("gateway", g))
+            .transpose()?,
+        dns: init
+            .dns
+            .map(|d| d.iter().map(|a| parse_ipv4("dns", a)).collect())
+            .transpose()?,
+        net_wait_secs: init.net_wait_secs,
     })
 }
 
@@ -488,6 +862,7 @@ pub fn parse_cmdline(
     let mut config_file = None;
     let mut notes = Vec::new();
     let mut resources = Vec::new();
+    let mut module_options = Vec::new();
     for param in kernel_params(cmdline) {
         let Some((key, value)) = param.split_once('=') else {
             continue;
@@ -505,6 +880,11 @@ pub fn parse_cmdline(
             "sealgate.resource" => resources.push(ResourceSpec::parse(value)?),
             "sealgate.sealed_dir" => s.sealed_dir = Some(value.to_string()),
             "sealgate.owner" => s.owner = Some(parse_owner(value)?),
+            // Two settings share this key; their values never overlap: a word is the init
+            // stage's mode, an octal number the mode of the written files.
+            "sealgate.mode" if value.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+                s.init_mode = Some(InitMode::parse(value)?)
+            }
             "sealgate.mode" => s.mode = Some(parse_mode(value)?),
             "sealgate.tmpfs_size" => s.tmpfs_size = Some(parse_size(value)?),
             "sealgate.sealed_secrets" => s.sealed_secrets_dir = Some(value.to_string()),
@@ -513,14 +893,44 @@ pub fn parse_cmdline(
             "sealgate.init_data" => s.init_data = Some(value.to_string()),
             "sealgate.configfs_tsm" => s.configfs_tsm = Some(value.to_string()),
             "sealgate.config" => config_file = Some(value.to_string()),
+            "sealgate.next_init" => s.next_init = Some(value.to_string()),
+            "sealgate.on_failure" => s.on_failure = Some(OnFailure::parse(value)?),
+            "sealgate.modules" => {
+                s.modules = Some(
+                    value
+                        .split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(ModuleSpec::parse)
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            "sealgate.net" => s.net = Some(parse_bool(key, value)?),
+            "sealgate.ifname" => s.ifname = Some(value.to_string()),
+            "sealgate.ip" => s.ip = Some(Ipv4Cidr::parse(value)?),
+            "sealgate.gw" => s.gateway = Some(parse_ipv4(key, value)?),
+            "sealgate.dns" => s.dns = Some(parse_ipv4_list(key, value)?),
+            "sealgate.net_wait" => s.net_wait_secs = Some(parse_u64(key, value)?),
             k if k.starts_with("sealgate.") => {
                 notes.push(format!("ignoring unknown kernel parameter {k}"))
             }
-            _ => {}
+            // `module.param=value`: a module parameter, applied when that module is
+            // loaded (what modprobe does with the kernel command line).
+            k => {
+                if let Some((module, param)) = k.split_once('.')
+                    && !module.is_empty()
+                    && !param.is_empty()
+                    && module != "agent"
+                {
+                    module_options.push((module_name(module), format!("{param}={value}")));
+                }
+            }
         }
     }
     if !resources.is_empty() {
         s.resources = Some(resources);
+    }
+    if !module_options.is_empty() {
+        s.module_options = Some(module_options);
     }
     Ok((s, config_file, notes))
 }
@@ -626,5 +1036,161 @@ mod tests {
         let r = ResourceSpec::parse("kbs:///a/b/c?v=1=out/c").unwrap();
         assert_eq!((r.uri.query(), r.path.as_str()), (Some("v=1"), "out/c"));
         assert!(ResourceSpec::parse("kbs:///a/b/c=").is_err());
+    }
+
+    #[test]
+    fn init_keys_from_the_kernel_command_line() {
+        let line = "console=ttyS0 sealgate.mode=report sealgate.mode=0440 sealgate.next_init=/bin/app \
+                    sealgate.on_failure=continue sealgate.modules=virtio_net,tsm-sim \
+                    tsm-sim.provider=sev_guest virtio_net.napi_tx=1 agent.log=debug \
+                    sealgate.ip=192.168.7.2/30 sealgate.gw=192.168.7.1 sealgate.dns=1.1.1.1,9.9.9.9 \
+                    sealgate.ifname=ens3 sealgate.net_wait=2 quiet";
+        let (s, _, notes) = parse_cmdline(line).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(s.init_mode, Some(InitMode::Report));
+        assert_eq!(
+            s.mode,
+            Some(0o440),
+            "an octal sealgate.mode= is still the file mode"
+        );
+        let i = s.resolve_init().unwrap();
+        assert_eq!(i.mode, InitMode::Report);
+        assert_eq!(i.next_init.as_deref(), Some("/bin/app"));
+        assert_eq!(i.on_failure, OnFailure::Continue);
+        let m = i.modules.unwrap();
+        assert_eq!(
+            (m[0].name(), m[1].name(), m[1].module.as_str()),
+            ("virtio_net".into(), "tsm_sim".into(), "tsm-sim")
+        );
+        assert_eq!(
+            i.module_options,
+            [
+                ("tsm_sim".to_string(), "provider=sev_guest".to_string()),
+                ("virtio_net".to_string(), "napi_tx=1".to_string())
+            ],
+            "agent.* is kata's, not a module's"
+        );
+        let n = i.net.unwrap();
+        assert_eq!(n.ifname, "ens3");
+        assert_eq!(n.address.unwrap().to_string(), "192.168.7.2/30");
+        assert_eq!(
+            n.address.unwrap().broadcast(),
+            Ipv4Addr::new(192, 168, 7, 3)
+        );
+        assert_eq!(n.gateway, Some(Ipv4Addr::new(192, 168, 7, 1)));
+        assert_eq!(
+            n.dns,
+            [Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(9, 9, 9, 9)]
+        );
+        assert_eq!((n.defaults, n.wait_secs), (false, 2));
+
+        for bad in [
+            "sealgate.mode=reprot",
+            "sealgate.on_failure=reboot",
+            "sealgate.ip=10.0.2.15",
+            "sealgate.ip=10.0.2.15/33",
+            "sealgate.gw=10.0.2",
+            "sealgate.dns=10.0.2.3,x",
+            "sealgate.net=maybe",
+            "sealgate.modules=a=b",
+        ] {
+            assert!(parse_cmdline(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn init_defaults_are_fail_closed_with_qemu_user_networking() {
+        let i = Settings::default().resolve_init().unwrap();
+        assert_eq!(i.mode, InitMode::Exec);
+        assert_eq!(i.on_failure, OnFailure::PowerOff);
+        assert_eq!((i.next_init, i.modules), (None, None));
+        let n = i.net.unwrap();
+        assert!(n.defaults);
+        assert_eq!(n.ifname, "eth0");
+        assert_eq!(n.address.unwrap().to_string(), "10.0.2.15/24");
+        assert_eq!(n.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+        assert_eq!(n.dns, [Ipv4Addr::new(10, 0, 2, 3)]);
+        assert_eq!(n.wait_secs, 5);
+
+        // Any addressing setting turns the defaults off entirely.
+        let (s, _, _) = parse_cmdline("sealgate.dns=10.0.2.3").unwrap();
+        let n = s.resolve_init().unwrap().net.unwrap();
+        assert_eq!((n.defaults, n.address, n.gateway), (false, None, None));
+        let (s, _, _) = parse_cmdline("sealgate.net=off sealgate.ip=10.0.0.2/8").unwrap();
+        assert_eq!(s.resolve_init().unwrap().net, None);
+        let (s, _, _) = parse_cmdline("sealgate.gw=10.0.0.1").unwrap();
+        assert!(matches!(s.resolve_init(), Err(ConfigError::Missing(_))));
+        let (s, _, _) = parse_cmdline("sealgate.ifname=a/b").unwrap();
+        assert!(s.resolve_init().is_err());
+    }
+
+    #[test]
+    fn init_table_in_the_config_file_and_precedence() {
+        let file = parse_file(
+            "kbs_url = \"http://kbs\"\nmode = \"0400\"\n[init]\nmode = \"exec\"\nnext_init = \"/sbin/app\"\n\
+             on_failure = \"halt\"\nmodules = [\"virtio_net\", \"/lib/extra/tsm_sim.ko.xz provider=tdx_guest debug\"]\n\
+             ip = \"10.1.0.5/16\"\ngateway = \"10.1.0.1\"\ndns = [\"10.1.0.1\"]\nnet_wait_secs = 9\n",
+        )
+        .unwrap();
+        let (cmdline, _, _) = parse_cmdline(
+            "sealgate.mode=report sealgate.on_failure=continue sealgate.modules=dummy sealgate.ip=10.0.2.15/24",
+        )
+        .unwrap();
+        let i = file.clone().or(&cmdline).resolve_init().unwrap();
+        assert_eq!(
+            i.mode,
+            InitMode::Exec,
+            "the file outranks the kernel command line"
+        );
+        assert_eq!(i.on_failure, OnFailure::Halt);
+        let m = i.modules.unwrap();
+        assert_eq!(m.len(), 2, "module lists are not merged");
+        assert!(m[1].is_path());
+        assert_eq!(m[1].name(), "tsm_sim");
+        assert_eq!(m[1].params, ["provider=tdx_guest", "debug"]);
+        let n = i.net.unwrap();
+        assert_eq!(n.address.unwrap().to_string(), "10.1.0.5/16");
+        assert_eq!(n.wait_secs, 9);
+        let flags = Settings {
+            init_mode: Some(InitMode::Report),
+            net: Some(false),
+            ..Default::default()
+        };
+        let i = flags.or(&file).or(&cmdline).resolve_init().unwrap();
+        assert_eq!((i.mode, i.net), (InitMode::Report, None));
+
+        for bad in [
+            "[init]\nmode = \"0400\"\n",
+            "[init]\nbogus = 1\n",
+            "[init]\nip = \"10.0.0.1\"\n",
+            "[init]\nmodules = [\"\"]\n",
+        ] {
+            assert!(parse_file(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn module_names_and_list_file() {
+        assert_eq!(
+            module_name("kernel/drivers/virt/coco/sev-guest/sev-guest.ko.xz"),
+            "sev_guest"
+        );
+        assert_eq!(module_name("tsm.ko"), "tsm");
+        assert_eq!(module_name("net_failover"), "net_failover");
+        let m = parse_modules_file(
+            "# load order\nvirtio_net\n\n  tsm_sim provider=sev_guest # simulated\n",
+        )
+        .unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].params, ["provider=sev_guest"]);
+        assert!(!m[1].is_path());
+        assert_eq!(
+            Ipv4Cidr::parse("10.0.2.15/0").unwrap().broadcast(),
+            Ipv4Addr::BROADCAST
+        );
+        assert_eq!(
+            Ipv4Cidr::parse("10.0.2.15/32").unwrap().broadcast(),
+            Ipv4Addr::new(10, 0, 2, 15)
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Command-line parsing for `sealgate` (hand-written: no argument-parser dependency).
 
-use sealgate::config::{self, ConfigError, ResourceSpec, Settings, TeeChoice};
+use sealgate::config::{
+    self, ConfigError, InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, Settings, TeeChoice,
+};
 use std::fmt;
 
 /// What to run.
@@ -11,6 +13,9 @@ pub enum Command {
     Unseal(Options),
     /// Attest and write one resource to stdout.
     GetResource(Options, String),
+    /// The init stage: prepare the early system, unseal, then exec the next init (with
+    /// these arguments) or report and power off.
+    Init(Options, Vec<String>),
     /// Print usage.
     Help,
     /// Print the version.
@@ -50,7 +55,12 @@ sealgate: attest to a Trustee KBS and unseal secrets into a tmpfs
 USAGE:
     sealgate unseal [OPTIONS]             fetch resources and sealed secrets into the sealed dir
     sealgate get-resource [OPTIONS] URI   write one resource to stdout (debugging)
+    sealgate init [OPTIONS] [-- ARGS...]  init stage (PID 1): mounts, modules, network, unseal,
+                                          then exec the next init with ARGS, or report
     sealgate --help | --version
+
+As PID 1 (the kernel's /init) sealgate runs the init stage unless its first argument is
+one of the commands above; every argument is then passed on to the next init.
 
 OPTIONS (flags override the config file, which overrides the kernel command line):
     --kbs URL                     KBS base URL, e.g. http://10.0.2.2:8080
@@ -81,12 +91,44 @@ OPTIONS (flags override the config file, which overrides the kernel command line
     --kernel-cmdline FILE         kernel command line to read [/proc/cmdline]
     --log-level LEVEL             error, warn, info or debug [info]
 
+INIT OPTIONS (sealgate init only):
+    --report                      print a report of the secrets and power off, instead of
+                                  exec'ing the next init
+    --next-init PATH              the init exec'ed after unsealing [/sbin/init if present]
+    --on-failure ACTION           poweroff (default), halt, or continue (INSECURE: start the
+                                  next stage without the secrets)
+    --module 'NAME [P=V ...]'     kernel module (name or .ko path) to load; repeatable
+                                  [the list in /etc/sealgate/modules]
+    --no-net                      leave the network alone
+    --ifname NAME                 interface to configure [eth0]
+    --ip ADDR/PREFIX              its IPv4 address [10.0.2.15/24 if nothing is configured]
+    --gw ADDR                     default gateway [10.0.2.2 if nothing is configured]
+    --dns ADDR                    name server for /etc/resolv.conf; repeatable
+                                  [10.0.2.3 if nothing is configured]
+    --net-wait SECS               wait this long for the interface to appear [5]
+
 Kernel command line keys: agent.aa_kbc_params=cc_kbc::<url>, sealgate.kbs=, sealgate.tee=,
 sealgate.key=, sealgate.resource=URI[=PATH] (repeatable), sealgate.sealed_dir=,
 sealgate.owner=, sealgate.mode=, sealgate.tmpfs_size=, sealgate.sealed_secrets=,
 sealgate.deadline=, sealgate.log=, sealgate.init_data=, sealgate.configfs_tsm=,
-sealgate.config=.
+sealgate.config=; for the init stage: sealgate.mode=exec|report, sealgate.next_init=,
+sealgate.on_failure=, sealgate.modules=NAME[,NAME...], MODULE.PARAM=VALUE,
+sealgate.net=on|off, sealgate.ifname=, sealgate.ip=ADDR/PREFIX, sealgate.gw=,
+sealgate.dns=ADDR[,ADDR...], sealgate.net_wait=SECS.
 ";
+
+/// The commands, as the first argument. Anything else makes PID 1 run the init stage.
+pub const COMMANDS: &[&str] = &[
+    "unseal",
+    "get-resource",
+    "init",
+    "-h",
+    "--help",
+    "help",
+    "-V",
+    "--version",
+    "version",
+];
 
 /// Parses `args` (without the program name).
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
@@ -98,7 +140,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     match sub {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" | "version" => return Ok(Command::Version),
-        "unseal" | "get-resource" => {}
+        "unseal" | "get-resource" | "init" => {}
         other => {
             return Err(UsageError(format!(
                 "unknown command '{other}' (try --help)"
@@ -107,9 +149,17 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
     let mut o = Options::default();
     let mut resources: Vec<ResourceSpec> = Vec::new();
+    let mut modules: Vec<ModuleSpec> = Vec::new();
+    let mut dns = Vec::new();
     let mut positional: Vec<String> = Vec::new();
+    let mut next_args: Vec<String> = Vec::new();
+    let init = sub == "init";
     let f = &mut o.flags;
     while let Some(arg) = it.next() {
+        if init && arg == "--" {
+            next_args.extend(it.by_ref().cloned());
+            break;
+        }
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (arg.as_str(), None),
@@ -150,6 +200,18 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--log-level" => f.log_level = Some(value(&mut it)?),
             "--config" => o.config_file = Some(value(&mut it)?),
             "--kernel-cmdline" => o.kernel_cmdline = Some(value(&mut it)?),
+            "--report" if init => f.init_mode = Some(InitMode::Report),
+            "--next-init" if init => f.next_init = Some(value(&mut it)?),
+            "--on-failure" if init => f.on_failure = Some(OnFailure::parse(&value(&mut it)?)?),
+            "--module" if init => modules.push(ModuleSpec::parse(&value(&mut it)?)?),
+            "--no-net" if init => f.net = Some(false),
+            "--ifname" if init => f.ifname = Some(value(&mut it)?),
+            "--ip" if init => f.ip = Some(Ipv4Cidr::parse(&value(&mut it)?)?),
+            "--gw" if init => f.gateway = Some(config::parse_ipv4("--gw", &value(&mut it)?)?),
+            "--dns" if init => dns.push(config::parse_ipv4("--dns", &value(&mut it)?)?),
+            "--net-wait" if init => {
+                f.net_wait_secs = Some(config::parse_u64("--net-wait", &value(&mut it)?)?)
+            }
             s if s.starts_with('-') => {
                 return Err(UsageError(format!("unknown option '{s}' (try --help)")));
             }
@@ -159,7 +221,19 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     if !resources.is_empty() {
         o.flags.resources = Some(resources);
     }
+    if !modules.is_empty() {
+        o.flags.modules = Some(modules);
+    }
+    if !dns.is_empty() {
+        o.flags.dns = Some(dns);
+    }
     match sub {
+        "init" => match positional.first() {
+            None => Ok(Command::Init(o, next_args)),
+            Some(p) => Err(UsageError(format!(
+                "unexpected argument '{p}' (arguments for the next init go after --)"
+            ))),
+        },
         "unseal" => match positional.first() {
             None => Ok(Command::Unseal(o)),
             Some(p) => Err(UsageError(format!("unexpected argument '{p}'"))),
@@ -224,5 +298,44 @@ mod tests {
             assert!(e.contains(want), "{line}: {e}");
         }
         assert!(matches!(parse(&[]), Ok(Command::Help)));
+        for (line, want) in [
+            ("unseal --report", "unknown option '--report'"),
+            ("init --on-failure reboot", "poweroff, halt or continue"),
+            ("init --ip 10.0.2.15", "prefix"),
+            ("init stray", "go after --"),
+        ] {
+            let e = parse(&args(line)).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn init_flags_and_next_init_arguments() {
+        let Command::Init(o, rest) = parse(&args(
+            "init --report --next-init /bin/sh --on-failure continue --module virtio_net --module=tsm_sim \
+             --ifname ens3 --ip 10.0.0.2/8 --gw 10.0.0.1 --dns 10.0.0.1 --dns 10.0.0.2 --net-wait 1 \
+             --kbs http://10.0.0.1:8080 -- -c --kbs x",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        let f = &o.flags;
+        assert_eq!(f.init_mode, Some(InitMode::Report));
+        assert_eq!(f.next_init.as_deref(), Some("/bin/sh"));
+        assert_eq!(f.on_failure, Some(OnFailure::Continue));
+        assert_eq!(f.modules.as_ref().unwrap().len(), 2);
+        assert_eq!(f.dns.as_ref().unwrap().len(), 2);
+        assert_eq!(f.net_wait_secs, Some(1));
+        assert_eq!(f.kbs_url.as_deref(), Some("http://10.0.0.1:8080"));
+        assert_eq!(
+            rest,
+            ["-c", "--kbs", "x"],
+            "after -- everything is the next init's"
+        );
+        let Command::Init(o, rest) = parse(&args("init --no-net")).unwrap() else {
+            panic!()
+        };
+        assert_eq!((o.flags.net, rest.len()), (Some(false), 0));
+        assert!(COMMANDS.contains(&"init") && !COMMANDS.contains(&"single"));
     }
 }

@@ -7,6 +7,7 @@ mod shell;
 mod cli;
 mod client;
 mod evidence;
+mod init;
 mod initdata_source;
 mod run;
 mod transport;
@@ -14,7 +15,17 @@ mod transport;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let start_us = init::report::boottime_us();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // As PID 1 (the kernel's /init), every argument belongs to the next init, unless the
+    // first one is a sealgate command (`sealgate unseal` as a container's entry point).
+    if rustix::process::getpid().is_init()
+        && args
+            .first()
+            .is_none_or(|a| !cli::COMMANDS.contains(&a.as_str()))
+    {
+        return init::main(cli::Options::default(), args, start_us);
+    }
     let command = match cli::parse(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -34,6 +45,13 @@ fn main() -> ExitCode {
         cli::Command::Unseal(opts) => with_log_level(&opts).and_then(|()| run::unseal(&opts)),
         cli::Command::GetResource(opts, uri) => {
             with_log_level(&opts).and_then(|()| run::get_resource(&opts, &uri))
+        }
+        cli::Command::Init(opts, next_args) => {
+            if let Err(run::Failure(message)) = with_log_level(&opts) {
+                eprintln!("sealgate: {message}");
+                return ExitCode::from(2);
+            }
+            return init::main(opts, next_args, start_us);
         }
     };
     match result {

@@ -47,9 +47,23 @@ pub struct Loaded {
     pub init_data: Option<InitData>,
 }
 
-/// Reads the kernel command line, the config file and init-data, and merges them under
-/// the flags: flags > config file > init-data > kernel command line > defaults.
-pub fn load_config(opts: &Options) -> Result<Loaded, Failure> {
+/// The settings of the config file and of the kernel command line, unmerged.
+pub struct Sources {
+    /// The config file's settings (empty if there is none).
+    pub file: Settings,
+    /// The kernel command line's settings.
+    pub cmdline: Settings,
+}
+
+impl Sources {
+    /// Flags, config file and kernel command line merged (no init-data, no defaults).
+    pub fn merged(&self, flags: &Settings) -> Settings {
+        flags.clone().or(&self.file).or(&self.cmdline)
+    }
+}
+
+/// Reads the kernel command line and the config file it (or the flags) name.
+pub fn read_sources(opts: &Options) -> Result<Sources, Failure> {
     let cmdline_path = opts.kernel_cmdline.as_deref().unwrap_or("/proc/cmdline");
     let cmdline = match std::fs::read_to_string(cmdline_path) {
         Ok(text) => text,
@@ -80,6 +94,19 @@ pub fn load_config(opts: &Options) -> Result<Loaded, Failure> {
         }
         None => Settings::default(),
     };
+    Ok(Sources {
+        file: from_file,
+        cmdline: from_cmdline,
+    })
+}
+
+/// Reads the kernel command line, the config file and init-data, and merges them under
+/// the flags: flags > config file > init-data > kernel command line > defaults.
+pub fn load_config(opts: &Options) -> Result<Loaded, Failure> {
+    let Sources {
+        file: from_file,
+        cmdline: from_cmdline,
+    } = read_sources(opts)?;
 
     // Init-data is measured into the TEE (and checked against it before use), so the KBS
     // it names outranks the unmeasured kernel command line.

@@ -1,0 +1,288 @@
+//! `sealgate init`: sealgate as the first process of a confidential VM.
+//!
+//! Entered as `sealgate init [OPTIONS] [-- ARGS]`, or automatically when sealgate is PID 1
+//! and its first argument is not a sealgate command (the kernel started it as `/init`, or
+//! a wrapper exec'ed it; every argument then belongs to the next init). Steps, each
+//! logged with its duration at debug level:
+//!
+//! 1. mount proc, sysfs, devtmpfs and a tmpfs on `/run`, unless already mounted
+//!    ([`mounts`]);
+//! 2. read the configuration (flags > config file > kernel command line > defaults; see
+//!    [`sealgate::config::InitConfig`]) and load the kernel modules, dependencies first
+//!    ([`modules`]);
+//! 3. mount configfs on `/sys/kernel/config`;
+//! 4. configure the network over rtnetlink ([`network`]);
+//! 5. unseal: exactly `sealgate unseal` ([`crate::run::unseal`]) with the same
+//!    configuration, init-data included (default `/etc/sealgate/initdata.toml` if it
+//!    exists), retrying an unreachable KBS until the deadline;
+//! 6. exec the next init (`next_init`, default `/sbin/init`) with the remaining
+//!    arguments, or in report mode print the [`report`] on the console and power off;
+//! 7. on failure, print `SEALGATE-FAILED <reason>` and fail closed: power off (or halt);
+//!    only `on_failure=continue` starts the next stage anyway, announced by a
+//!    `SEALGATE-CONTINUING` line and an error in the log.
+//!
+//! Powering off (or halting) is done only by PID 1 (`reboot(2)`; in a PID namespace the
+//! kernel turns that into the end of the namespace: its init is killed and the parent
+//! sees it die of `SIGINT`, or `SIGHUP` for a restart). Run as any other process,
+//! `sealgate init` exits instead: status 0 after a report, 1 after a failure.
+
+mod modules;
+mod mounts;
+pub mod netlink;
+mod network;
+pub mod report;
+
+use crate::cli::Options;
+use crate::run::{self, Failure};
+use crate::{debug, error, info, warn};
+use rustix::system::RebootCommand;
+use sealgate::config::{self, InitConfig, InitMode, OnFailure, Settings, parse_modules_file};
+use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Writes one line to the console (stdout: the console when the kernel starts us),
+/// in a single write so kernel messages do not split it.
+fn console(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(format!("{line}\n").as_bytes());
+    let _ = out.flush();
+}
+
+/// Runs `f`, logging its duration at debug level.
+fn step<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    debug!(
+        "init: step {name}: {} ms (boot time {} ms)",
+        t.elapsed().as_millis(),
+        report::boottime_us() / 1000
+    );
+    r
+}
+
+/// How the machine stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    PowerOff,
+    Halt,
+}
+
+impl Stop {
+    fn after_failure(policy: OnFailure) -> Stop {
+        match policy {
+            OnFailure::Halt => Stop::Halt,
+            OnFailure::PowerOff | OnFailure::Continue => Stop::PowerOff,
+        }
+    }
+}
+
+/// The init stage. As PID 1 it does not return: it execs the next init or stops the
+/// machine. Otherwise it returns the exit status.
+pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCode {
+    let pid1 = rustix::process::getpid().is_init();
+    info!(
+        "init: sealgate {} init stage (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    // Timed by hand: the log level (maybe `sealgate.log=debug`) is known only once
+    // /proc is mounted, so this step is logged afterwards.
+    let t = Instant::now();
+    let mounted = mounts::early();
+    let mounts_ms = t.elapsed().as_millis();
+
+    let (init, settings) = match prepare(&opts) {
+        Ok(v) => v,
+        Err((failure, policy)) => {
+            // Without a usable configuration nothing sensible can run next: stop, even
+            // with on_failure=continue.
+            return fail_and_stop(&failure.0, Stop::after_failure(policy), pid1);
+        }
+    };
+    apply_log_level(&opts, &init);
+    mounted.log();
+    debug!("init: step mounts: {mounts_ms} ms");
+
+    let specs = match &init.modules {
+        Some(specs) => specs.clone(),
+        None => modules_from_file(),
+    };
+    step("modules", || {
+        modules::load_all(&specs, &init.module_options, &modules::modules_dir())
+    });
+    step("configfs", mounts::configfs);
+    match &init.net {
+        Some(plan) => step("network", || network::setup(plan)),
+        None => debug!("init: network configuration is off"),
+    }
+
+    if settings.init_data.is_none() && Path::new(config::DEFAULT_INIT_DATA_FILE).exists() {
+        info!("init: using init-data {}", config::DEFAULT_INIT_DATA_FILE);
+        opts.flags.init_data = Some(config::DEFAULT_INIT_DATA_FILE.to_string());
+    }
+    let result = step("unseal", || run::unseal(&opts));
+    let secrets_us = result.is_ok().then(report::boottime_us);
+    let ok = match result {
+        Ok(()) => true,
+        Err(Failure(reason)) => {
+            console(&report::failed_line(&reason));
+            error!("{reason}");
+            if init.on_failure != OnFailure::Continue {
+                return stop(
+                    Stop::after_failure(init.on_failure),
+                    pid1,
+                    ExitCode::FAILURE,
+                );
+            }
+            false
+        }
+    };
+
+    let sealed_dir = PathBuf::from(
+        settings
+            .sealed_dir
+            .as_deref()
+            .unwrap_or(config::DEFAULT_SEALED_DIR),
+    );
+    match init.mode {
+        InitMode::Report => {
+            if !ok {
+                continuing("the report", &init);
+            }
+            for line in report::build(&sealed_dir, ok, start_us, secrets_us) {
+                console(&line);
+            }
+            stop(
+                Stop::PowerOff,
+                pid1,
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
+        }
+        InitMode::Exec => {
+            let next = match next_init(&init) {
+                Ok(path) => path,
+                Err(reason) => {
+                    return fail_and_stop(&reason, Stop::after_failure(init.on_failure), pid1);
+                }
+            };
+            if !ok {
+                continuing(&next, &init);
+            }
+            info!(
+                "init: boot to secrets {} ms (sealgate {} ms); exec {next}",
+                secrets_us.map_or(-1, |s| (s / 1000) as i64),
+                secrets_us.map_or(-1, |s| (s.saturating_sub(start_us) / 1000) as i64)
+            );
+            let e = std::process::Command::new(&next)
+                .arg0(&next)
+                .args(&next_args)
+                .exec();
+            fail_and_stop(
+                &format!("cannot start the next init {next}: {e}"),
+                Stop::after_failure(init.on_failure),
+                pid1,
+            )
+        }
+    }
+}
+
+/// Reads the configuration layers and resolves the init settings; on failure, the
+/// failure and the best-known failure policy.
+fn prepare(opts: &Options) -> Result<(InitConfig, Settings), (Failure, OnFailure)> {
+    let flags_policy = opts.flags.on_failure.unwrap_or(OnFailure::PowerOff);
+    let sources = run::read_sources(opts).map_err(|f| (f, flags_policy))?;
+    let merged = sources.merged(&opts.flags);
+    let policy = merged.on_failure.unwrap_or(OnFailure::PowerOff);
+    let init = merged
+        .resolve_init()
+        .map_err(|e| (Failure(e.to_string()), policy))?;
+    debug!("init: {init:?}");
+    Ok((init, merged))
+}
+
+/// The configured log level, unless a flag or `SEALGATE_LOG` set one already.
+fn apply_log_level(opts: &Options, init: &InitConfig) {
+    if opts.flags.log_level.is_some() || std::env::var_os("SEALGATE_LOG").is_some() {
+        return;
+    }
+    if let Some(name) = &init.log_level {
+        match crate::shell::log::Level::parse(name) {
+            Some(level) => crate::shell::log::set_level(level),
+            None => warn!("init: ignoring invalid log level '{name}'"),
+        }
+    }
+}
+
+fn modules_from_file() -> Vec<config::ModuleSpec> {
+    match std::fs::read_to_string(config::DEFAULT_MODULES_FILE) {
+        Ok(text) => parse_modules_file(&text).unwrap_or_else(|e| {
+            warn!("init: {}: {e}", config::DEFAULT_MODULES_FILE);
+            Vec::new()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            warn!("init: {}: {e}", config::DEFAULT_MODULES_FILE);
+            Vec::new()
+        }
+    }
+}
+
+fn next_init(init: &InitConfig) -> Result<String, String> {
+    match &init.next_init {
+        Some(path) => Ok(path.clone()),
+        None if Path::new(config::DEFAULT_NEXT_INIT).exists() => {
+            Ok(config::DEFAULT_NEXT_INIT.to_string())
+        }
+        None => Err(format!(
+            "no next init: {} does not exist and none is configured (sealgate.next_init=, [init] next_init, --next-init), \
+             or use sealgate.mode=report",
+            config::DEFAULT_NEXT_INIT
+        )),
+    }
+}
+
+/// Announces, on the console and in the log, that the next stage starts without secrets.
+fn continuing(what: &str, init: &InitConfig) {
+    console(&format!(
+        "{} {what} WITHOUT SECRETS (on_failure={})",
+        report::CONTINUING,
+        init.on_failure.name()
+    ));
+    error!(
+        "INSECURE: attestation or unsealing failed and on_failure=continue: starting {what} without the secrets"
+    );
+}
+
+fn fail_and_stop(reason: &str, how: Stop, pid1: bool) -> ExitCode {
+    console(&report::failed_line(reason));
+    error!("{reason}");
+    stop(how, pid1, ExitCode::FAILURE)
+}
+
+/// Stops the machine if PID 1 (never returns then); otherwise returns `code`.
+fn stop(how: Stop, pid1: bool, code: ExitCode) -> ExitCode {
+    if !pid1 {
+        debug!("init: not PID 1: exiting instead of {how:?}");
+        return code;
+    }
+    rustix::fs::sync();
+    let cmd = match how {
+        Stop::PowerOff => RebootCommand::PowerOff,
+        Stop::Halt => RebootCommand::Halt,
+    };
+    info!("init: {how:?}");
+    let e = rustix::system::reboot(cmd);
+    // PID 1 must not exit (the kernel would panic, and with panic=N reboot into the same
+    // failure again): sleep forever instead.
+    error!("init: reboot(2) failed: {e:?}; sleeping forever");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
