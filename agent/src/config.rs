@@ -880,12 +880,8 @@ pub fn parse_cmdline(
             "sealgate.resource" => resources.push(ResourceSpec::parse(value)?),
             "sealgate.sealed_dir" => s.sealed_dir = Some(value.to_string()),
             "sealgate.owner" => s.owner = Some(parse_owner(value)?),
-            // Two settings share this key; their values never overlap: a word is the init
-            // stage's mode, an octal number the mode of the written files.
-            "sealgate.mode" if value.starts_with(|c: char| c.is_ascii_alphabetic()) => {
-                s.init_mode = Some(InitMode::parse(value)?)
-            }
-            "sealgate.mode" => s.mode = Some(parse_mode(value)?),
+            "sealgate.mode" => s.init_mode = Some(InitMode::parse(value)?),
+            "sealgate.file_mode" => s.mode = Some(parse_mode(value)?),
             "sealgate.tmpfs_size" => s.tmpfs_size = Some(parse_size(value)?),
             "sealgate.sealed_secrets" => s.sealed_secrets_dir = Some(value.to_string()),
             "sealgate.deadline" => s.deadline_secs = Some(parse_u64(key, value)?),
@@ -1040,7 +1036,7 @@ mod tests {
 
     #[test]
     fn init_keys_from_the_kernel_command_line() {
-        let line = "console=ttyS0 sealgate.mode=report sealgate.mode=0440 sealgate.next_init=/bin/app \
+        let line = "console=ttyS0 sealgate.mode=report sealgate.file_mode=0440 sealgate.next_init=/bin/app \
                     sealgate.on_failure=continue sealgate.modules=virtio_net,tsm-sim \
                     tsm-sim.provider=sev_guest virtio_net.napi_tx=1 agent.log=debug \
                     sealgate.ip=192.168.7.2/30 sealgate.gw=192.168.7.1 sealgate.dns=1.1.1.1,9.9.9.9 \
@@ -1051,7 +1047,7 @@ mod tests {
         assert_eq!(
             s.mode,
             Some(0o440),
-            "an octal sealgate.mode= is still the file mode"
+            "sealgate.file_mode= is the mode of the written files"
         );
         let i = s.resolve_init().unwrap();
         assert_eq!(i.mode, InitMode::Report);

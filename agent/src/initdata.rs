@@ -15,6 +15,7 @@
 //! the `regularize_data` rule of Trustee's verifiers. Kata delivers it on a block device:
 //! `"initdata"` ‖ u64 LE length ‖ gzip(TOML), zero-padded to 512 bytes.
 
+use crate::gzip::{self, GzipError};
 use crate::rcar::HashAlgorithm;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -216,95 +217,22 @@ pub fn from_block_device(image: &[u8]) -> Result<Vec<u8>, InitDataError> {
     let gz = image
         .get(16..end)
         .ok_or(InitDataError::Corrupt("length beyond the device"))?;
-    gunzip(gz, MAX_INITDATA_LEN)
+    gzip::decompress(gz, MAX_INITDATA_LEN).map_err(|e| match e {
+        GzipError::TooLarge => InitDataError::TooLarge,
+        other => InitDataError::Corrupt(other.reason()),
+    })
 }
 
 /// Builds kata's init-data block device image for `toml` (the host side of
 /// [`from_block_device`]): magic, u64 LE length, gzip, zero padding to 512 bytes.
 pub fn to_block_device(toml: &[u8]) -> Vec<u8> {
-    let gz = gzip(toml);
+    let gz = gzip::compress(toml);
     let mut image = Vec::with_capacity(16 + gz.len() + 512);
     image.extend_from_slice(BLOCK_MAGIC);
     image.extend_from_slice(&(gz.len() as u64).to_le_bytes());
     image.extend_from_slice(&gz);
     image.resize(image.len().div_ceil(512) * 512, 0);
     image
-}
-
-/// A single-member gzip stream (RFC 1952) of `data`, without name or time stamp.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz = alloc::vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
-    gz.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(data, 9));
-    gz.extend_from_slice(&crc32(data).to_le_bytes());
-    gz.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    gz
-}
-
-/// Decompresses a single-member gzip stream (RFC 1952), checking CRC-32 and size.
-pub fn gunzip(gz: &[u8], limit: usize) -> Result<Vec<u8>, InitDataError> {
-    const FHCRC: u8 = 2;
-    const FEXTRA: u8 = 4;
-    const FNAME: u8 = 8;
-    const FCOMMENT: u8 = 16;
-    let bad = InitDataError::Corrupt;
-    if gz.len() < 18 || gz[0] != 0x1f || gz[1] != 0x8b || gz[2] != 8 {
-        return Err(bad("not a gzip stream"));
-    }
-    let flags = gz[3];
-    if flags & 0xe0 != 0 {
-        return Err(bad("reserved gzip flags"));
-    }
-    let mut pos = 10;
-    if flags & FEXTRA != 0 {
-        let n = usize::from(u16::from_le_bytes([gz[pos], gz[pos + 1]]));
-        pos = pos.checked_add(2 + n).ok_or(bad("gzip header"))?;
-    }
-    for flag in [FNAME, FCOMMENT] {
-        if flags & flag != 0 {
-            let nul = gz
-                .get(pos..)
-                .and_then(|r| r.iter().position(|&b| b == 0))
-                .ok_or(bad("gzip header"))?;
-            pos += nul + 1;
-        }
-    }
-    if flags & FHCRC != 0 {
-        pos += 2;
-    }
-    if pos + 8 > gz.len() {
-        return Err(bad("gzip stream truncated"));
-    }
-    let body = &gz[pos..gz.len() - 8];
-    let out =
-        miniz_oxide::inflate::decompress_to_vec_with_limit(body, limit).map_err(|e| {
-            match e.status {
-                miniz_oxide::inflate::TINFLStatus::HasMoreOutput => InitDataError::TooLarge,
-                _ => bad("deflate data"),
-            }
-        })?;
-    let trailer = &gz[gz.len() - 8..];
-    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    if crc32(&out) != crc || out.len() as u32 != isize {
-        return Err(bad("gzip checksum mismatch"));
-    }
-    Ok(out)
-}
-
-/// CRC-32 (IEEE 802.3, reflected, as gzip uses it).
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 fn one_line(s: &str) -> String {
@@ -406,14 +334,13 @@ mod tests {
         let mut gz = alloc::vec![0x1f, 0x8b, 8, 8, 0, 0, 0, 0, 0, 3];
         gz.extend_from_slice(b"initdata.toml\0");
         gz.extend_from_slice(&deflated);
-        gz.extend_from_slice(&crc32(EXAMPLE.as_bytes()).to_le_bytes());
+        gz.extend_from_slice(&gzip::crc32(EXAMPLE.as_bytes()).to_le_bytes());
         gz.extend_from_slice(&(EXAMPLE.len() as u32).to_le_bytes());
         gz
     }
 
     #[test]
     fn kata_block_device_format() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         let gz = gzip_fixture();
         let mut image = BLOCK_MAGIC.to_vec();
         image.extend_from_slice(&(gz.len() as u64).to_le_bytes());
@@ -439,15 +366,11 @@ mod tests {
             Err(InitDataError::Corrupt("gzip checksum mismatch"))
         );
         // A decompression bomb stops at the limit.
-        let zeros = alloc::vec![0u8; 4 * MAX_INITDATA_LEN];
-        let mut bomb = alloc::vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
-        bomb.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(&zeros, 9));
-        bomb.extend_from_slice(&crc32(&zeros).to_le_bytes());
-        bomb.extend_from_slice(&(zeros.len() as u32).to_le_bytes());
+        let bomb = gzip::compress(&alloc::vec![0u8; 4 * MAX_INITDATA_LEN]);
         assert!(bomb.len() < 8 * 1024);
-        assert_eq!(
-            gunzip(&bomb, MAX_INITDATA_LEN),
-            Err(InitDataError::TooLarge)
-        );
+        let mut image = BLOCK_MAGIC.to_vec();
+        image.extend_from_slice(&(bomb.len() as u64).to_le_bytes());
+        image.extend_from_slice(&bomb);
+        assert_eq!(from_block_device(&image), Err(InitDataError::TooLarge));
     }
 }

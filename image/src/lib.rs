@@ -1,6 +1,6 @@
 //! sealgate-image: builds the minimal, reproducible initramfs around the static
-//! sealgate binary (`mkinitramfs`). Host tool, std only (plus `miniz_oxide` for the
-//! optional gzip).
+//! sealgate binary (`mkinitramfs`). Host tool: std, plus the core library's gzip and the
+//! `sha2` crate.
 //!
 //! See `image/README.md` for the image layout, the reproducibility rules and the
 //! interface with the QEMU tests.

@@ -11,7 +11,6 @@
 //! - [`console`]: what the guest printed.
 
 pub mod console;
-pub mod cpio;
 pub mod image;
 pub mod report;
 

@@ -109,7 +109,7 @@ INIT OPTIONS (sealgate init only):
 
 Kernel command line keys: agent.aa_kbc_params=cc_kbc::<url>, sealgate.kbs=, sealgate.tee=,
 sealgate.key=, sealgate.resource=URI[=PATH] (repeatable), sealgate.sealed_dir=,
-sealgate.owner=, sealgate.mode=, sealgate.tmpfs_size=, sealgate.sealed_secrets=,
+sealgate.owner=, sealgate.file_mode=, sealgate.tmpfs_size=, sealgate.sealed_secrets=,
 sealgate.deadline=, sealgate.log=, sealgate.init_data=, sealgate.configfs_tsm=,
 sealgate.config=; for the init stage: sealgate.mode=exec|report, sealgate.next_init=,
 sealgate.on_failure=, sealgate.modules=NAME[,NAME...], MODULE.PARAM=VALUE,
