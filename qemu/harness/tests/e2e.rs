@@ -61,6 +61,8 @@ struct Case {
     deny: bool,
     /// `sealgate.mode=exec` into the stand-in next stage instead of the report.
     exec_next: bool,
+    /// SNP: the stand-in module also provides `/dev/sev-guest` (sealgate then prefers it).
+    sev_ioctl: bool,
 }
 
 impl Case {
@@ -73,6 +75,7 @@ impl Case {
             kbs_late: None,
             deny: false,
             exec_next: false,
+            sev_ioctl: false,
         }
     }
 }
@@ -161,6 +164,9 @@ fn run(case: &Case) -> Outcome {
             } else {
                 " tsm_sim.provider=tdx_guest"
             };
+            if case.sev_ioctl {
+                append += " tsm_sim.sev_ioctl=1";
+            }
             if case.init_data {
                 // SNP HOST_DATA = the digest truncated to 32 bytes, TDX MRCONFIGID = 48.
                 append += &match case.tee {
@@ -286,6 +292,30 @@ fn simulated_snp_through_configfs_tsm_unseals_with_init_data() {
     });
     assert_unsealed(&o);
     assert_simulated(&o, "SNP report via configfs-tsm");
+    assert!(
+        o.boot.console.contains("init-data matches SNP HOST_DATA"),
+        "{}",
+        context(&o)
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run qemu/test"]
+fn simulated_snp_through_dev_sev_guest_unseals_with_init_data() {
+    // With /dev/sev-guest present, sealgate uses SNP_GET_EXT_REPORT (certificate-length
+    // negotiation included) for both the HOST_DATA check and the evidence.
+    let o = run(&Case {
+        init_data: true,
+        sev_ioctl: true,
+        ..Case::new("e2e-snp-ioctl", Tee::Snp)
+    });
+    assert_unsealed(&o);
+    assert_simulated(&o, "SNP report via /dev/sev-guest");
+    assert!(
+        !o.boot.console.contains("SNP report via configfs-tsm"),
+        "sealgate should prefer the ioctl device: {}",
+        context(&o)
+    );
     assert!(
         o.boot.console.contains("init-data matches SNP HOST_DATA"),
         "{}",
