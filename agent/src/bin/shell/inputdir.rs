@@ -38,7 +38,7 @@ use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sealgate::outpath::{MAX_COMPONENTS, RelPath};
 
-use super::sealdir::{open_dir_nofollow, read_dir_names};
+use super::sealdir::{join_rel, open_dir_nofollow, read_dir_names};
 
 /// The content prefix of a sealed secret.
 pub const SEALED_PREFIX: &[u8] = b"sealed.";
@@ -194,7 +194,7 @@ impl Walker {
             let bytes = name.as_bytes();
             let lossy = String::from_utf8_lossy(bytes);
             if bytes.starts_with(b"..") {
-                crate::debug!("skipping {}", self.show(&join(rel_str, &lossy)));
+                crate::debug!("skipping {}", self.show(&join_rel(rel_str, &lossy)));
                 continue;
             }
             let child = match RelPath::parse_bytes(bytes).and_then(|n| match rel {
@@ -421,14 +421,6 @@ fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> rustix::io::Result<usize> {
 
 fn io_err(op: &'static str, path: String, errno: Errno) -> InputError {
     InputError::Io { op, path, errno }
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 #[cfg(test)]

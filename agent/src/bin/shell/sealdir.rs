@@ -1121,7 +1121,8 @@ fn io_err(op: &'static str, path: String, errno: Errno) -> SealError {
     SealError::Io { op, path, errno }
 }
 
-fn join_rel(dir: &str, name: &str) -> String {
+/// `dir/name`, or `name` at the top (relative paths as shown in messages).
+pub(crate) fn join_rel(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_string()
     } else {
