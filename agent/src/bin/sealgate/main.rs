@@ -42,7 +42,9 @@ fn main() -> ExitCode {
             println!("sealgate {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        cli::Command::Unseal(opts) => with_log_level(&opts).and_then(|()| run::unseal(&opts)),
+        cli::Command::Unseal(opts) => with_log_level(&opts)
+            .and_then(|()| run::read_sources(&opts))
+            .and_then(|sources| run::unseal(&opts, sources)),
         cli::Command::GetResource(opts, uri) => {
             with_log_level(&opts).and_then(|()| run::get_resource(&opts, &uri))
         }

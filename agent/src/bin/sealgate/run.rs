@@ -102,11 +102,11 @@ pub fn read_sources(opts: &Options) -> Result<Sources, Failure> {
 
 /// Reads the kernel command line, the config file and init-data, and merges them under
 /// the flags: flags > config file > init-data > kernel command line > defaults.
-pub fn load_config(opts: &Options) -> Result<Loaded, Failure> {
+pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> {
     let Sources {
         file: from_file,
         cmdline: from_cmdline,
-    } = read_sources(opts)?;
+    } = sources;
 
     // Init-data is measured into the TEE (and checked against it before use), so the KBS
     // it names outranks the unmeasured kernel command line.
@@ -199,11 +199,11 @@ enum Sealed {
 }
 
 /// `sealgate unseal`.
-pub fn unseal(opts: &Options) -> Result<(), Failure> {
+pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let Loaded {
         config: cfg,
         init_data,
-    } = load_config(opts)?;
+    } = load_config(opts, sources)?;
     let plan = plan(&cfg)?;
     if plan.is_empty() {
         return Err(Failure(
@@ -403,7 +403,7 @@ pub fn get_resource(opts: &Options, uri: &str) -> Result<(), Failure> {
     let Loaded {
         config: cfg,
         init_data,
-    } = load_config(opts)?;
+    } = load_config(opts, read_sources(opts)?)?;
     let mut client = connect(&cfg, init_data.as_ref())?;
     let secret = client.fetch(&uri)?;
     let mut out = std::io::stdout().lock();

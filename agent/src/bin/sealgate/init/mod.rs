@@ -94,7 +94,7 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
     let mounted = mounts::early();
     let mounts_ms = t.elapsed().as_millis();
 
-    let (init, settings) = match prepare(&opts) {
+    let (init, settings, sources) = match prepare(&opts) {
         Ok(v) => v,
         Err((failure, policy)) => {
             // Without a usable configuration nothing sensible can run next: stop, even
@@ -123,7 +123,8 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
         info!("init: using init-data {}", config::DEFAULT_INIT_DATA_FILE);
         opts.flags.init_data = Some(config::DEFAULT_INIT_DATA_FILE.to_string());
     }
-    let result = step("unseal", || run::unseal(&opts));
+    // The layers read for the init settings are the ones unseal uses: read once.
+    let result = step("unseal", || run::unseal(&opts, sources));
     let secrets_us = result.is_ok().then(report::boottime_us);
     let ok = match result {
         Ok(()) => true,
@@ -195,7 +196,7 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
 
 /// Reads the configuration layers and resolves the init settings; on failure, the
 /// failure and the best-known failure policy.
-fn prepare(opts: &Options) -> Result<(InitConfig, Settings), (Failure, OnFailure)> {
+fn prepare(opts: &Options) -> Result<(InitConfig, Settings, run::Sources), (Failure, OnFailure)> {
     let flags_policy = opts.flags.on_failure.unwrap_or(OnFailure::PowerOff);
     let sources = run::read_sources(opts).map_err(|f| (f, flags_policy))?;
     let merged = sources.merged(&opts.flags);
@@ -204,7 +205,7 @@ fn prepare(opts: &Options) -> Result<(InitConfig, Settings), (Failure, OnFailure
         .resolve_init()
         .map_err(|e| (Failure(e.to_string()), policy))?;
     debug!("init: {init:?}");
-    Ok((init, merged))
+    Ok((init, merged, sources))
 }
 
 /// The configured log level, unless a flag or `SEALGATE_LOG` set one already.
