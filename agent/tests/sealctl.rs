@@ -186,9 +186,9 @@ fn keygen_seal_inspect_round_trip() {
     }
 
     // The library agrees with the binary.
-    let parsed = sealgate::sealed::SealedSecret::parse(sealed.trim_end().as_bytes()).unwrap();
+    let parsed = sealgate_core::sealed::SealedSecret::parse(sealed.trim_end().as_bytes()).unwrap();
     assert_eq!(parsed.kid(), kid);
-    let key = sealgate::sealed::PublicJwk::from_json(public_text.as_bytes()).unwrap();
+    let key = sealgate_core::sealed::PublicJwk::from_json(public_text.as_bytes()).unwrap();
     assert!(parsed.verify(&key).is_ok());
 
     // Without a key: decoded, not verified.
@@ -263,7 +263,7 @@ fn inspect_kata_vector() {
 
 #[test]
 fn inspect_never_prints_envelope_contents() {
-    use sealgate::sealed::{Secret, SigningJwk, seal};
+    use sealgate_core::sealed::{Secret, SigningJwk, seal};
     let data = "Knv7aKCGsH75bOHq3ZwdLd7nSljyDF90UXMRfERatQ==";
     let wrapped = "c2VjcmV0LXdyYXBwZWQtZGVr";
     let payload = format!(
@@ -293,7 +293,7 @@ fn inspect_never_prints_envelope_contents() {
 
 #[test]
 fn inspect_legacy_unsigned_secret() {
-    let payload = sealgate::b64::url_encode(
+    let payload = sealgate_core::b64::url_encode(
         br#"{"version":"0.1.0","type":"vault","name":"kbs:///a/b/c","provider":"kbs","provider_settings":{},"annotations":{}}"#,
     );
     let legacy = format!("sealed.fakejwsheader.{payload}.fakesignature");
@@ -492,7 +492,7 @@ fn initdata_digest_and_image() {
     assert_eq!(&bytes[..8], b"initdata");
     assert_eq!(bytes.len() % 512, 0);
     assert_eq!(
-        sealgate::initdata::from_block_device(&bytes).unwrap(),
+        sealgate_core::initdata::from_block_device(&bytes).unwrap(),
         toml.as_bytes()
     );
 

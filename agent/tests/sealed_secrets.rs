@@ -193,7 +193,7 @@ fn unverifiable_sealed_secrets_are_refused_unless_explicitly_allowed() {
     // The legacy unsigned form upstream still decodes when verification is off.
     let legacy = format!(
         "sealed.fakejwsheader.{}.fakesignature",
-        sealgate::b64::url_encode(
+        sealgate_core::b64::url_encode(
             br#"{"version":"0.1.0","type":"vault","name":"kbs:///default/app/api-token","provider":"kbs","provider_settings":{},"annotations":{}}"#
         )
     );
@@ -289,7 +289,7 @@ fn missing_local_key_and_escaping_kid_are_refused() {
 
 #[test]
 fn envelope_secrets_are_not_supported() {
-    use sealgate::sealed::{Secret, SigningJwk, seal};
+    use sealgate_core::sealed::{Secret, SigningJwk, seal};
     let t = Sealing::new("envelope");
     let envelope = Secret::from_json(
         br#"{"version":"0.1.0","type":"envelope","key_id":"xxx","encrypted_key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","encrypted_data":"Knv7aKCGsH75bOHq3ZwdLd7nSljyDF90UXMRfERatQ==","wrap_type":"A256GCM","iv":"AAECAwQFBgcICQoL","provider":"aliyun","provider_settings":{},"annotations":{}}"#,

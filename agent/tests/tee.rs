@@ -10,7 +10,7 @@ use firmware_glue::sim::DEFAULT_SEED;
 use firmware_glue::sim::snp::{CertTableFault, SnpConfig, SnpSim};
 use firmware_glue::sim::tdx::{TdxConfig, TdxSim};
 use firmware_glue::snp::Generation;
-use sealgate::initdata::InitData;
+use sealgate_core::initdata::InitData;
 use std::sync::Arc;
 use test_kbs::{Config, SnpPolicy, SnpVerifier, Verifiers};
 use tsm_fuse::TsmMount;

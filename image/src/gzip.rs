@@ -1,14 +1,14 @@
-//! gzip for images: the core library's RFC 1952 writer and reader (`sealgate::gzip`, the same
+//! gzip for images: the core library's RFC 1952 writer and reader (`sealgate_core::gzip`, the same
 //! code the guest reads kata's init-data disk with), reproducible (no name, mtime 0).
 
 /// Largest archive `decompress` inflates (an initramfs is a few MiB).
 pub const MAX_DECOMPRESSED: usize = 1 << 30;
 
-pub use sealgate::gzip::{compress, is_gzip};
+pub use sealgate_core::gzip::{compress, is_gzip};
 
 /// Inflates one gzip member, bounded by [`MAX_DECOMPRESSED`].
 pub fn decompress(data: &[u8]) -> Result<Vec<u8>, String> {
-    sealgate::gzip::decompress(data, MAX_DECOMPRESSED).map_err(|e| format!("gzip: {e}"))
+    sealgate_core::gzip::decompress(data, MAX_DECOMPRESSED).map_err(|e| format!("gzip: {e}"))
 }
 
 #[cfg(test)]

@@ -705,8 +705,8 @@ fn encodings(secret: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
         forms.push(("hex", hex.into_bytes()));
         // Drop the last (padding-dependent) characters: a prefix match is what matters.
-        let std = sealgate::b64::std_encode(secret);
-        let url = sealgate::b64::url_encode(secret);
+        let std = sealgate_core::b64::std_encode(secret);
+        let url = sealgate_core::b64::url_encode(secret);
         forms.push(("base64", std.as_bytes()[..std.len() - 4].to_vec()));
         forms.push(("base64url", url.as_bytes()[..url.len() - 4].to_vec()));
     }

@@ -19,7 +19,7 @@ use aes_gcm::{Aes256Gcm, KeyInit};
 use aes_kw::KwAes256;
 use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
-use sealgate::b64;
+use sealgate_core::b64;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 

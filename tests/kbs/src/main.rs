@@ -218,7 +218,7 @@ fn certificate_file(path: &str) -> Result<Vec<u8>, String> {
             .take_while(|l| !l.starts_with("-----END"))
             .collect::<Vec<_>>()
             .join("");
-        return sealgate::b64::std_decode(body.trim())
+        return sealgate_core::b64::std_decode(body.trim())
             .map_err(|_| format!("{path}: PEM body is not base64"));
     }
     Ok(bytes)

@@ -279,7 +279,7 @@ pub(crate) fn runtime_data(
 /// SHA-384 over the RFC 8785 canonical JSON of `runtime_data` (the hash is fixed to SHA-384
 /// on the server for every TEE but `se`).
 pub(crate) fn binding_digest(runtime_data: &Value) -> [u8; 48] {
-    Sha384::digest(sealgate::jcs::to_string(runtime_data).as_bytes()).into()
+    Sha384::digest(sealgate_core::jcs::to_string(runtime_data).as_bytes()).into()
 }
 
 #[cfg(test)]
@@ -375,11 +375,11 @@ mod tests {
             Some(""),
         );
         assert_eq!(
-            sealgate::jcs::to_string(&rd),
+            sealgate_core::jcs::to_string(&rd),
             r#"{"additional-evidence":"","nonce":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","tee-pubkey":{"alg":"ECDH-ES+A256KW","crv":"P-256","kty":"EC","x":"b_A7lJJBzh2t1DUZ5pYOCoW0GmmgXDKBA6orzhWUyhY","y":"PE91OlW_AdxT9sCwx-7ni0DG_30lqW4igrmJzvccFEo"}}"#
         );
         assert_eq!(
-            sealgate::b64::std_encode(&binding_digest(&rd)),
+            sealgate_core::b64::std_encode(&binding_digest(&rd)),
             "FJe0AynBBkcZt2VCpN4Kln3cRZjFlVFy1gVb8RSbtXdn+9iv7pEyJEHXO2gBPr8y"
         );
     }
@@ -400,7 +400,7 @@ mod tests {
             let nonce = obj["nonce"].as_str().unwrap();
             let rd = runtime_data(&key, nonce, obj["additional-evidence"].as_str());
             assert_eq!(
-                sealgate::jcs::to_string(&rd),
+                sealgate_core::jcs::to_string(&rd),
                 case["jcs"],
                 "{}",
                 case["name"]
@@ -413,7 +413,7 @@ mod tests {
             );
             if let Some(device) = case.get("device_binding") {
                 let rd = runtime_data(&key, nonce, None);
-                assert_eq!(sealgate::jcs::to_string(&rd), device["jcs"]);
+                assert_eq!(sealgate_core::jcs::to_string(&rd), device["jcs"]);
                 assert_eq!(hex(&binding_digest(&rd)), device["sha384_hex"]);
             }
         }

@@ -1,7 +1,7 @@
 //! The operating system's CSPRNG (getrandom(2)) behind `rand_core`, for nonces, session ids,
 //! the token key, ephemeral JWE keys, CEKs and IVs.
 
-use sealgate::rng::FillRng;
+use sealgate_core::rng::FillRng;
 
 /// Fills `buf` from getrandom(2). A test server without randomness cannot do anything
 /// meaningful, so failure panics (it never depends on network input).

@@ -59,7 +59,7 @@ impl Sessions {
             id: new_id(),
             expires: now + self.timeout,
             tee,
-            nonce: sealgate::b64::std_encode(&rng::bytes::<32>()),
+            nonce: sealgate_core::b64::std_encode(&rng::bytes::<32>()),
             token: None,
         };
         let mut map = self.lock();

@@ -12,7 +12,7 @@ use crate::verifier::{Appraisal, TrustVector};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey};
 use p256::elliptic_curve::Generate;
-use sealgate::b64;
+use sealgate_core::b64;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;

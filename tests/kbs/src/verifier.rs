@@ -159,7 +159,7 @@ struct SampleEvidence {
 fn check_sample(evidence: &Value, expected: &Expected<'_>) -> Result<SampleEvidence, String> {
     let ev = SampleEvidence::deserialize(evidence)
         .map_err(|e| format!("Deserialize Quote failed: {e}"))?;
-    let report_data = sealgate::b64::std_decode(&ev.report_data)
+    let report_data = sealgate_core::b64::std_decode(&ev.report_data)
         .map_err(|_| "base64 decode report data for sample evidence failed".to_owned())?;
     if report_data != expected.report_data {
         return Err("REPORT_DATA is different from that in Sample Quote".into());
@@ -201,7 +201,7 @@ impl Verifier for SampleVerifier {
         claims.insert("report_data".into(), json!(ev.report_data));
         claims.insert("svn".into(), json!(ev.svn));
         if let Some(digest) = expected.init_data_digest {
-            claims.insert("init_data".into(), json!(sealgate::b64::std_encode(digest)));
+            claims.insert("init_data".into(), json!(sealgate_core::b64::std_encode(digest)));
         }
         Ok(Appraisal {
             class: "cpu",
@@ -264,7 +264,7 @@ mod tests {
             report_data: &digest,
             init_data_digest: None,
         };
-        let good = json!({"svn": "1", "report_data": sealgate::b64::std_encode(&digest)});
+        let good = json!({"svn": "1", "report_data": sealgate_core::b64::std_encode(&digest)});
         let appraisal = SampleVerifier::default()
             .verify(&good, &expected)
             .expect("binds");
@@ -274,8 +274,8 @@ mod tests {
         let mut padded = digest.to_vec();
         padded.resize(64, 0);
         for bad in [
-            json!({"svn": "1", "report_data": sealgate::b64::std_encode(&padded)}),
-            json!({"svn": 1, "report_data": sealgate::b64::std_encode(&digest)}),
+            json!({"svn": "1", "report_data": sealgate_core::b64::std_encode(&padded)}),
+            json!({"svn": 1, "report_data": sealgate_core::b64::std_encode(&digest)}),
             json!({"svn": "1"}),
             json!("a string"),
         ] {

@@ -99,7 +99,7 @@ pub(crate) fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
             .ok_or_else(|| "PCK cert chain: unterminated PEM block".to_owned())?;
         let b64: String = after[..stop].split_whitespace().collect();
         out.push(
-            sealgate::b64::std_decode(&b64)
+            sealgate_core::b64::std_decode(&b64)
                 .map_err(|_| "PCK cert chain: PEM block is not base64".to_owned())?,
         );
         rest = &after[stop + END.len()..];

@@ -336,7 +336,7 @@ fn init_data_goes_into_the_token() {
     let evidence = &claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"];
     assert_eq!(
         evidence["init_data"],
-        sealgate::b64::std_encode(&unhex(
+        sealgate_core::b64::std_encode(&unhex(
             "7e11d1b084ba7b39e855c8941e10e644037ec2437b53950eacd518b5d7602f6ff13cf1de2fdc2cd20deef601824e9e65"
         ))
     );

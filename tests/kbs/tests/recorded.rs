@@ -174,7 +174,7 @@ fn reproduces_stateful_recorded_errors() {
     };
     let body = attestation(&session.nonce, &jwk).replace(
         &report_data(&jwk, &session.nonce, Some("")),
-        &sealgate::b64::std_encode(&sha256),
+        &sealgate_core::b64::std_encode(&sha256),
     );
     let r = client
         .post_json(
@@ -260,7 +260,7 @@ fn full_exchanges_have_the_recorded_shape() {
         assert_eq!(auth.header("content-type"), Some("application/json"));
         let nonce = auth.json()["nonce"].as_str().unwrap().to_owned();
         assert_eq!(nonce.len(), 44);
-        assert_eq!(sealgate::b64::std_decode(&nonce).unwrap().len(), 32);
+        assert_eq!(sealgate_core::b64::std_decode(&nonce).unwrap().len(), 32);
         assert_eq!(
             auth.text(),
             format!(r#"{{"nonce":"{nonce}","extra-params":""}}"#)

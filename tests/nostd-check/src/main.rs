@@ -11,7 +11,7 @@
 
 extern crate alloc;
 
-use sealgate::{jwe, rcar, teekey};
+use sealgate_core::{jwe, rcar, teekey};
 
 #[global_allocator]
 static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
@@ -48,7 +48,7 @@ fn check() -> Result<(), i32> {
     .map_err(|_| 3)?;
     let digest = rcar::binding_digest(&challenge, key.public_jwk(), "");
     // kbs-protocol.md §4.1: the report_data of the worked example.
-    if sealgate::b64::std_encode(&digest)
+    if sealgate_core::b64::std_encode(&digest)
         != "FJe0AynBBkcZt2VCpN4Kln3cRZjFlVFy1gVb8RSbtXdn+9iv7pEyJEHXO2gBPr8y"
     {
         return Err(4);

@@ -2,8 +2,8 @@
 //! document (the digest, SNP HOST_DATA, TDX MRCONFIGID), and kata's init-data disk image.
 
 use crate::args::{self, Failure};
-use sealgate::b64;
-use sealgate::initdata::{self, InitData, MAX_INITDATA_LEN};
+use sealgate_core::b64;
+use sealgate_core::initdata::{self, InitData, MAX_INITDATA_LEN};
 
 const COMMAND: &str = "initdata";
 

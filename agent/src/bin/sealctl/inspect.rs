@@ -1,8 +1,8 @@
 //! `sealctl inspect`: decode a sealed secret, optionally verify it. Prints structure and
 //! references only; envelope keys and data are shown as lengths.
 
-use sealgate::b64;
-use sealgate::sealed::{
+use sealgate_core::b64;
+use sealgate_core::sealed::{
     self, JsonObject, KeySource, PublicJwk, SealedError, SealedSecret, Secret, SecretContent,
     Unseal,
 };

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sealgate::sealed::SigningJwk;
+use sealgate_core::sealed::SigningJwk;
 
 use crate::args::{self, Failure};
 use crate::{info, shell};

@@ -7,15 +7,10 @@
 //! Exit status: 0 success, 1 failure, 2 usage error.
 #![forbid(unsafe_code)]
 
-// The part of the shared platform code sealctl needs (the rest is the guest agent's).
-#[allow(dead_code)]
-#[path = "../shell/log.rs"]
-mod log;
-#[allow(dead_code)]
-#[path = "../shell/os_rng.rs"]
-mod os_rng;
+// The platform layer's logging and RNG (the rest of it is the guest agent's).
+use sealgate_linux::{error, info, warn};
 mod shell {
-    pub(crate) use super::{log, os_rng};
+    pub(crate) use sealgate_linux::os_rng;
 }
 
 mod args;
@@ -47,6 +42,7 @@ Exit status: 0 success, 1 failure, 2 usage error.
 ";
 
 fn main() -> ExitCode {
+    sealgate_linux::log::set_program(sealgate_linux::log::Program::Sealctl);
     let args: Vec<String> = match std::env::args_os()
         .skip(1)
         .map(|a| a.into_string())

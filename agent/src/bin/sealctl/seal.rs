@@ -1,7 +1,7 @@
 //! `sealctl seal vault`: sign a sealed secret that references a KBS resource, byte for
 //! byte what upstream's `secret seal … vault` prints for the same inputs.
 
-use sealgate::sealed::{self, JsonObject, KeySource, Secret, SigningJwk};
+use sealgate_core::sealed::{self, JsonObject, KeySource, Secret, SigningJwk};
 
 use crate::args::{self, Failure};
 use crate::{info, read_limited, show, warn};

@@ -1,6 +1,6 @@
 //! Command-line parsing for `sealgate` (hand-written: no argument-parser dependency).
 
-use sealgate::config::{
+use sealgate_core::config::{
     self, ConfigError, InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, Settings, TeeChoice,
 };
 use std::fmt;
@@ -241,7 +241,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         _ => match positional.as_slice() {
             [uri] => {
                 // A malformed URI is a usage error (exit 2), as it is for --resource.
-                sealgate::uri::ResourceUri::parse(uri).map_err(ConfigError::Uri)?;
+                sealgate_core::uri::ResourceUri::parse(uri).map_err(ConfigError::Uri)?;
                 Ok(Command::GetResource(o, uri.clone()))
             }
             _ => Err(UsageError(

@@ -5,13 +5,13 @@
 //! (re-)attestation of the run.
 
 use crate::evidence::Attester;
-use crate::{debug, info, warn};
-use sealgate::kbs::{
+use sealgate_linux::{debug, info, warn};
+use sealgate_core::kbs::{
     self, Backoff, Call, Fetch, Handshake, KbsClientError, Next, Reply, Session, Step,
 };
-use sealgate::rcar::Tee;
-use sealgate::teekey::TeeKey;
-use sealgate::uri::ResourceUri;
+use sealgate_core::rcar::Tee;
+use sealgate_core::teekey::TeeKey;
+use sealgate_core::uri::ResourceUri;
 use std::fmt;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -219,7 +219,7 @@ impl<T: Transport> Client<T> {
                     return Ok(secret);
                 }
                 Ok(Next::Reattest) => {
-                    let why = sealgate::rcar::KbsError::parse(&resp.body)
+                    let why = sealgate_core::rcar::KbsError::parse(&resp.body)
                         .map(|e| e.to_string())
                         .unwrap_or_default();
                     warn!("{uri}: HTTP 401 {why}; attesting again");

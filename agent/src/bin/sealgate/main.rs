@@ -1,8 +1,8 @@
 //! sealgate: the guest agent. See `sealgate --help`.
 #![forbid(unsafe_code)]
 
-#[path = "../shell/mod.rs"]
-mod shell;
+use sealgate_linux as shell;
+use sealgate_linux::error;
 
 mod cli;
 mod client;

@@ -29,11 +29,11 @@ pub fn unhex(text: &str) -> Vec<u8> {
 }
 
 pub fn b64url(bytes: &[u8]) -> String {
-    sealgate::b64::url_encode(bytes)
+    sealgate_core::b64::url_encode(bytes)
 }
 
 pub fn b64url_dec(text: &str) -> Vec<u8> {
-    sealgate::b64::url_decode(text).expect("base64url")
+    sealgate_core::b64::url_decode(text).expect("base64url")
 }
 
 // ------------------------------------------------------------------------------------------
@@ -309,14 +309,14 @@ impl TeeKey {
     pub fn p256() -> TeeKey {
         use p256::elliptic_curve::Generate;
         TeeKey::P256(p256::SecretKey::generate_from_rng(
-            &mut sealgate::rng::FillRng(os_fill),
+            &mut sealgate_core::rng::FillRng(os_fill),
         ))
     }
 
     pub fn p521() -> TeeKey {
         use p256::elliptic_curve::Generate;
         TeeKey::P521(p521::SecretKey::generate_from_rng(
-            &mut sealgate::rng::FillRng(os_fill),
+            &mut sealgate_core::rng::FillRng(os_fill),
         ))
     }
 
@@ -326,7 +326,7 @@ impl TeeKey {
         let v = vector("rsa-oaep-256-bearer.json");
         let pem = v["tee_key"]["private_key_pkcs8_pem"].as_str().expect("pem");
         let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = sealgate::b64::std_decode(&b64).expect("PEM base64");
+        let der = sealgate_core::b64::std_decode(&b64).expect("PEM base64");
         TeeKey::Rsa(Box::new(
             rsa::RsaPrivateKey::from_pkcs8_der(&der).expect("PKCS#8"),
         ))
@@ -468,7 +468,7 @@ pub fn binding_jcs(jwk: &str, nonce: &str, additional: Option<&str>) -> String {
 }
 
 pub fn report_data(jwk: &str, nonce: &str, additional: Option<&str>) -> String {
-    sealgate::b64::std_encode(&Sha384::digest(
+    sealgate_core::b64::std_encode(&Sha384::digest(
         binding_jcs(jwk, nonce, additional).as_bytes(),
     ))
 }

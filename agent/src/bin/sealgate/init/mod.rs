@@ -8,7 +8,7 @@
 //! 1. mount proc, sysfs, devtmpfs and a tmpfs on `/run`, unless already mounted
 //!    ([`mounts`]);
 //! 2. read the configuration (flags > config file > kernel command line > defaults; see
-//!    [`sealgate::config::InitConfig`]) and load the kernel modules, dependencies first
+//!    [`sealgate_core::config::InitConfig`]) and load the kernel modules, dependencies first
 //!    ([`modules`]);
 //! 3. mount configfs on `/sys/kernel/config`;
 //! 4. configure the network over rtnetlink ([`network`]);
@@ -26,17 +26,14 @@
 //! sees it die of `SIGINT`, or `SIGHUP` for a restart). Run as any other process,
 //! `sealgate init` exits instead: status 0 after a report, 1 after a failure.
 
-mod modules;
-mod mounts;
-pub mod netlink;
-mod network;
+use sealgate_linux::{modules, mounts, network};
 pub mod report;
 
 use crate::cli::Options;
 use crate::run::{self, Failure};
-use crate::{debug, error, info, warn};
+use sealgate_linux::{debug, error, info, warn};
 use rustix::system::RebootCommand;
-use sealgate::config::{self, InitConfig, InitMode, OnFailure, Settings, parse_modules_file};
+use sealgate_core::config::{self, InitConfig, InitMode, OnFailure, Settings, parse_modules_file};
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -214,8 +211,8 @@ fn apply_log_level(opts: &Options, init: &InitConfig) {
         return;
     }
     if let Some(name) = &init.log_level {
-        match crate::shell::log::Level::parse(name) {
-            Some(level) => crate::shell::log::set_level(level),
+        match sealgate_linux::log::Level::parse(name) {
+            Some(level) => sealgate_linux::log::set_level(level),
             None => warn!("init: ignoring invalid log level '{name}'"),
         }
     }

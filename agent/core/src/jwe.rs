@@ -150,6 +150,7 @@ fn unwrap_cek(key: &TeeKey, header: &Header, encrypted_key: &[u8]) -> Result<Key
             let z = secret.diffie_hellman(&epk);
             aes_kw_unwrap(&concat_kdf_a256kw(z.raw_secret_bytes()), encrypted_key)
         }
+        #[cfg(feature = "p521")]
         Secret::P521(secret) => {
             let epk = ephemeral_point(header, "P-521", 66)?;
             let epk =

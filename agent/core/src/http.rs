@@ -2129,19 +2129,19 @@ mod tests {
         let files = [
             (
                 "p256-cookie",
-                include_str!("../../tests/vectors/trustee/p256-cookie.json"),
+                include_str!("../../../tests/vectors/trustee/p256-cookie.json"),
             ),
             (
                 "p521-cookie",
-                include_str!("../../tests/vectors/trustee/p521-cookie.json"),
+                include_str!("../../../tests/vectors/trustee/p521-cookie.json"),
             ),
             (
                 "rsa-oaep-256-bearer",
-                include_str!("../../tests/vectors/trustee/rsa-oaep-256-bearer.json"),
+                include_str!("../../../tests/vectors/trustee/rsa-oaep-256-bearer.json"),
             ),
             (
                 "binary-resource",
-                include_str!("../../tests/vectors/trustee/binary-resource.json"),
+                include_str!("../../../tests/vectors/trustee/binary-resource.json"),
             ),
         ];
         let mut checked = 0;
@@ -2153,7 +2153,7 @@ mod tests {
             }
         }
         let errors: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/vectors/trustee/errors.json")).unwrap();
+            serde_json::from_str(include_str!("../../../tests/vectors/trustee/errors.json")).unwrap();
         for case in errors["errors"].as_array().unwrap() {
             let name = case["name"].as_str().unwrap();
             check_exchange(name, case);

@@ -5,9 +5,9 @@
 //! Failures are logged, not fatal: without a network the KBS is unreachable, sealgate
 //! retries until its deadline and then fails closed with that (clearer) message.
 
-use super::netlink::{NetlinkError, Socket};
+use crate::netlink::{NetlinkError, Socket};
 use crate::{debug, info, warn};
-use sealgate::config::NetPlan;
+use sealgate_core::config::NetPlan;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -133,7 +133,7 @@ fn write_resolv_conf(plan: &NetPlan) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sealgate::config::Settings;
+    use sealgate_core::config::Settings;
 
     #[test]
     fn resolv_conf_lists_the_servers() {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 fn vector(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/vectors/trustee")
+        .join("../../tests/vectors/trustee")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()

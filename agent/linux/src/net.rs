@@ -1,4 +1,4 @@
-//! HTTP/1.1 over TCP: drives the sans-IO [`sealgate::http`] core over a Linux socket.
+//! HTTP/1.1 over TCP: drives the sans-IO [`sealgate_core::http`] core over a Linux socket.
 //!
 //! [`HttpClient`] talks to one KBS URL. It keeps a single connection open across requests
 //! (HTTP/1.1 keep-alive) and, when the server has closed an idle connection, reconnects and
@@ -9,8 +9,8 @@
 //! `getaddrinfo`):
 //! 1. an IP literal in the URL is used as is;
 //! 2. the hosts file ([`ClientConfig::hosts_file`], `/etc/hosts`), parsed by
-//!    [`sealgate::hosts`];
-//! 3. DNS: our own stub resolver ([`sealgate::dns`] driven by the `resolver` module) asks
+//!    [`sealgate_core::hosts`];
+//! 3. DNS: our own stub resolver ([`sealgate_core::dns`] driven by the `resolver` module) asks
 //!    the nameservers of [`ClientConfig::resolv_conf`] (`/etc/resolv.conf`) for A, then
 //!    AAAA records, following the search list. Its waits are bounded by resolv.conf's
 //!    `timeout` and `attempts`, not by the timeouts below; a resolution failure is a
@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
-use sealgate::dns::ResolvConf;
-use sealgate::hosts::{Host, Url, lookup_hosts};
-use sealgate::http::{HttpError, Limits, Progress, Request, Response, ResponseParser};
+use sealgate_core::dns::ResolvConf;
+use sealgate_core::hosts::{Host, Url, lookup_hosts};
+use sealgate_core::http::{HttpError, Limits, Progress, Request, Response, ResponseParser};
 use zeroize::Zeroize;
 
 mod resolver;
@@ -703,7 +703,7 @@ mod tests {
                 "GET /kbs/v0/resource/x/y/z HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {}\r\n\
                  Accept: application/json\r\nCookie: kbs-session-id=0123456789abcdef0123456789abcdef\r\n\
                  Authorization: Bearer tok.en\r\n\r\n",
-                sealgate::http::USER_AGENT
+                sealgate_core::http::USER_AGENT
             )
         );
     }

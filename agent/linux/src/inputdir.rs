@@ -36,9 +36,9 @@ use std::path::{Path, PathBuf};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use sealgate::outpath::{MAX_COMPONENTS, RelPath};
+use sealgate_core::outpath::{MAX_COMPONENTS, RelPath};
 
-use super::sealdir::{join_rel, open_dir_nofollow, read_dir_names};
+use crate::sealdir::{join_rel, open_dir_nofollow, read_dir_names};
 
 /// The content prefix of a sealed secret.
 pub const SEALED_PREFIX: &[u8] = b"sealed.";

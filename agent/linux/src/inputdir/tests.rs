@@ -1,7 +1,7 @@
 //! Tests of the input-directory walker on real directories under the system temp dir.
 
 use super::*;
-use crate::shell::sealdir::tests::TestDir;
+use crate::sealdir::tests::TestDir;
 use std::fs as sfs;
 use std::os::unix::fs::symlink;
 

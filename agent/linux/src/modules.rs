@@ -19,7 +19,7 @@
 //! driver as an unreachable KBS, both failing closed.
 
 use crate::{debug, info, warn};
-use sealgate::config::{ModuleSpec, module_name};
+use sealgate_core::config::{ModuleSpec, module_name};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};

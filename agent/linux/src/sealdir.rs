@@ -97,7 +97,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
-use sealgate::outpath::{MAX_COMPONENTS, RelPath};
+use sealgate_core::outpath::{MAX_COMPONENTS, RelPath};
 
 /// `f_type` of tmpfs (`TMPFS_MAGIC`).
 pub const TMPFS_MAGIC: u32 = 0x0102_1994;
@@ -969,7 +969,7 @@ fn with_unique_name<T>(
     let mut last = Errno::EXIST;
     for _ in 0..16 {
         let mut rnd = [0u8; 8];
-        crate::shell::os_rng::fill(&mut rnd);
+        crate::os_rng::fill(&mut rnd);
         let mut name = String::with_capacity(prefix.len() + 16);
         name.push_str(prefix);
         for b in rnd {
@@ -1036,19 +1036,19 @@ fn mount_tmpfs_new_api(fd: BorrowedFd<'_>, opts: &SealOptions) -> rustix::io::Re
         fsconfig_set_string, fsmount, fsopen, move_mount,
     };
     let fs_fd = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    fsconfig_set_string(&fs_fd, "mode", format!("{:o}", opts.dir_mode))?;
-    fsconfig_set_string(&fs_fd, "size", opts.size_limit.to_string())?;
-    fsconfig_set_string(&fs_fd, "nr_inodes", opts.inode_limit.to_string())?;
-    fsconfig_create(&fs_fd)?;
+    fsconfig_set_string(fs_fd.as_fd(), "mode", format!("{:o}", opts.dir_mode))?;
+    fsconfig_set_string(fs_fd.as_fd(), "size", opts.size_limit.to_string())?;
+    fsconfig_set_string(fs_fd.as_fd(), "nr_inodes", opts.inode_limit.to_string())?;
+    fsconfig_create(fs_fd.as_fd())?;
     let mnt = fsmount(
-        &fs_fd,
+        fs_fd.as_fd(),
         FsMountFlags::FSMOUNT_CLOEXEC,
         MountAttrFlags::MOUNT_ATTR_NOSUID
             | MountAttrFlags::MOUNT_ATTR_NODEV
             | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )?;
     move_mount(
-        &mnt,
+        mnt.as_fd(),
         "",
         fd,
         "",

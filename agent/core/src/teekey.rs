@@ -21,7 +21,8 @@ pub enum KeyAlgorithm {
     /// EC P-256 with `ECDH-ES+A256KW` (the upstream default).
     #[default]
     EcdhP256,
-    /// EC P-521 with `ECDH-ES+A256KW`.
+    /// EC P-521 with `ECDH-ES+A256KW` (feature `p521`).
+    #[cfg(feature = "p521")]
     EcdhP521,
     /// RSA with `RSA-OAEP-256` (SHA-256, MGF1-SHA-256); modulus bits 2048, 3072 or 4096.
     #[cfg(feature = "rsa")]
@@ -38,7 +39,10 @@ impl KeyAlgorithm {
     pub fn parse(name: &str) -> Result<Self, KeyError> {
         match name {
             "ECDH-ES+A256KW-P256" | "P256" | "p256" => Ok(Self::EcdhP256),
+            #[cfg(feature = "p521")]
             "ECDH-ES+A256KW-P521" | "P521" | "p521" => Ok(Self::EcdhP521),
+            #[cfg(not(feature = "p521"))]
+            "ECDH-ES+A256KW-P521" | "P521" | "p521" => Err(KeyError::NotBuiltIn("P-521")),
             "ECDH-ES+A256KW-P384" | "P384" | "p384" => Err(KeyError::P384Unsupported),
             #[cfg(feature = "rsa")]
             "RSA-OAEP-256" | "RSA-OAEP-256-2048" => Ok(Self::RsaOaep256 { bits: 2048 }),
@@ -46,6 +50,10 @@ impl KeyAlgorithm {
             "RSA-OAEP-256-3072" => Ok(Self::RsaOaep256 { bits: 3072 }),
             #[cfg(feature = "rsa")]
             "RSA-OAEP-256-4096" => Ok(Self::RsaOaep256 { bits: 4096 }),
+            #[cfg(not(feature = "rsa"))]
+            "RSA-OAEP-256" | "RSA-OAEP-256-2048" | "RSA-OAEP-256-3072" | "RSA-OAEP-256-4096" => {
+                Err(KeyError::NotBuiltIn("RSA-OAEP-256"))
+            }
             _ => Err(KeyError::UnknownAlgorithm),
         }
     }
@@ -53,7 +61,9 @@ impl KeyAlgorithm {
     /// The JWK/JWE `alg` this key uses.
     pub fn jwe_alg(self) -> &'static str {
         match self {
-            Self::EcdhP256 | Self::EcdhP521 => "ECDH-ES+A256KW",
+            Self::EcdhP256 => "ECDH-ES+A256KW",
+            #[cfg(feature = "p521")]
+            Self::EcdhP521 => "ECDH-ES+A256KW",
             #[cfg(feature = "rsa")]
             Self::RsaOaep256 { .. } => "RSA-OAEP-256",
         }
@@ -71,6 +81,8 @@ pub enum KeyError {
     Generation,
     /// An imported key is not a valid key of the requested kind.
     InvalidKey,
+    /// The algorithm exists but this binary was built without it (a cargo feature).
+    NotBuiltIn(&'static str),
 }
 
 impl fmt::Display for KeyError {
@@ -84,6 +96,10 @@ impl fmt::Display for KeyError {
             ),
             Self::Generation => f.write_str("tee key generation failed"),
             Self::InvalidKey => f.write_str("not a valid private key of the requested kind"),
+            Self::NotBuiltIn(alg) => write!(
+                f,
+                "{alg} tee keys are not built into this binary (cargo feature); use ECDH-ES+A256KW-P256"
+            ),
         }
     }
 }
@@ -122,6 +138,7 @@ pub enum PublicJwk {
 
 pub(crate) enum Secret {
     P256(p256::SecretKey),
+    #[cfg(feature = "p521")]
     P521(p521::SecretKey),
     #[cfg(feature = "rsa")]
     Rsa(alloc::boxed::Box<rsa::RsaPrivateKey>),
@@ -150,6 +167,7 @@ impl TeeKey {
     ) -> Result<Self, KeyError> {
         let secret = match alg {
             KeyAlgorithm::EcdhP256 => Secret::P256(p256::SecretKey::generate_from_rng(rng)),
+            #[cfg(feature = "p521")]
             KeyAlgorithm::EcdhP521 => Secret::P521(p521::SecretKey::generate_from_rng(rng)),
             #[cfg(feature = "rsa")]
             KeyAlgorithm::RsaOaep256 { bits } => {
@@ -167,6 +185,7 @@ impl TeeKey {
             KeyAlgorithm::EcdhP256 => {
                 Secret::P256(p256::SecretKey::from_slice(scalar).map_err(|_| KeyError::InvalidKey)?)
             }
+            #[cfg(feature = "p521")]
             KeyAlgorithm::EcdhP521 => {
                 Secret::P521(p521::SecretKey::from_slice(scalar).map_err(|_| KeyError::InvalidKey)?)
             }
@@ -179,6 +198,7 @@ impl TeeKey {
     pub(crate) fn from_secret(secret: Secret) -> Self {
         let public = match &secret {
             Secret::P256(k) => ec_jwk("P-256", k.public_key().to_sec1_point(false).as_bytes()),
+            #[cfg(feature = "p521")]
             Secret::P521(k) => ec_jwk("P-521", k.public_key().to_sec1_point(false).as_bytes()),
             #[cfg(feature = "rsa")]
             Secret::Rsa(k) => {
@@ -203,6 +223,7 @@ impl TeeKey {
     pub fn algorithm(&self) -> KeyAlgorithm {
         match &self.secret {
             Secret::P256(_) => KeyAlgorithm::EcdhP256,
+            #[cfg(feature = "p521")]
             Secret::P521(_) => KeyAlgorithm::EcdhP521,
             #[cfg(feature = "rsa")]
             Secret::Rsa(k) => {

@@ -19,7 +19,7 @@ use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::netlink::SocketAddrNetlink;
 use rustix::net::{self, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
-use sealgate::config::Ipv4Cidr;
+use sealgate_core::config::Ipv4Cidr;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! DNS over UDP and TCP for [`super::HttpClient`]: sends the queries of the sans-IO
-//! [`sealgate::dns`] core to the nameservers and hands it their answers.
+//! [`sealgate_core::dns`] core to the nameservers and hands it their answers.
 //!
 //! For each name of the search list ([`ResolvConf::search_names`]), an A query, then
 //! (unless the name does not exist) an AAAA query; the first name with an address wins, its
@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
-use sealgate::dns::{Query, Rcode, RecordType, Reply, ResolvConf, ResponseError};
+use sealgate_core::dns::{Query, Rcode, RecordType, Reply, ResolvConf, ResponseError};
 
 use super::{NetErrorKind, connect_to, wait};
-use crate::shell::os_rng;
+use crate::os_rng;
 
 /// Receive buffer for one UDP answer: well above the 512 bytes a server may send without
 /// EDNS0. A larger datagram does not conform and is ignored.
@@ -79,7 +79,7 @@ impl From<NetErrorKind> for Failure {
 
 /// A nameserver as shown in messages: the address alone for port 53.
 fn show(server: SocketAddr) -> String {
-    if server.port() == sealgate::dns::DNS_PORT {
+    if server.port() == sealgate_core::dns::DNS_PORT {
         server.ip().to_string()
     } else {
         server.to_string()
