@@ -2153,7 +2153,8 @@ mod tests {
             }
         }
         let errors: serde_json::Value =
-            serde_json::from_str(include_str!("../../../tests/vectors/trustee/errors.json")).unwrap();
+            serde_json::from_str(include_str!("../../../tests/vectors/trustee/errors.json"))
+                .unwrap();
         for case in errors["errors"].as_array().unwrap() {
             let name = case["name"].as_str().unwrap();
             check_exchange(name, case);

@@ -8,6 +8,7 @@
 // `#![no_std]` (tests keep std).
 extern crate alloc;
 
+pub mod fs;
 pub mod inputdir;
 pub mod log;
 pub mod modules;

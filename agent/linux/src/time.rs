@@ -9,7 +9,10 @@ use rustix::time::{ClockId, Timespec, clock_gettime};
 pub struct Instant(Duration);
 
 fn to_duration(t: Timespec) -> Duration {
-    Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 impl Instant {

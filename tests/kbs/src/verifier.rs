@@ -201,7 +201,10 @@ impl Verifier for SampleVerifier {
         claims.insert("report_data".into(), json!(ev.report_data));
         claims.insert("svn".into(), json!(ev.svn));
         if let Some(digest) = expected.init_data_digest {
-            claims.insert("init_data".into(), json!(sealgate_core::b64::std_encode(digest)));
+            claims.insert(
+                "init_data".into(),
+                json!(sealgate_core::b64::std_encode(digest)),
+            );
         }
         Ok(Appraisal {
             class: "cpu",

@@ -5,13 +5,13 @@
 //! (re-)attestation of the run.
 
 use crate::evidence::Attester;
-use sealgate_linux::{debug, info, warn};
 use sealgate_core::kbs::{
     self, Backoff, Call, Fetch, Handshake, KbsClientError, Next, Reply, Session, Step,
 };
 use sealgate_core::rcar::Tee;
 use sealgate_core::teekey::TeeKey;
 use sealgate_core::uri::ResourceUri;
+use sealgate_linux::{debug, info, warn};
 use std::fmt;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;

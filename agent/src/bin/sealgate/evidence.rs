@@ -5,13 +5,13 @@
 //! falls back to the sample TEE, which is used only when configured explicitly.
 
 use crate::run::Failure;
-use sealgate_linux::{debug, info, warn};
 use firmware_glue::detect::{self, Roots};
 use firmware_glue::snp::{self, SnpSource};
 use firmware_glue::tdx;
 use sealgate_core::config::{Config, TeeChoice};
 use sealgate_core::initdata::InitData;
 use sealgate_core::rcar::{self, SampleEvidence, Tee};
+use sealgate_linux::{debug, info, warn};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

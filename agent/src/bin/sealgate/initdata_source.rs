@@ -2,9 +2,9 @@
 //! magic, length, gzip), or `scan` — every virtio/SCSI disk searched for that magic, as
 //! the kata agent does.
 
-use sealgate_linux::debug;
 use crate::run::Failure;
 use sealgate_core::initdata::{self, BLOCK_MAGIC, InitData, MAX_INITDATA_LEN};
+use sealgate_linux::debug;
 use std::io::Read;
 use std::path::Path;
 

@@ -1,9 +1,9 @@
 //! The KBS client's calls over the HTTP/1.1 client and the kernel TCP stack.
 
 use crate::client::{Response, Transport, TransportError};
-use sealgate_linux::net::{HttpClient, NetError, NetErrorKind};
 use sealgate_core::http::{HttpError, Request};
 use sealgate_core::kbs::{Call, Method};
+use sealgate_linux::net::{HttpClient, NetError, NetErrorKind};
 use zeroize::Zeroizing;
 
 /// Trustee's session cookie.

@@ -31,9 +31,9 @@ pub mod report;
 
 use crate::cli::Options;
 use crate::run::{self, Failure};
-use sealgate_linux::{debug, error, info, warn};
 use rustix::system::RebootCommand;
 use sealgate_core::config::{self, InitConfig, InitMode, OnFailure, Settings, parse_modules_file};
+use sealgate_linux::{debug, error, info, warn};
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};

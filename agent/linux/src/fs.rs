@@ -1,0 +1,201 @@
+//! Small-file reading without libc or std: bounded, and safe against a host that puts a
+//! FIFO, a socket or a device where a file is expected.
+//!
+//! Every file sealgate reads for its configuration (config file, kernel command line,
+//! `/etc/hosts`, `resolv.conf`, verification keys, init-data) goes through
+//! [`read_file`]: it is opened `O_NONBLOCK | O_NOCTTY | O_CLOEXEC` (so opening a FIFO
+//! cannot block), checked with fstat to be a regular file (or, where the caller allows it,
+//! a block device), and read with a bounded number of read(2) calls.
+
+use alloc::vec::Vec;
+use core::fmt;
+use rustix::fd::OwnedFd;
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+/// What a caller accepts besides a regular file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Regular files only (and procfs/sysfs files, which are regular).
+    Regular,
+    /// Regular files or block devices (kata's init-data disk).
+    RegularOrBlock,
+}
+
+/// Why a file could not be read. Never carries content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// open, fstat or read failed.
+    Os(Errno),
+    /// The path names a FIFO, socket, directory or (unless allowed) device.
+    NotAFile(&'static str),
+    /// Longer than the limit.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+}
+
+impl ReadError {
+    /// Whether the file simply does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Os(Errno::NOENT))
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Os(e) => write!(f, "{e}"),
+            ReadError::NotAFile(what) => write!(f, "not a regular file but a {what}; refused"),
+            ReadError::TooLarge { limit } => write!(f, "larger than {limit} bytes"),
+        }
+    }
+}
+
+impl core::error::Error for ReadError {}
+
+/// Retries `f` while it fails with `EINTR`.
+pub fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Whether `path` exists (any type; symlinks followed).
+pub fn exists(path: &str) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
+}
+
+fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Fifo => "FIFO",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        _ => "special file",
+    }
+}
+
+/// Opens `path` for reading without blocking and checks what it is.
+pub fn open_checked(path: &str, kind: Kind) -> Result<OwnedFd, ReadError> {
+    let fd = retry(|| {
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    })
+    .map_err(ReadError::Os)?;
+    let st = rustix::fs::fstat(&fd).map_err(ReadError::Os)?;
+    let t = FileType::from_raw_mode(st.st_mode);
+    match (t, kind) {
+        (FileType::RegularFile, _) | (FileType::BlockDevice, Kind::RegularOrBlock) => Ok(fd),
+        _ => Err(ReadError::NotAFile(type_name(t))),
+    }
+}
+
+/// Reads at most `limit` bytes from `fd`; more is an error. The loop ends: every read
+/// either makes progress, reaches end of file, or fails (EAGAIN from a file that was
+/// opened non-blocking counts as a failure, never a spin).
+pub fn read_to_end_bounded(fd: &OwnedFd, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = retry(|| rustix::io::read(fd, &mut chunk)).map_err(ReadError::Os)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > limit {
+            return Err(ReadError::TooLarge { limit });
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads at most `limit` bytes from the start of `fd` and stops there (a prefix of a
+/// block device, for instance). Fewer bytes come back only at end of file.
+pub fn read_prefix(fd: &OwnedFd, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let mut out = alloc::vec![0u8; limit];
+    let mut done = 0;
+    while done < limit {
+        let n = retry(|| rustix::io::read(fd, &mut out[done..])).map_err(ReadError::Os)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    out.truncate(done);
+    Ok(out)
+}
+
+/// Reads a whole regular file of at most `limit` bytes.
+pub fn read_file(path: &str, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let fd = open_checked(path, Kind::Regular)?;
+    read_to_end_bounded(&fd, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    fn tmp(name: &str) -> std::string::String {
+        let dir =
+            std::env::temp_dir().join(std::format!("sealgate-fs-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.to_str().unwrap().into()
+    }
+
+    #[test]
+    fn reads_a_file_within_its_limit_and_refuses_a_larger_one() {
+        let d = tmp("limit");
+        let f = std::format!("{d}/f");
+        std::fs::write(&f, [7u8; 5000]).unwrap();
+        assert_eq!(read_file(&f, 5000).unwrap().len(), 5000);
+        assert_eq!(
+            read_file(&f, 4999),
+            Err(ReadError::TooLarge { limit: 4999 })
+        );
+        assert!(
+            read_file(&std::format!("{d}/missing"), 10)
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let d = tmp("fifo");
+        let f = std::format!("{d}/fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            f.as_str(),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(read_file(&f, 10), Err(ReadError::NotAFile("FIFO")));
+        assert_eq!(read_file(&d, 10), Err(ReadError::NotAFile("directory")));
+        assert_eq!(
+            read_file("/dev/null", 10),
+            Err(ReadError::NotAFile("character device"))
+        );
+    }
+
+    #[test]
+    fn a_prefix_stops_at_the_limit() {
+        let d = tmp("prefix");
+        let f = std::format!("{d}/f");
+        std::fs::write(&f, [1u8; 100]).unwrap();
+        let fd = open_checked(&f, Kind::RegularOrBlock).unwrap();
+        assert_eq!(read_prefix(&fd, 10).unwrap().len(), 10);
+    }
+}
