@@ -34,6 +34,13 @@ pub enum ReadError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// A name resolved outside the directory it must stay in (symlinks included).
+    Escapes,
+    /// A directory has more entries than the caller allows.
+    TooManyEntries {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl ReadError {
@@ -49,6 +56,8 @@ impl fmt::Display for ReadError {
             ReadError::Os(e) => write!(f, "{e}"),
             ReadError::NotAFile(what) => write!(f, "not a regular file but a {what}; refused"),
             ReadError::TooLarge { limit } => write!(f, "larger than {limit} bytes"),
+            ReadError::Escapes => f.write_str("resolves outside its directory"),
+            ReadError::TooManyEntries { limit } => write!(f, "more than {limit} entries"),
         }
     }
 }
@@ -140,6 +149,70 @@ pub fn read_file(path: &str, limit: usize) -> Result<Vec<u8>, ReadError> {
     read_to_end_bounded(&fd, limit)
 }
 
+/// Reads regular file `name` that must resolve inside directory `dir`: the kernel's
+/// `RESOLVE_BENEATH` (openat2, Linux 5.6+) refuses `..`, absolute names and symlinks that
+/// leave `dir` (relative ones that stay inside, like Kubernetes' `..data` links, resolve).
+pub fn read_beneath(dir: &str, name: &str, limit: usize) -> Result<Vec<u8>, ReadError> {
+    use rustix::fs::ResolveFlags;
+    let base = retry(|| {
+        rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    })
+    .map_err(ReadError::Os)?;
+    let fd = retry(|| {
+        rustix::fs::openat2(
+            &base,
+            name,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+    })
+    .map_err(|e| match e {
+        Errno::XDEV => ReadError::Escapes,
+        e => ReadError::Os(e),
+    })?;
+    let st = rustix::fs::fstat(&fd).map_err(ReadError::Os)?;
+    let t = FileType::from_raw_mode(st.st_mode);
+    if t != FileType::RegularFile {
+        return Err(ReadError::NotAFile(type_name(t)));
+    }
+    read_to_end_bounded(&fd, limit)
+}
+
+/// The names in directory `path` (without `.` and `..`; names that are not UTF-8 are
+/// skipped), sorted, at most `limit` of them.
+pub fn list_dir(path: &str, limit: usize) -> Result<Vec<alloc::string::String>, ReadError> {
+    let fd = retry(|| {
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    })
+    .map_err(ReadError::Os)?;
+    let mut dir = rustix::fs::Dir::read_from(&fd).map_err(ReadError::Os)?;
+    let mut names = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry.map_err(ReadError::Os)?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        if names.len() == limit {
+            return Err(ReadError::TooManyEntries { limit });
+        }
+        names.push(alloc::string::String::from(name));
+    }
+    names.sort();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -187,6 +260,28 @@ mod tests {
         assert_eq!(
             read_file("/dev/null", 10),
             Err(ReadError::NotAFile("character device"))
+        );
+    }
+
+    #[test]
+    fn reads_beneath_a_directory_but_not_outside_it() {
+        let d = tmp("beneath");
+        std::fs::create_dir_all(std::format!("{d}/keys/..2024")).unwrap();
+        std::fs::write(std::format!("{d}/keys/..2024/k"), b"key").unwrap();
+        std::os::unix::fs::symlink("..2024/k", std::format!("{d}/keys/k")).unwrap();
+        std::fs::write(std::format!("{d}/outside"), b"no").unwrap();
+        std::os::unix::fs::symlink("../outside", std::format!("{d}/keys/out")).unwrap();
+        let keys = std::format!("{d}/keys");
+        assert_eq!(read_beneath(&keys, "k", 10).unwrap(), b"key");
+        assert_eq!(read_beneath(&keys, "out", 10), Err(ReadError::Escapes));
+        assert_eq!(
+            read_beneath(&keys, "../outside", 10),
+            Err(ReadError::Escapes)
+        );
+        assert_eq!(list_dir(&keys, 10).unwrap(), ["..2024", "k", "out"]);
+        assert_eq!(
+            list_dir(&keys, 2),
+            Err(ReadError::TooManyEntries { limit: 2 })
         );
     }
 

@@ -64,7 +64,8 @@ pub fn set_program(program: Program) {
     PROGRAM.store(program as u8, Ordering::Relaxed);
 }
 
-fn program() -> &'static str {
+/// The name this program logs under.
+pub fn program() -> &'static str {
     if PROGRAM.load(Ordering::Relaxed) == Program::Sealctl as u8 {
         "sealctl"
     } else {

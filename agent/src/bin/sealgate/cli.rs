@@ -1,9 +1,10 @@
 //! Command-line parsing for `sealgate` (hand-written: no argument-parser dependency).
 
+use crate::prelude::*;
+use core::fmt;
 use sealgate_core::config::{
     self, ConfigError, InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, Settings, TeeChoice,
 };
-use std::fmt;
 
 /// What to run.
 #[derive(Debug)]
@@ -164,7 +165,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (arg.as_str(), None),
         };
-        let value = |it: &mut std::slice::Iter<'_, String>| -> Result<String, UsageError> {
+        let value = |it: &mut core::slice::Iter<'_, String>| -> Result<String, UsageError> {
             inline
                 .clone()
                 .or_else(|| it.next().cloned())
