@@ -12,6 +12,19 @@ mod initdata_source;
 mod run;
 mod transport;
 
+/// The alloc items every module uses (a no_std crate has no std prelude).
+#[allow(unused_imports)]
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::collections::{BTreeMap, BTreeSet};
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+extern crate alloc;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
