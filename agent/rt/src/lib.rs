@@ -4,7 +4,7 @@
 //! auxv), sets up what Rust code needs and calls `origin_main`. The [`program!`]
 //! macro defines, in the binary crate, `origin_main` (handing over to [`start`]), the panic
 //! handler ([`panic`]: message on stderr, then abort), the global allocator (dlmalloc over
-//! mmap, through rustix) and the `rust_eh_personality` symbol that the precompiled `core`
+//! mmap, through rustix: [`Allocator`]) and the `rust_eh_personality` symbol that the precompiled `core`
 //! and `alloc` name but that a `panic = "abort"` build never calls.
 //!
 //! The binary stays `#![forbid(unsafe_code)]`: the few unsafe lines are here, in the
@@ -16,10 +16,84 @@ extern crate alloc;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
 use core::ffi::CStr;
+use core::sync::atomic::{AtomicBool, Ordering};
+use rustix_dlmalloc::Dlmalloc;
 
 pub use origin;
-pub use rustix_dlmalloc;
+
+/// The global allocator: dlmalloc (Doug Lea's allocator, as Rust's own wasm and SGX targets
+/// use it), taking its memory from the kernel with mmap through rustix, behind a spin lock.
+/// The guest binary has one thread, so the lock is never contended; it is there so that
+/// `Sync` is honest rather than assumed.
+pub struct Allocator {
+    locked: AtomicBool,
+    heap: UnsafeCell<Dlmalloc>,
+}
+
+// SAFETY: every access to `heap` happens between a successful acquire of `locked` (an
+// atomic compare-exchange with Acquire ordering) and its Release store, so no two threads
+// ever touch the dlmalloc state at once.
+unsafe impl Sync for Allocator {}
+
+impl Allocator {
+    /// An empty heap.
+    pub const fn new() -> Self {
+        Allocator {
+            locked: AtomicBool::new(false),
+            heap: UnsafeCell::new(Dlmalloc::new()),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Dlmalloc) -> T) -> T {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        // SAFETY: the lock is held (see `impl Sync`), so this is the only reference to
+        // the heap until the Release store below.
+        let r = f(unsafe { &mut *self.heap.get() });
+        self.locked.store(false, Ordering::Release);
+        r
+    }
+}
+
+impl Default for Allocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: dlmalloc returns blocks of at least `layout.size()` bytes aligned to
+// `layout.align()` (or null), and `dealloc`/`realloc` hand back exactly the pointers and
+// layouts that `GlobalAlloc`'s contract guarantees came from this allocator.
+unsafe impl GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded under GlobalAlloc's contract (non-zero size).
+        self.with(|h| unsafe { h.malloc(layout.size(), layout.align()) })
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as `alloc`.
+        self.with(|h| unsafe { h.calloc(layout.size(), layout.align()) })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator with `layout` (caller's contract).
+        self.with(|h| unsafe { h.free(ptr, layout.size(), layout.align()) })
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr`/`layout` came from this allocator and `new_size` is non-zero
+        // (caller's contract).
+        self.with(|h| unsafe { h.realloc(ptr, layout.size(), layout.align(), new_size) })
+    }
+}
 
 /// The process's arguments and environment, copied out of the initial stack at start.
 /// Bytes that are not UTF-8 are replaced (U+FFFD): sealgate's own arguments and variables
@@ -116,8 +190,7 @@ macro_rules! program {
         }
 
         #[global_allocator]
-        static GLOBAL_ALLOCATOR: $crate::rustix_dlmalloc::GlobalDlmalloc =
-            $crate::rustix_dlmalloc::GlobalDlmalloc;
+        static GLOBAL_ALLOCATOR: $crate::Allocator = $crate::Allocator::new();
 
         /// Named by the precompiled `core`/`alloc` (built with unwinding); never called in
         /// a `panic = "abort"` binary, which cannot unwind.
