@@ -1,13 +1,17 @@
 //! Tests of the input-directory walker on real directories under the system temp dir.
 
+extern crate std;
+
 use super::*;
 use crate::sealdir::tests::TestDir;
 use std::fs as sfs;
 use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::vec;
 
 fn write(td: &TestDir, rel: &str, content: &[u8]) {
     let p = td.join(rel);
-    sfs::create_dir_all(p.parent().unwrap()).unwrap();
+    sfs::create_dir_all(Path::new(&p).parent().unwrap()).unwrap();
     sfs::write(p, content).unwrap();
 }
 
@@ -72,8 +76,7 @@ fn symlinks_are_followed_only_inside_the_input_directory() {
     let outside = TestDir::new("links-outside");
     write(&outside, "secret", b"sealed.from-outside");
     let out_abs = outside.join("secret");
-    let out_dir_name = outside
-        .path
+    let out_dir_name = Path::new(&outside.path)
         .file_name()
         .unwrap()
         .to_str()
