@@ -18,15 +18,19 @@
 //!   descended into (warning). So Kubernetes `items` with a `/` in their `path` (which
 //!   appear as a top-level symlink to a directory) are not read.
 //! * Files are opened `O_NOFOLLOW|O_NONBLOCK` and checked with `fstat` to be regular
-//!   (a FIFO can not block the walk); the first 7 bytes are read and compared with
-//!   `sealed.`; only then is the whole file read, at most
+//!   (a FIFO, socket or device is skipped without blocking the walk, even one that
+//!   replaced a file since it was looked at); the first 7 bytes are read and compared
+//!   with `sealed.`; only then is the whole file read, at most
 //!   [`InputLimits::max_file_size`] bytes ([`InputError::FileTooLarge`] names the file).
-//!   Files that do not match are skipped (debug log).
+//!   Files that do not match are skipped (debug log). Every read makes progress, reaches
+//!   end of file or fails: `EINTR` is retried, `EAGAIN` is an error, never a spin.
 //! * At most [`InputLimits::max_entries`] directory entries are looked at in total and
 //!   at most [`InputLimits::max_total_size`] bytes returned.
 //!
 //! Only the input directory path itself may be a symlink (it is configuration).
-//! Contents never reach logs or errors; paths and link targets do.
+//! Contents never reach logs or errors; paths and link targets do. Buffers that held
+//! file contents are zeroized before they are freed (also on an error part-way); the
+//! contents returned are the caller's to wipe.
 
 use alloc::collections::VecDeque;
 use alloc::ffi::CString;

@@ -706,3 +706,55 @@ fn unexpected_file_types_in_the_sealed_directory_are_handled() {
             .is_fifo()
     );
 }
+
+#[test]
+fn the_sealed_directory_path_splits_like_std_path() {
+    for p in [
+        "/run/sealgate",
+        "/run/sealgate/",
+        "/run/sealgate/.",
+        "/run/sealgate//./",
+        "/run//sealgate",
+        "/run/./sealgate",
+        "sealed",
+        "sealed/",
+        "./sealed",
+        "a/b/c",
+        "/sealed",
+        "//sealed",
+        "/",
+        "",
+        ".",
+        "./.",
+        "/.",
+        "..",
+        "a/..",
+        "a/../b",
+    ] {
+        let std_split = Path::new(p).file_name().map(|name| {
+            let parent = match Path::new(p).parent() {
+                Some(q) if !q.as_os_str().is_empty() => q.to_str().unwrap(),
+                _ => ".",
+            };
+            (parent, name.to_str().unwrap())
+        });
+        let ours = split_dir_path(p);
+        // The parent may differ in spelling ("/run/." vs "/run"), never in meaning.
+        let norm = |s: &str| {
+            let mut n = s.trim_end_matches('/');
+            while let Some(rest) = n.strip_suffix("/.") {
+                n = rest.trim_end_matches('/');
+            }
+            if n.is_empty() && s.starts_with('/') {
+                "/".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        assert_eq!(
+            ours.map(|(a, b)| (norm(a), b)),
+            std_split.map(|(a, b)| (norm(a), b)),
+            "{p:?}"
+        );
+    }
+}
