@@ -18,25 +18,33 @@
 //!   descended into (warning). So Kubernetes `items` with a `/` in their `path` (which
 //!   appear as a top-level symlink to a directory) are not read.
 //! * Files are opened `O_NOFOLLOW|O_NONBLOCK` and checked with `fstat` to be regular
-//!   (a FIFO can not block the walk); the first 7 bytes are read and compared with
-//!   `sealed.`; only then is the whole file read, at most
+//!   (a FIFO, socket or device is skipped without blocking the walk, even one that
+//!   replaced a file since it was looked at); the first 7 bytes are read and compared
+//!   with `sealed.`; only then is the whole file read, at most
 //!   [`InputLimits::max_file_size`] bytes ([`InputError::FileTooLarge`] names the file).
-//!   Files that do not match are skipped (debug log).
+//!   Files that do not match are skipped (debug log). Every read makes progress, reaches
+//!   end of file or fails: `EINTR` is retried, `EAGAIN` is an error, never a spin.
 //! * At most [`InputLimits::max_entries`] directory entries are looked at in total and
 //!   at most [`InputLimits::max_total_size`] bytes returned.
 //!
 //! Only the input directory path itself may be a symlink (it is configuration).
-//! Contents never reach logs or errors; paths and link targets do.
+//! Contents never reach logs or errors; paths and link targets do. Buffers that held
+//! file contents are zeroized before they are freed (also on an error part-way); the
+//! contents returned are the caller's to wipe.
 
-use std::collections::VecDeque;
-use std::ffi::CString;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use alloc::collections::VecDeque;
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::ffi::CStr;
+use core::fmt;
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sealgate_core::outpath::{MAX_COMPONENTS, RelPath};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::sealdir::{join_rel, open_dir_nofollow, read_dir_names};
 
@@ -120,11 +128,11 @@ impl fmt::Display for InputError {
     }
 }
 
-impl std::error::Error for InputError {}
+impl core::error::Error for InputError {}
 
 /// Reads every sealed secret below `dir`. See the module documentation.
 pub fn read_sealed_inputs(
-    dir: &Path,
+    dir: &str,
     limits: &InputLimits,
 ) -> Result<Vec<(RelPath, Vec<u8>)>, InputError> {
     let root = fs::openat(
@@ -133,9 +141,9 @@ pub fn read_sealed_inputs(
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|errno| io_err("open", dir.display().to_string(), errno))?;
+    .map_err(|errno| io_err("open", dir.to_string(), errno))?;
     let mut walker = Walker {
-        root_path: dir.to_path_buf(),
+        root_path: dir.to_string(),
         root,
         limits: limits.clone(),
         entries: 0,
@@ -143,15 +151,15 @@ pub fn read_sealed_inputs(
         out: Vec::new(),
     };
     let top = rustix::io::fcntl_dupfd_cloexec(&walker.root, 0)
-        .map_err(|errno| io_err("dup", dir.display().to_string(), errno))?;
+        .map_err(|errno| io_err("dup", dir.to_string(), errno))?;
     walker.walk(top.as_fd(), None)?;
-    let mut out = walker.out;
+    let mut out = core::mem::take(&mut walker.out);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
 struct Walker {
-    root_path: PathBuf,
+    root_path: String,
     root: OwnedFd,
     limits: InputLimits,
     entries: usize,
@@ -172,9 +180,9 @@ enum Resolved {
 impl Walker {
     fn show(&self, rel: &str) -> String {
         if rel.is_empty() {
-            self.root_path.display().to_string()
+            self.root_path.clone()
         } else {
-            format!("{}/{}", self.root_path.display(), rel)
+            format!("{}/{}", self.root_path, rel)
         }
     }
 
@@ -340,6 +348,11 @@ impl Walker {
     }
 
     /// Keeps the file `fd` (at `rel`) if it is a regular file that starts with `sealed.`.
+    ///
+    /// `fd` was opened `O_NONBLOCK|O_NOFOLLOW`, so a FIFO, socket or device that replaced
+    /// a file since it was looked at never blocked the open; it is refused here, before
+    /// any read. Every read either makes progress, reaches end of file or fails (`EAGAIN`
+    /// included), so the number of reads is bounded by the size limit.
     fn consider(&mut self, fd: OwnedFd, rel: RelPath) -> Result<(), InputError> {
         let shown = self.show(rel.as_str());
         let st = fs::fstat(&fd).map_err(|errno| io_err("stat", shown.clone(), errno))?;
@@ -347,8 +360,8 @@ impl Walker {
             crate::debug!("skipping {shown}: not a regular file");
             return Ok(());
         }
-        let mut head = [0u8; SEALED_PREFIX.len()];
-        let n = read_full(fd.as_fd(), &mut head)
+        let mut head = Zeroizing::new([0u8; SEALED_PREFIX.len()]);
+        let n = read_full(fd.as_fd(), &mut head[..])
             .map_err(|errno| io_err("read", shown.clone(), errno))?;
         if &head[..n] != SEALED_PREFIX {
             crate::debug!("skipping {shown}: not a sealed secret");
@@ -362,22 +375,24 @@ impl Walker {
         if st.st_size as u64 > limit {
             return Err(too_large());
         }
-        let mut content = Vec::with_capacity(st.st_size as usize);
-        content.extend_from_slice(&head);
+        // Room for one byte past the size, so that end of file is seen without growing.
+        let capacity = usize::try_from(st.st_size as u64 + 1).unwrap_or(usize::MAX);
+        let mut content = Zeroizing::new(Vec::with_capacity(capacity));
+        extend_zeroizing(&mut content, &head[..]);
         // Read up to one byte past the limit, in case the file grew since the fstat.
-        let mut buf = [0u8; 8192];
+        let mut buf = Zeroizing::new([0u8; 8192]);
         loop {
             let room = (limit + 1).saturating_sub(content.len() as u64);
             if room == 0 {
                 return Err(too_large());
             }
             let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            match rustix::io::read(&fd, &mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => content.extend_from_slice(&buf[..n]),
-                Err(Errno::INTR | Errno::AGAIN) => {}
-                Err(errno) => return Err(io_err("read", shown, errno)),
+            let n = crate::fs::retry(|| rustix::io::read(&fd, &mut buf[..want]))
+                .map_err(|errno| io_err("read", shown.clone(), errno))?;
+            if n == 0 {
+                break;
             }
+            extend_zeroizing(&mut content, &buf[..n]);
         }
         if content.len() as u64 > limit {
             return Err(too_large());
@@ -390,13 +405,34 @@ impl Walker {
             });
         }
         crate::debug!("found sealed input {shown} ({} bytes)", content.len());
-        self.out.push((rel, content));
+        self.out.push((rel, core::mem::take(&mut *content)));
         Ok(())
     }
 }
 
+impl Drop for Walker {
+    /// On an error part-way, the contents already read are wiped before they are freed.
+    fn drop(&mut self) {
+        for (_, content) in &mut self.out {
+            content.zeroize();
+        }
+    }
+}
+
+/// Appends `data` to `v` without leaving a copy in freed memory: when `v` must grow, its
+/// content moves to a larger allocation and the old one is zeroized before it is freed.
+fn extend_zeroizing(v: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    if v.capacity() - v.len() < data.len() {
+        let mut bigger = Vec::with_capacity((v.len() + data.len()).max(v.capacity() * 2));
+        bigger.extend_from_slice(v);
+        let old = core::mem::replace(&mut **v, bigger);
+        drop(Zeroizing::new(old));
+    }
+    v.extend_from_slice(data);
+}
+
 /// Opens a regular file for reading without following a symlink or blocking on a FIFO.
-fn open_file_nofollow(dirfd: BorrowedFd<'_>, name: &std::ffi::CStr) -> rustix::io::Result<OwnedFd> {
+fn open_file_nofollow(dirfd: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<OwnedFd> {
     fs::openat(
         dirfd,
         name,
@@ -405,15 +441,14 @@ fn open_file_nofollow(dirfd: BorrowedFd<'_>, name: &std::ffi::CStr) -> rustix::i
     )
 }
 
-/// Reads until `buf` is full or end of file; returns the number of bytes read.
+/// Reads until `buf` is full or end of file; returns the number of bytes read. `EINTR`
+/// is retried; `EAGAIN` is an error like any other (never a spin).
 fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> rustix::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match rustix::io::read(fd, &mut buf[done..]) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(Errno::INTR | Errno::AGAIN) => {}
-            Err(e) => return Err(e),
+        match crate::fs::retry(|| rustix::io::read(fd, &mut buf[done..]))? {
+            0 => break,
+            n => done += n,
         }
     }
     Ok(done)

@@ -89,9 +89,13 @@
 //! Only the sealed directory's own tree is ever touched: output paths are [`RelPath`]s
 //! (no `..`, no absolute paths) and are resolved without following symlinks.
 
-use std::ffi::{CString, OsStr};
-use std::fmt;
-use std::path::{Path, PathBuf};
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags};
@@ -337,7 +341,7 @@ impl fmt::Display for SealError {
     }
 }
 
-impl std::error::Error for SealError {}
+impl core::error::Error for SealError {}
 
 /// What [`SealDir::commit`] wrote, for the caller to log (no content).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -381,39 +385,35 @@ impl fmt::Display for FileReport {
 /// An opened, verified, locked sealed directory.
 #[derive(Debug)]
 pub struct SealDir {
-    path: PathBuf,
+    path: String,
     fd: OwnedFd,
     opts: SealOptions,
     fs_type: u32,
     mounted: bool,
     /// Test hook: make the rename of the n-th target fail with `EIO`.
     #[cfg(test)]
-    fail_rename_at: std::cell::Cell<Option<usize>>,
+    fail_rename_at: core::cell::Cell<Option<usize>>,
     /// Test hook: make every rollback step fail with `EIO`.
     #[cfg(test)]
-    fail_rollback: std::cell::Cell<bool>,
+    fail_rollback: core::cell::Cell<bool>,
 }
 
 impl SealDir {
     /// Prepares (mounting a tmpfs if appropriate), verifies and locks the sealed directory
     /// at `path`, and removes leftovers of crashed runs. See the module documentation.
-    pub fn open(path: &Path, opts: &SealOptions) -> Result<SealDir, SealError> {
+    pub fn open(path: &str, opts: &SealOptions) -> Result<SealDir, SealError> {
         opts.validate()?;
-        let shown = path.display().to_string();
-        let name = path.file_name().ok_or_else(|| SealError::InvalidOption {
+        let shown = path.to_string();
+        let (parent, name) = split_dir_path(path).ok_or_else(|| SealError::InvalidOption {
             what: format!("sealed directory {shown:?} has no final component"),
         })?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         let parent_fd = fs::openat(
             fs::CWD,
             parent,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|errno| io_err("open", parent.display().to_string(), errno))?;
+        .map_err(|errno| io_err("open", parent.to_string(), errno))?;
 
         let want_mount = opts.mount_tmpfs && rustix::process::geteuid().is_root();
         let mut fd = match open_dir_nofollow(parent_fd.as_fd(), name) {
@@ -497,22 +497,22 @@ impl SealDir {
         }
 
         let sd = SealDir {
-            path: path.to_path_buf(),
+            path: path.to_string(),
             fd,
             opts: opts.clone(),
             fs_type,
             mounted,
             #[cfg(test)]
-            fail_rename_at: std::cell::Cell::new(None),
+            fail_rename_at: core::cell::Cell::new(None),
             #[cfg(test)]
-            fail_rollback: std::cell::Cell::new(false),
+            fail_rollback: core::cell::Cell::new(false),
         };
         sd.clean_dir(sd.fd.as_fd(), "", 0)?;
         Ok(sd)
     }
 
     /// The sealed directory's path, as given to [`SealDir::open`].
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> &str {
         &self.path
     }
 
@@ -546,9 +546,9 @@ impl SealDir {
     /// The displayable full path of `rel` ("" is the sealed directory itself).
     fn show(&self, rel: &str) -> String {
         if rel.is_empty() {
-            self.path.display().to_string()
+            self.path.clone()
         } else {
-            format!("{}/{}", self.path.display(), rel)
+            format!("{}/{}", self.path, rel)
         }
     }
 
@@ -687,7 +687,7 @@ impl Txn<'_> {
                     }
                     let parent = self.dirs[idx].fd.as_fd();
                     let fd = open_dir_nofollow(parent, comp)
-                        .map_err(|e| classify_open(e, parent, OsStr::new(comp), &shown))?;
+                        .map_err(|e| classify_open(e, parent, comp, &shown))?;
                     if self.created.last().is_some_and(|c| c.2 == rel) {
                         if let Some(o) = self.sd.opts.owner {
                             fs::fchown(&fd, Some(uid(o)), Some(gid(o)))
@@ -698,7 +698,7 @@ impl Txn<'_> {
                     }
                     fd
                 }
-                Err(e) => return Err(classify_open(e, parent, OsStr::new(comp), &shown)),
+                Err(e) => return Err(classify_open(e, parent, comp, &shown)),
             };
             self.dirs.push(WalkedDir {
                 rel,
@@ -998,10 +998,10 @@ fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> rustix::io::Result<()> {
 }
 
 /// Mounts a fresh tmpfs on the directory `fd` (whose path is `path`).
-fn mount_tmpfs(fd: BorrowedFd<'_>, path: &Path, opts: &SealOptions) -> Result<(), SealError> {
-    let shown = path.display().to_string();
+fn mount_tmpfs(fd: BorrowedFd<'_>, path: &str, opts: &SealOptions) -> Result<(), SealError> {
+    let shown = path.to_string();
     #[cfg(test)]
-    let legacy = tests::FORCE_LEGACY_MOUNT.load(std::sync::atomic::Ordering::Relaxed);
+    let legacy = tests::FORCE_LEGACY_MOUNT.load(core::sync::atomic::Ordering::Relaxed);
     #[cfg(not(test))]
     let legacy = false;
     if !legacy {
@@ -1100,7 +1100,12 @@ pub(crate) fn read_dir_names(dirfd: BorrowedFd<'_>) -> rustix::io::Result<Vec<CS
 }
 
 /// Turns a failed [`open_dir_nofollow`] into "symlink" / "not a directory" / I/O error.
-fn classify_open(errno: Errno, dirfd: BorrowedFd<'_>, name: &OsStr, shown: &str) -> SealError {
+fn classify_open<P: rustix::path::Arg>(
+    errno: Errno,
+    dirfd: BorrowedFd<'_>,
+    name: P,
+    shown: &str,
+) -> SealError {
     if matches!(errno, Errno::LOOP | Errno::NOTDIR)
         && let Ok(st) = fs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
     {
@@ -1119,6 +1124,39 @@ fn classify_open(errno: Errno, dirfd: BorrowedFd<'_>, name: &OsStr, shown: &str)
 
 fn io_err(op: &'static str, path: String, errno: Errno) -> SealError {
     SealError::Io { op, path, errno }
+}
+
+/// Splits the sealed directory's path into the directory holding it and its final name,
+/// the way `std::path::Path::{parent, file_name}` do: trailing `/` and `/.` are ignored,
+/// an empty parent is `.`. `None` if there is no final name (`/`, `.`, `..`, empty).
+fn split_dir_path(path: &str) -> Option<(&str, &str)> {
+    let mut p = path;
+    loop {
+        let t = p.trim_end_matches('/');
+        if t.is_empty() || t == "." {
+            return None;
+        }
+        match t.strip_suffix("/.") {
+            Some(rest) => p = rest,
+            None => {
+                p = t;
+                break;
+            }
+        }
+    }
+    let (parent, name) = match p.rfind('/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => ("", p),
+    };
+    if name == ".." {
+        return None;
+    }
+    let parent = match parent.trim_end_matches('/') {
+        "" if p.starts_with('/') => "/",
+        "" => ".",
+        _ => parent,
+    };
+    Some((parent, name))
 }
 
 /// `dir/name`, or `name` at the top (relative paths as shown in messages).

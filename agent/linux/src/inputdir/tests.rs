@@ -1,13 +1,17 @@
 //! Tests of the input-directory walker on real directories under the system temp dir.
 
+extern crate std;
+
 use super::*;
 use crate::sealdir::tests::TestDir;
 use std::fs as sfs;
 use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::vec;
 
 fn write(td: &TestDir, rel: &str, content: &[u8]) {
     let p = td.join(rel);
-    sfs::create_dir_all(p.parent().unwrap()).unwrap();
+    sfs::create_dir_all(Path::new(&p).parent().unwrap()).unwrap();
     sfs::write(p, content).unwrap();
 }
 
@@ -72,8 +76,7 @@ fn symlinks_are_followed_only_inside_the_input_directory() {
     let outside = TestDir::new("links-outside");
     write(&outside, "secret", b"sealed.from-outside");
     let out_abs = outside.join("secret");
-    let out_dir_name = outside
-        .path
+    let out_dir_name = Path::new(&outside.path)
         .file_name()
         .unwrap()
         .to_str()
@@ -211,4 +214,102 @@ fn missing_input_directory_is_an_error() {
     symlink("real", td.join("link")).unwrap();
     let got = read_sealed_inputs(&td.join("link"), &InputLimits::default()).unwrap();
     assert_eq!(got.len(), 1);
+}
+
+/// Runs `f` on a thread and fails the test if it takes longer than `secs` (a blocked open
+/// or a spinning read must fail the test, not hang it).
+fn within_seconds<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("did not finish in time (blocked or spinning), or panicked")
+}
+
+fn mkfifo(path: &str) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_fifo_without_a_writer_is_refused_without_blocking() {
+    let td = TestDir::new("fifo-nowriter");
+    write(&td, "ok", b"sealed.ok");
+    mkfifo(&td.join("pipe"));
+    mkfifo(&td.join("sub"));
+    symlink("sub", td.join("to-fifo")).unwrap();
+    let path = td.path.clone();
+    let got = within_seconds(10, move || {
+        read_sealed_inputs(&path, &InputLimits::default())
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.as_str().to_string())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(got, ["ok"]);
+
+    // A FIFO that replaced a regular file between the stat and the open (the race the
+    // walk can not exclude): the open does not block, the fstat refuses it, nothing is
+    // read.
+    let path = td.path.clone();
+    let kept = within_seconds(10, move || {
+        let root = rustix::fs::open(
+            path.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let fd = open_file_nofollow(root.as_fd(), c"pipe").unwrap();
+        let mut walker = Walker {
+            root_path: path.clone(),
+            root,
+            limits: InputLimits::default(),
+            entries: 0,
+            total: 0,
+            out: Vec::new(),
+        };
+        walker
+            .consider(fd, RelPath::parse("pipe").unwrap())
+            .unwrap();
+        // A character device is refused the same way.
+        let null = rustix::fs::open("/dev/null", OFlags::RDONLY, Mode::empty()).unwrap();
+        walker
+            .consider(null, RelPath::parse("null").unwrap())
+            .unwrap();
+        core::mem::take(&mut walker.out).len()
+    });
+    assert_eq!(kept, 0);
+}
+
+#[test]
+fn eagain_ends_the_read_loop() {
+    // A FIFO with a writer that writes nothing: a non-blocking read fails with EAGAIN
+    // for ever. The read loop must give up, not spin.
+    let td = TestDir::new("fifo-eagain");
+    let fifo = td.join("pipe");
+    mkfifo(&fifo);
+    let err = within_seconds(10, move || {
+        let rd = rustix::fs::open(
+            fifo.as_str(),
+            OFlags::RDONLY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .unwrap();
+        let _wr = rustix::fs::open(
+            fifo.as_str(),
+            OFlags::WRONLY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 7];
+        read_full(rd.as_fd(), &mut buf)
+    });
+    assert_eq!(err, Err(Errno::AGAIN));
 }

@@ -1,18 +1,22 @@
 //! Tests of the sealed directory, on real directories under the system temp dir. One
 //! test re-executes this test binary under `unshare` to mount a real tmpfs.
 
+extern crate std;
+
 use super::*;
 use std::fs as sfs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::{eprintln, println, vec};
 
 /// Makes `mount_tmpfs` use `mount(2)` instead of the new mount API (the tmpfs child only).
 pub(crate) static FORCE_LEGACY_MOUNT: AtomicBool = AtomicBool::new(false);
 
 /// A unique directory, removed on drop.
 pub(crate) struct TestDir {
-    pub(crate) path: PathBuf,
+    pub(crate) path: String,
 }
 
 impl TestDir {
@@ -30,11 +34,13 @@ impl TestDir {
         let _ = sfs::remove_dir_all(&path);
         sfs::create_dir_all(&path).unwrap();
         sfs::set_permissions(&path, sfs::Permissions::from_mode(0o755)).unwrap();
-        TestDir { path }
+        TestDir {
+            path: path.to_str().unwrap().to_string(),
+        }
     }
 
-    pub(crate) fn join(&self, rel: &str) -> PathBuf {
-        self.path.join(rel)
+    pub(crate) fn join(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.path)
     }
 
     /// Every entry below the directory (symlinks not followed), sorted.
@@ -55,7 +61,7 @@ impl TestDir {
             }
         }
         let mut out = Vec::new();
-        walk(&self.path, "", &mut out);
+        walk(Path::new(&self.path), "", &mut out);
         out.sort();
         out
     }
@@ -84,11 +90,11 @@ fn open(td: &TestDir) -> SealDir {
     SealDir::open(&td.path, &test_opts()).unwrap()
 }
 
-fn read(p: PathBuf) -> Vec<u8> {
+fn read(p: impl AsRef<Path>) -> Vec<u8> {
     sfs::read(p).unwrap()
 }
 
-fn mode(p: PathBuf) -> u32 {
+fn mode(p: impl AsRef<Path>) -> u32 {
     sfs::symlink_metadata(p).unwrap().mode() & 0o7777
 }
 
@@ -592,7 +598,7 @@ fn mounts_a_tmpfs_in_a_user_namespace() {
     // The mounts died with the namespace: what was written never reached this
     // directory's real filesystem.
     for d in ["sealed", "legacy", "small"] {
-        assert!(td.join(d).is_dir(), "{d}");
+        assert!(Path::new(&td.join(d)).is_dir(), "{d}");
         assert_eq!(sfs::read_dir(td.join(d)).unwrap().count(), 0, "{d}");
     }
 }
@@ -609,7 +615,7 @@ fn tmpfs_child() {
     assert!(strict.mount_tmpfs && !strict.allow_non_tmpfs);
 
     let check_mount = |dir: &Path, opts: &SealOptions| {
-        let sd = SealDir::open(dir, opts).unwrap();
+        let sd = SealDir::open(dir.to_str().unwrap(), opts).unwrap();
         assert!(sd.mounted_by_us());
         assert_eq!(sd.fs_type(), TMPFS_MAGIC);
         let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
@@ -622,7 +628,7 @@ fn tmpfs_child() {
         );
         assert_eq!(vfs.f_files, opts.inode_limit);
         assert_eq!(vfs.f_blocks * vfs.f_frsize, opts.size_limit);
-        assert_eq!(mode(dir.to_path_buf()), opts.dir_mode);
+        assert_eq!(mode(dir), opts.dir_mode);
         sd
     };
 
@@ -634,7 +640,7 @@ fn tmpfs_child() {
     drop(sd);
     // Reopened: already a mount point, not mounted again; content kept.
     sfs::write(sealed.join(".sealgate-tmp-crashed"), b"x").unwrap();
-    let sd = SealDir::open(&sealed, &strict).unwrap();
+    let sd = SealDir::open(sealed.to_str().unwrap(), &strict).unwrap();
     assert!(!sd.mounted_by_us());
     assert_eq!(sd.fs_type(), TMPFS_MAGIC);
     assert!(!sealed.join(".sealgate-tmp-crashed").exists());
@@ -699,4 +705,56 @@ fn unexpected_file_types_in_the_sealed_directory_are_handled() {
             .file_type()
             .is_fifo()
     );
+}
+
+#[test]
+fn the_sealed_directory_path_splits_like_std_path() {
+    for p in [
+        "/run/sealgate",
+        "/run/sealgate/",
+        "/run/sealgate/.",
+        "/run/sealgate//./",
+        "/run//sealgate",
+        "/run/./sealgate",
+        "sealed",
+        "sealed/",
+        "./sealed",
+        "a/b/c",
+        "/sealed",
+        "//sealed",
+        "/",
+        "",
+        ".",
+        "./.",
+        "/.",
+        "..",
+        "a/..",
+        "a/../b",
+    ] {
+        let std_split = Path::new(p).file_name().map(|name| {
+            let parent = match Path::new(p).parent() {
+                Some(q) if !q.as_os_str().is_empty() => q.to_str().unwrap(),
+                _ => ".",
+            };
+            (parent, name.to_str().unwrap())
+        });
+        let ours = split_dir_path(p);
+        // The parent may differ in spelling ("/run/." vs "/run"), never in meaning.
+        let norm = |s: &str| {
+            let mut n = s.trim_end_matches('/');
+            while let Some(rest) = n.strip_suffix("/.") {
+                n = rest.trim_end_matches('/');
+            }
+            if n.is_empty() && s.starts_with('/') {
+                "/".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        assert_eq!(
+            ours.map(|(a, b)| (norm(a), b)),
+            std_split.map(|(a, b)| (norm(a), b)),
+            "{p:?}"
+        );
+    }
 }

@@ -211,7 +211,7 @@ pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
         ));
     }
 
-    let sealdir = SealDir::open(Path::new(&cfg.sealed_dir), &seal_options(&cfg))?;
+    let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
     let mut client = connect(&cfg, init_data.as_ref())?;
 
     let mut keys: BTreeMap<String, PublicJwk> = BTreeMap::new();
@@ -257,7 +257,7 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
         plan.push((path, Source::Resource(spec.uri.clone())));
     }
     if let Some(dir) = &cfg.sealed_secrets_dir {
-        let inputs = inputdir::read_sealed_inputs(Path::new(dir), &InputLimits::default())?;
+        let inputs = inputdir::read_sealed_inputs(dir, &InputLimits::default())?;
         if inputs.is_empty() {
             warn!("no sealed secrets found under {dir}");
         }
