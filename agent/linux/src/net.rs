@@ -1443,4 +1443,156 @@ mod tests {
             "resolve kbs.example:8080: no nameserver configured"
         );
     }
+
+    #[test]
+    fn transient_errors_are_those_a_retry_can_fix() {
+        let err = |phase, kind| NetError {
+            peer: "10.0.2.2:8080".into(),
+            phase,
+            kind,
+        };
+        for transient in [
+            err(Phase::Resolve, NetErrorKind::NotFound(String::new())),
+            err(Phase::Connect, NetErrorKind::Io(Errno::CONNREFUSED)),
+            err(Phase::Receive, NetErrorKind::Io(Errno::CONNRESET)),
+            err(
+                Phase::Receive,
+                NetErrorKind::Timeout(Duration::from_secs(1)),
+            ),
+            err(
+                Phase::Receive,
+                NetErrorKind::Http(HttpError::ClosedBeforeResponse),
+            ),
+            err(
+                Phase::Receive,
+                NetErrorKind::Http(HttpError::TruncatedBody {
+                    received: 1,
+                    expected: 2,
+                }),
+            ),
+            err(
+                Phase::Receive,
+                NetErrorKind::Http(HttpError::MalformedHead { reason: "x" }),
+            ),
+        ] {
+            assert!(transient.is_transient(), "{transient:?}");
+        }
+        for fatal in [
+            HttpError::BodyTooLarge { limit: 1 },
+            HttpError::HeadTooLarge { limit: 1 },
+            HttpError::TrailersTooLarge { limit: 1 },
+            HttpError::TooManyHeaders { limit: 1 },
+            HttpError::InvalidRequest { field: "target" },
+            HttpError::InvalidCookie {
+                name: "kbs-session-id".into(),
+            },
+            HttpError::UnexpectedUpgrade,
+        ] {
+            let e = err(Phase::Receive, NetErrorKind::Http(fatal));
+            assert!(!e.is_transient(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn tcp_connection_is_an_embedded_io_stream() {
+        use embedded_io::{Read as _, ReadExactError, Write as _};
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (addr, handle) = server(move |listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = [0u8; 4];
+            s.read_exact(&mut got).unwrap();
+            go_rx.recv().unwrap();
+            s.write_all(&got).unwrap();
+            go_rx.recv().unwrap(); // stay silent until told, then close
+        });
+        let mut conn = TcpConnection::connect(addr, Duration::from_secs(10)).unwrap();
+        assert_eq!(conn.peer(), addr);
+        conn.write_all(b"ping").unwrap();
+        conn.flush().unwrap();
+        assert_eq!(conn.read_ready(), Ok(false));
+        go_tx.send(()).unwrap();
+        let mut echo = [0u8; 4];
+        conn.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo, b"ping");
+
+        // A silent peer: the read timeout, or the deadline's timeout when it comes first.
+        conn.set_timeouts(Duration::from_millis(100), Duration::from_secs(10));
+        let mut byte = [0u8; 1];
+        let err = conn.read(&mut byte).unwrap_err();
+        assert_eq!(err, SocketError::Timeout(Duration::from_millis(100)));
+        assert_eq!(embedded_io::Error::kind(&err), ErrorKind::TimedOut);
+        assert_eq!(
+            NetErrorKind::from(err),
+            NetErrorKind::Timeout(Duration::from_millis(100))
+        );
+        let overall = Duration::from_millis(70);
+        conn.set_timeouts(Duration::from_secs(10), Duration::from_secs(10));
+        conn.set_deadline(Some((Instant::now() + Duration::from_millis(50), overall)));
+        assert_eq!(conn.read(&mut byte), Err(SocketError::Timeout(overall)));
+        conn.set_deadline(None);
+
+        go_tx.send(()).unwrap();
+        handle.join().unwrap();
+        assert!(matches!(
+            conn.read_exact(&mut byte),
+            Err(ReadExactError::UnexpectedEof)
+        ));
+        assert_eq!(conn.read_ready(), Ok(true));
+        assert_eq!(conn.read(&mut byte), Ok(0));
+    }
+
+    #[test]
+    fn socket_errors_map_to_embedded_io_kinds() {
+        use embedded_io::Error as _;
+        for (errno, kind) in [
+            (Errno::PIPE, ErrorKind::BrokenPipe),
+            (Errno::CONNRESET, ErrorKind::ConnectionReset),
+            (Errno::CONNABORTED, ErrorKind::ConnectionAborted),
+            (Errno::CONNREFUSED, ErrorKind::ConnectionRefused),
+            (Errno::TIMEDOUT, ErrorKind::TimedOut),
+            (Errno::HOSTUNREACH, ErrorKind::Other),
+        ] {
+            assert_eq!(SocketError::Os(errno).kind(), kind, "{errno:?}");
+            assert_eq!(
+                NetErrorKind::from(SocketError::Os(errno)),
+                NetErrorKind::Io(errno)
+            );
+        }
+        // Exactly the kinds that make a request on a reused connection resendable.
+        assert!(closed_by_peer(SocketError::Os(Errno::PIPE).kind()));
+        assert!(closed_by_peer(SocketError::Os(Errno::CONNRESET).kind()));
+        assert!(!closed_by_peer(
+            SocketError::Timeout(Duration::from_secs(1)).kind()
+        ));
+        assert!(!closed_by_peer(SocketError::Os(Errno::CONNREFUSED).kind()));
+    }
+
+    #[test]
+    fn hosts_file_that_is_a_fifo_is_skipped_without_blocking() {
+        let (addr, handle) = keep_alive_server(1, |_| ok_response("hi"));
+        let dns = dns_knowing("kbs.test", &["127.0.0.1"]);
+        let dir = TempDir::new("fifo");
+        let fifo = dir.0.join("hosts").into_os_string().into_string().unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.as_str(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let url = Url::parse(&format!("http://kbs.test:{}", addr.port())).unwrap();
+        let mut c = HttpClient::with_config(
+            url,
+            ClientConfig {
+                hosts_file: fifo,
+                resolver: Some(fake_dns::conf(&[&dns])),
+                ..config()
+            },
+        );
+        assert_eq!(c.send(&Request::get("/")).unwrap().body(), b"hi");
+        drop(c);
+        assert_eq!(dns.asked().len(), 2);
+        assert_eq!(handle.join().unwrap(), (1, 1));
+    }
 }
