@@ -16,29 +16,43 @@
 //!    `timeout` and `attempts`, not by the timeouts below; a resolution failure is a
 //!    [`Phase::Resolve`] error whose text says what the nameservers did.
 //!
+//! Both files are read with [`crate::fs::read_file`]: regular files only (a FIFO or a
+//! device there is ignored, as a missing file), opened without blocking, at most 1 MiB.
+//!
 //! Every resolved address is tried in order, each with the connect timeout.
 //!
-//! Sockets are non-blocking and every wait is a `poll(2)` bounded both by the per-wait
-//! timeout (connect, read, write) and by the deadline of the whole exchange
-//! ([`ClientConfig::request_timeout`]), so a server trickling one byte at a time cannot hold
-//! the agent forever. Platform calls go through `rustix`; sends use `MSG_NOSIGNAL` so a
-//! closed peer is an `EPIPE` error, never a SIGPIPE.
+//! The socket is a [`TcpConnection`]: non-blocking, and every wait is a `poll(2)` bounded
+//! both by the per-wait timeout (connect, read, write) and by the deadline of the whole
+//! exchange ([`ClientConfig::request_timeout`]), so a server trickling one byte at a time
+//! cannot hold the agent forever. Platform calls go through `rustix`; sends use
+//! `MSG_NOSIGNAL` so a closed peer is an `EPIPE` error, never a SIGPIPE.
+//!
+//! [`TcpConnection`] implements embedded-io's blocking [`Read`] and [`Write`] (and
+//! [`ReadReady`], for the keep-alive check), and the exchange itself is written against
+//! those traits only: a TLS session that implements them over a [`TcpConnection`] can sit
+//! between the HTTP codec and the socket without touching the codec or the socket code.
 //!
 //! Errors name the peer and the phase, never request or response content.
 
-use std::fmt;
-use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
 
+use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use sealgate_core::dns::ResolvConf;
 use sealgate_core::hosts::{Host, Url, lookup_hosts};
 use sealgate_core::http::{HttpError, Limits, Progress, Request, Response, ResponseParser};
 use zeroize::Zeroize;
+
+use crate::time::Instant;
 
 mod resolver;
 
@@ -66,10 +80,10 @@ pub struct ClientConfig {
     /// Response size limits.
     pub limits: Limits,
     /// The hosts file consulted before DNS. Default `/etc/hosts`.
-    pub hosts_file: PathBuf,
+    pub hosts_file: String,
     /// The resolver configuration: nameservers, search list, `ndots`, `timeout`,
     /// `attempts` (see [`ResolvConf::parse`]). Default `/etc/resolv.conf`.
-    pub resolv_conf: PathBuf,
+    pub resolv_conf: String,
     /// Resolver settings used instead of reading [`ClientConfig::resolv_conf`]. The file
     /// syntax has no port, so this is how tests point the client at a nameserver on a port
     /// other than 53. Default `None`.
@@ -85,8 +99,8 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(60),
             max_idle: Duration::from_secs(4),
             limits: Limits::default(),
-            hosts_file: PathBuf::from("/etc/hosts"),
-            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            hosts_file: "/etc/hosts".into(),
+            resolv_conf: "/etc/resolv.conf".into(),
             resolver: None,
         }
     }
@@ -120,6 +134,15 @@ pub enum NetErrorKind {
     Http(HttpError),
 }
 
+impl From<SocketError> for NetErrorKind {
+    fn from(e: SocketError) -> NetErrorKind {
+        match e {
+            SocketError::Timeout(d) => NetErrorKind::Timeout(d),
+            SocketError::Os(errno) => NetErrorKind::Io(errno),
+        }
+    }
+}
+
 /// A transport failure: the peer, the phase and the cause. Contains no message content.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetError {
@@ -135,6 +158,27 @@ impl NetError {
     /// Whether a timeout expired.
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, NetErrorKind::Timeout(_))
+    }
+
+    /// Whether trying again later can help: everything the network or a restarting server
+    /// causes (no address yet, refused, reset, timed out, truncated or malformed
+    /// responses); not a response that exceeds our limits, a request that cannot be
+    /// encoded, or a response the agent will never accept (a bad session cookie, an
+    /// upgrade).
+    pub fn is_transient(&self) -> bool {
+        match &self.kind {
+            NetErrorKind::Http(h) => !matches!(
+                h,
+                HttpError::BodyTooLarge { .. }
+                    | HttpError::HeadTooLarge { .. }
+                    | HttpError::TrailersTooLarge { .. }
+                    | HttpError::TooManyHeaders { .. }
+                    | HttpError::InvalidRequest { .. }
+                    | HttpError::InvalidCookie { .. }
+                    | HttpError::UnexpectedUpgrade
+            ),
+            NetErrorKind::NotFound(_) | NetErrorKind::Timeout(_) | NetErrorKind::Io(_) => true,
+        }
     }
 }
 
@@ -157,17 +201,182 @@ impl fmt::Display for NetError {
     }
 }
 
-impl std::error::Error for NetError {}
+impl core::error::Error for NetError {}
 
-struct Connection {
+/// A failed operation on a [`TcpConnection`]: its embedded-io error type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketError {
+    /// A wait exceeded the timeout shown: the operation's own, or the one of the whole
+    /// exchange when its deadline came first (see [`TcpConnection::set_deadline`]).
+    Timeout(Duration),
+    /// A system call failed.
+    Os(Errno),
+}
+
+impl fmt::Display for SocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketError::Timeout(d) => write!(f, "timed out after {} ms", d.as_millis()),
+            SocketError::Os(errno) => write!(f, "{errno}"),
+        }
+    }
+}
+
+impl core::error::Error for SocketError {}
+
+impl embedded_io::Error for SocketError {
+    fn kind(&self) -> ErrorKind {
+        match *self {
+            SocketError::Timeout(_) => ErrorKind::TimedOut,
+            SocketError::Os(errno) => match errno {
+                Errno::PIPE => ErrorKind::BrokenPipe,
+                Errno::CONNRESET => ErrorKind::ConnectionReset,
+                Errno::CONNABORTED => ErrorKind::ConnectionAborted,
+                Errno::CONNREFUSED => ErrorKind::ConnectionRefused,
+                Errno::NOTCONN => ErrorKind::NotConnected,
+                Errno::ADDRINUSE => ErrorKind::AddrInUse,
+                Errno::ADDRNOTAVAIL => ErrorKind::AddrNotAvailable,
+                Errno::TIMEDOUT => ErrorKind::TimedOut,
+                Errno::INTR => ErrorKind::Interrupted,
+                Errno::NOMEM | Errno::NOBUFS => ErrorKind::OutOfMemory,
+                Errno::ACCESS | Errno::PERM => ErrorKind::PermissionDenied,
+                Errno::INVAL => ErrorKind::InvalidInput,
+                _ => ErrorKind::Other,
+            },
+        }
+    }
+}
+
+/// A connected TCP socket (non-blocking underneath, `TCP_NODELAY`) with blocking
+/// embedded-io semantics: [`Read::read`] and [`Write::write`] wait in `poll(2)` until
+/// they can make progress, each wait bounded by the read or write timeout and by the
+/// deadline set with [`TcpConnection::set_deadline`]. Closed when dropped.
+#[derive(Debug)]
+pub struct TcpConnection {
     fd: OwnedFd,
     peer: SocketAddr,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    /// The end of the current exchange, and the timeout reported when it is what expires.
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl TcpConnection {
+    /// Connects to `addr` within `timeout`. Reads and writes then wait up to `timeout`
+    /// as well, until [`TcpConnection::set_timeouts`] says otherwise.
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpConnection, SocketError> {
+        Ok(TcpConnection {
+            fd: connect_to(addr, timeout)?,
+            peer: addr,
+            read_timeout: timeout,
+            write_timeout: timeout,
+            deadline: None,
+        })
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Sets the longest wait for the next bytes to read and for room to write.
+    pub fn set_timeouts(&mut self, read: Duration, write: Duration) {
+        self.read_timeout = read;
+        self.write_timeout = write;
+    }
+
+    /// Bounds every later wait by `end` too (`None`: by its own timeout only). A wait cut
+    /// short by `end` fails with [`SocketError::Timeout`] of `overall`, the timeout that
+    /// `end` stands for.
+    pub fn set_deadline(&mut self, deadline: Option<(Instant, Duration)>) {
+        self.deadline = deadline;
+    }
+
+    fn wait(&self, events: PollFlags, timeout: Duration) -> Result<(), SocketError> {
+        let (end, overall) = self.deadline.unwrap_or((Instant::now() + timeout, timeout));
+        wait(&self.fd, events, timeout, end, overall)
+    }
+}
+
+impl ErrorType for TcpConnection {
+    type Error = SocketError;
+}
+
+impl Read for TcpConnection {
+    /// Reads at least one byte, or 0 at the end of the stream (the peer closed).
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match rustix::net::recv(&self.fd, &mut *buf, RecvFlags::empty()) {
+                Ok((n, _)) => return Ok(n),
+                Err(Errno::AGAIN) => self.wait(PollFlags::IN, self.read_timeout)?,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(SocketError::Os(e)),
+            }
+        }
+    }
+}
+
+impl ReadReady for TcpConnection {
+    /// Whether a read would return at once: bytes, the end of the stream or an error are
+    /// waiting. Never blocks.
+    fn read_ready(&mut self) -> Result<bool, SocketError> {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&zero))
+            .map(|n| n > 0)
+            .map_err(SocketError::Os)
+    }
+}
+
+impl Write for TcpConnection {
+    /// Writes at least one byte. A closed peer is `EPIPE` (no SIGPIPE) or `ECONNRESET`.
+    fn write(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match rustix::net::send(&self.fd, buf, SendFlags::NOSIGNAL) {
+                // Not expected from a stream socket; never report it as progress.
+                Ok(0) => return Err(SocketError::Os(Errno::PIPE)),
+                Ok(n) => return Ok(n),
+                Err(Errno::AGAIN) => self.wait(PollFlags::OUT, self.write_timeout)?,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(SocketError::Os(e)),
+            }
+        }
+    }
+
+    /// Nothing to do: there is no user-space buffer and `TCP_NODELAY` is set.
+    fn flush(&mut self) -> Result<(), SocketError> {
+        Ok(())
+    }
+}
+
+/// A kept-alive connection and since when it has been idle.
+struct Connection {
+    stream: TcpConnection,
     idle_since: Instant,
+}
+
+impl Connection {
+    /// Whether a kept-alive connection may carry the next request: not idle for longer
+    /// than `max_idle`, and nothing to read on it (a readable idle connection is either
+    /// closed by the server or out of step with us).
+    fn reusable(&mut self, max_idle: Duration) -> bool {
+        self.idle_since.elapsed() <= max_idle && matches!(self.stream.read_ready(), Ok(false))
+    }
 }
 
 /// A failed exchange, and whether resending on a new connection is safe.
 struct Failure {
-    error: NetError,
+    phase: Phase,
+    kind: NetErrorKind,
     /// The connection turned out to be closed before any response byte arrived.
     resendable: bool,
 }
@@ -233,23 +442,21 @@ impl HttpClient {
 
     fn send_encoded(&mut self, bytes: &[u8]) -> Result<Response, NetError> {
         let deadline = Instant::now() + self.config.request_timeout;
-        let reused = match self.conn.take() {
-            Some(conn) if self.reusable(&conn) => {
-                self.conn = Some(conn);
-                true
-            }
-            _ => false, // dropping it closes it
-        };
+        let max_idle = self.config.max_idle;
+        let reused = self.conn.as_mut().is_some_and(|c| c.reusable(max_idle));
+        if !reused {
+            self.conn = None; // dropping it closes it
+        }
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => self.connect()?,
         };
-        let first = exchange(&conn, bytes, &self.config, deadline);
+        let first = self.exchange_on(&mut conn, bytes, deadline);
         let result = match first {
             Err(failure) if reused && failure.resendable => {
                 drop(conn);
                 conn = self.connect()?;
-                exchange(&conn, bytes, &self.config, deadline)
+                self.exchange_on(&mut conn, bytes, deadline)
             }
             other => other,
         };
@@ -261,23 +468,25 @@ impl HttpClient {
                 }
                 Ok(response)
             }
-            Err(failure) => Err(failure.error),
+            Err(failure) => Err(NetError {
+                peer: conn.stream.peer().to_string(),
+                phase: failure.phase,
+                kind: failure.kind,
+            }),
         }
     }
 
-    /// Whether a kept-alive connection may carry the next request: not idle for too long,
-    /// and nothing to read on it (a readable idle connection is either closed by the
-    /// server or out of step with us).
-    fn reusable(&self, conn: &Connection) -> bool {
-        if conn.idle_since.elapsed() > self.config.max_idle {
-            return false;
-        }
-        let mut fds = [PollFd::new(&conn.fd, PollFlags::IN)];
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        matches!(poll(&mut fds, Some(&zero)), Ok(0))
+    /// One exchange on `conn`, its waits bounded by the timeouts and by `deadline`.
+    fn exchange_on(
+        &self,
+        conn: &mut Connection,
+        bytes: &[u8],
+        deadline: Instant,
+    ) -> Result<Response, Failure> {
+        let stream = &mut conn.stream;
+        stream.set_timeouts(self.config.read_timeout, self.config.write_timeout);
+        stream.set_deadline(Some((deadline, self.config.request_timeout)));
+        exchange(stream, bytes, self.config.limits)
     }
 
     /// Resolves the host and connects to the first address that answers.
@@ -285,27 +494,26 @@ impl HttpClient {
         let addrs = self.resolve()?;
         let mut last = None;
         for &addr in &addrs {
-            match connect_to(addr, self.config.connect_timeout) {
-                Ok(fd) => {
+            match TcpConnection::connect(addr, self.config.connect_timeout) {
+                Ok(stream) => {
                     self.opened += 1;
                     return Ok(Connection {
-                        fd,
-                        peer: addr,
+                        stream,
                         idle_since: Instant::now(),
                     });
                 }
-                Err(kind) => last = Some((addr, kind)),
+                Err(e) => last = Some((addr, e)),
             }
         }
         Err(match last {
-            Some((addr, kind)) => NetError {
+            Some((addr, e)) => NetError {
                 peer: if addrs.len() > 1 {
                     format!("{addr} (last of {} addresses)", addrs.len())
                 } else {
                     addr.to_string()
                 },
                 phase: Phase::Connect,
-                kind,
+                kind: e.into(),
             },
             None => self.resolve_error(String::new()),
         })
@@ -334,8 +542,7 @@ impl HttpClient {
                     Some(text) => ResolvConf::parse(&text),
                     None => {
                         return Err(self.resolve_error(format!(
-                            "no nameserver configured ({} is missing or unreadable)",
-                            path.display()
+                            "no nameserver configured ({path} is missing or unreadable)"
                         )));
                     }
                 }
@@ -344,7 +551,7 @@ impl HttpClient {
         if conf.nameservers.is_empty() && self.config.resolver.is_none() {
             return Err(self.resolve_error(format!(
                 "no nameserver configured in {}",
-                self.config.resolv_conf.display()
+                self.config.resolv_conf
             )));
         }
         match resolver::lookup(name, &conf) {
@@ -369,37 +576,21 @@ impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
             .field("url", &self.url.to_string())
-            .field("connected_to", &self.conn.as_ref().map(|c| c.peer))
+            .field("connected_to", &self.conn.as_ref().map(|c| c.stream.peer()))
             .field("connections_opened", &self.opened)
             .finish()
     }
 }
 
 /// Reads a text file of at most [`MAX_HOSTS_FILE_BYTES`]; `None` when it is missing,
-/// unreadable or too large.
-fn read_small_file(path: &std::path::Path) -> Option<String> {
-    use rustix::fs::{Mode, OFlags, open};
-    let fd = open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
-    let mut data = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match rustix::io::read(&fd, &mut chunk[..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                data.extend_from_slice(&chunk[..n]);
-                if data.len() > MAX_HOSTS_FILE_BYTES {
-                    return None;
-                }
-            }
-            Err(Errno::INTR) => {}
-            Err(_) => return None,
-        }
-    }
+/// unreadable, not a regular file or too large.
+fn read_small_file(path: &str) -> Option<String> {
+    let data = crate::fs::read_file(path, MAX_HOSTS_FILE_BYTES).ok()?;
     Some(String::from_utf8_lossy(&data).into_owned())
 }
 
 /// Opens a non-blocking TCP connection to `addr` within `timeout`, with TCP_NODELAY.
-fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, NetErrorKind> {
+fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, SocketError> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::INET,
         SocketAddr::V6(_) => AddressFamily::INET6,
@@ -410,7 +601,7 @@ fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, NetErrorKi
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
     )
-    .map_err(NetErrorKind::Io)?;
+    .map_err(SocketError::Os)?;
     match rustix::net::connect(&fd, &addr) {
         Ok(()) => {}
         // EINTR: the connection attempt goes on asynchronously, as for EINPROGRESS.
@@ -424,12 +615,12 @@ fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, NetErrorKi
             )?;
             match rustix::net::sockopt::socket_error(&fd) {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) | Err(e) => return Err(NetErrorKind::Io(e)),
+                Ok(Err(e)) | Err(e) => return Err(SocketError::Os(e)),
             }
         }
-        Err(e) => return Err(NetErrorKind::Io(e)),
+        Err(e) => return Err(SocketError::Os(e)),
     }
-    rustix::net::sockopt::set_tcp_nodelay(&fd, true).map_err(NetErrorKind::Io)?;
+    rustix::net::sockopt::set_tcp_nodelay(&fd, true).map_err(SocketError::Os)?;
     Ok(fd)
 }
 
@@ -441,18 +632,17 @@ fn wait(
     timeout: Duration,
     deadline: Instant,
     overall: Duration,
-) -> Result<(), NetErrorKind> {
-    let start = Instant::now();
-    let own_end = start + timeout;
+) -> Result<(), SocketError> {
+    let own_end = Instant::now() + timeout;
     let (end, expired) = if deadline < own_end {
         (deadline, overall)
     } else {
         (own_end, timeout)
     };
     loop {
-        let left = end.saturating_duration_since(Instant::now());
+        let left = end.saturating_duration_until();
         if left.is_zero() {
-            return Err(NetErrorKind::Timeout(expired));
+            return Err(SocketError::Timeout(expired));
         }
         let ts = Timespec::try_from(left).unwrap_or(Timespec {
             tv_sec: 86_400,
@@ -462,84 +652,73 @@ fn wait(
         match poll(&mut fds, Some(&ts)) {
             Ok(0) | Err(Errno::INTR) => {} // re-check the clock
             Ok(_) => return Ok(()),
-            Err(e) => return Err(NetErrorKind::Io(e)),
+            Err(e) => return Err(SocketError::Os(e)),
         }
     }
 }
 
 /// Whether an error means the server had already closed the connection.
-fn closed_by_peer(e: Errno) -> bool {
-    matches!(e, Errno::PIPE | Errno::CONNRESET | Errno::CONNABORTED)
+fn closed_by_peer(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+    )
 }
 
-/// Writes the request and reads one response on `conn`.
-fn exchange(
-    conn: &Connection,
-    bytes: &[u8],
-    config: &ClientConfig,
-    deadline: Instant,
-) -> Result<Response, Failure> {
-    let fail = |phase, kind: NetErrorKind, resendable| Failure {
-        error: NetError {
-            peer: conn.peer.to_string(),
+/// Writes the encoded request to `stream` and reads one response from it. Only the
+/// embedded-io traits are used, so the stream may be a [`TcpConnection`] or a TLS
+/// session over one; its timeouts and deadline are the stream's business.
+fn exchange<S>(stream: &mut S, bytes: &[u8], limits: Limits) -> Result<Response, Failure>
+where
+    S: Read + Write,
+    S::Error: Into<NetErrorKind>,
+{
+    fn fail<E: embedded_io::Error + Into<NetErrorKind>>(
+        phase: Phase,
+        e: E,
+        nothing_received: bool,
+    ) -> Failure {
+        Failure {
             phase,
-            kind,
-        },
-        resendable,
-    };
-
-    let mut sent = 0;
-    while sent < bytes.len() {
-        match rustix::net::send(&conn.fd, &bytes[sent..], SendFlags::NOSIGNAL) {
-            Ok(0) => return Err(fail(Phase::Send, NetErrorKind::Io(Errno::PIPE), true)),
-            Ok(n) => sent += n,
-            Err(Errno::AGAIN) => wait(
-                &conn.fd,
-                PollFlags::OUT,
-                config.write_timeout,
-                deadline,
-                config.request_timeout,
-            )
-            .map_err(|kind| fail(Phase::Send, kind, false))?,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(fail(Phase::Send, NetErrorKind::Io(e), closed_by_peer(e))),
+            resendable: nothing_received && closed_by_peer(e.kind()),
+            kind: e.into(),
         }
     }
 
-    let mut parser = ResponseParser::new(config.limits);
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match stream.write(&bytes[sent..]) {
+            Ok(0) => {
+                return Err(Failure {
+                    phase: Phase::Send,
+                    kind: NetErrorKind::Io(Errno::PIPE),
+                    resendable: true,
+                });
+            }
+            Ok(n) => sent += n,
+            Err(e) => return Err(fail(Phase::Send, e, true)),
+        }
+    }
+    stream.flush().map_err(|e| fail(Phase::Send, e, true))?;
+
+    let mut parser = ResponseParser::new(limits);
     let mut buf = vec![0u8; READ_CHUNK];
     let result = loop {
-        let progress = match rustix::net::recv(&conn.fd, &mut buf[..], RecvFlags::empty()) {
-            Ok((0, _)) => parser.finish(),
-            Ok((n, _)) => parser.feed(&buf[..n]),
-            Err(Errno::AGAIN) => {
-                if let Err(kind) = wait(
-                    &conn.fd,
-                    PollFlags::IN,
-                    config.read_timeout,
-                    deadline,
-                    config.request_timeout,
-                ) {
-                    break Err(fail(Phase::Receive, kind, false));
-                }
-                continue;
-            }
-            Err(Errno::INTR) => continue,
-            Err(e) => {
-                let nothing_yet = parser.bytes_received() == 0;
-                break Err(fail(
-                    Phase::Receive,
-                    NetErrorKind::Io(e),
-                    nothing_yet && closed_by_peer(e),
-                ));
-            }
+        let progress = match stream.read(&mut buf) {
+            Ok(0) => parser.finish(),
+            Ok(n) => parser.feed(&buf[..n]),
+            Err(e) => break Err(fail(Phase::Receive, e, parser.bytes_received() == 0)),
         };
         match progress {
             Ok(Progress::NeedMore) => {}
             Ok(Progress::Complete(response)) => break Ok(response),
             Err(e) => {
                 let resendable = e == HttpError::ClosedBeforeResponse;
-                break Err(fail(Phase::Receive, NetErrorKind::Http(e), resendable));
+                break Err(Failure {
+                    phase: Phase::Receive,
+                    kind: NetErrorKind::Http(e),
+                    resendable,
+                });
             }
         }
     };
@@ -565,8 +744,8 @@ mod tests {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(20),
-            hosts_file: PathBuf::from("/nonexistent/hosts"),
-            resolv_conf: PathBuf::from("/nonexistent/resolv.conf"),
+            hosts_file: "/nonexistent/hosts".into(),
+            resolv_conf: "/nonexistent/resolv.conf".into(),
             ..ClientConfig::default()
         }
     }
@@ -1100,7 +1279,7 @@ mod tests {
     }
 
     /// A temporary directory for files the client reads, removed on drop.
-    struct TempDir(PathBuf);
+    struct TempDir(std::path::PathBuf);
 
     impl TempDir {
         fn new(tag: &str) -> TempDir {
@@ -1110,10 +1289,10 @@ mod tests {
             TempDir(dir)
         }
 
-        fn file(&self, name: &str, text: &str) -> PathBuf {
+        fn file(&self, name: &str, text: &str) -> String {
             let path = self.0.join(name);
             std::fs::write(&path, text).unwrap();
-            path
+            path.into_os_string().into_string().unwrap()
         }
     }
 
@@ -1252,7 +1431,7 @@ mod tests {
             err.to_string(),
             format!(
                 "resolve kbs.example:8080: no nameserver configured in {}",
-                resolv_conf.display()
+                resolv_conf
             )
         );
         assert_eq!(
@@ -1263,5 +1442,157 @@ mod tests {
             .to_string(),
             "resolve kbs.example:8080: no nameserver configured"
         );
+    }
+
+    #[test]
+    fn transient_errors_are_those_a_retry_can_fix() {
+        let err = |phase, kind| NetError {
+            peer: "10.0.2.2:8080".into(),
+            phase,
+            kind,
+        };
+        for transient in [
+            err(Phase::Resolve, NetErrorKind::NotFound(String::new())),
+            err(Phase::Connect, NetErrorKind::Io(Errno::CONNREFUSED)),
+            err(Phase::Receive, NetErrorKind::Io(Errno::CONNRESET)),
+            err(
+                Phase::Receive,
+                NetErrorKind::Timeout(Duration::from_secs(1)),
+            ),
+            err(
+                Phase::Receive,
+                NetErrorKind::Http(HttpError::ClosedBeforeResponse),
+            ),
+            err(
+                Phase::Receive,
+                NetErrorKind::Http(HttpError::TruncatedBody {
+                    received: 1,
+                    expected: 2,
+                }),
+            ),
+            err(
+                Phase::Receive,
+                NetErrorKind::Http(HttpError::MalformedHead { reason: "x" }),
+            ),
+        ] {
+            assert!(transient.is_transient(), "{transient:?}");
+        }
+        for fatal in [
+            HttpError::BodyTooLarge { limit: 1 },
+            HttpError::HeadTooLarge { limit: 1 },
+            HttpError::TrailersTooLarge { limit: 1 },
+            HttpError::TooManyHeaders { limit: 1 },
+            HttpError::InvalidRequest { field: "target" },
+            HttpError::InvalidCookie {
+                name: "kbs-session-id".into(),
+            },
+            HttpError::UnexpectedUpgrade,
+        ] {
+            let e = err(Phase::Receive, NetErrorKind::Http(fatal));
+            assert!(!e.is_transient(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn tcp_connection_is_an_embedded_io_stream() {
+        use embedded_io::{Read as _, ReadExactError, Write as _};
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (addr, handle) = server(move |listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = [0u8; 4];
+            s.read_exact(&mut got).unwrap();
+            go_rx.recv().unwrap();
+            s.write_all(&got).unwrap();
+            go_rx.recv().unwrap(); // stay silent until told, then close
+        });
+        let mut conn = TcpConnection::connect(addr, Duration::from_secs(10)).unwrap();
+        assert_eq!(conn.peer(), addr);
+        conn.write_all(b"ping").unwrap();
+        conn.flush().unwrap();
+        assert_eq!(conn.read_ready(), Ok(false));
+        go_tx.send(()).unwrap();
+        let mut echo = [0u8; 4];
+        conn.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo, b"ping");
+
+        // A silent peer: the read timeout, or the deadline's timeout when it comes first.
+        conn.set_timeouts(Duration::from_millis(100), Duration::from_secs(10));
+        let mut byte = [0u8; 1];
+        let err = conn.read(&mut byte).unwrap_err();
+        assert_eq!(err, SocketError::Timeout(Duration::from_millis(100)));
+        assert_eq!(embedded_io::Error::kind(&err), ErrorKind::TimedOut);
+        assert_eq!(
+            NetErrorKind::from(err),
+            NetErrorKind::Timeout(Duration::from_millis(100))
+        );
+        let overall = Duration::from_millis(70);
+        conn.set_timeouts(Duration::from_secs(10), Duration::from_secs(10));
+        conn.set_deadline(Some((Instant::now() + Duration::from_millis(50), overall)));
+        assert_eq!(conn.read(&mut byte), Err(SocketError::Timeout(overall)));
+        conn.set_deadline(None);
+
+        go_tx.send(()).unwrap();
+        handle.join().unwrap();
+        assert!(matches!(
+            conn.read_exact(&mut byte),
+            Err(ReadExactError::UnexpectedEof)
+        ));
+        assert_eq!(conn.read_ready(), Ok(true));
+        assert_eq!(conn.read(&mut byte), Ok(0));
+    }
+
+    #[test]
+    fn socket_errors_map_to_embedded_io_kinds() {
+        use embedded_io::Error as _;
+        for (errno, kind) in [
+            (Errno::PIPE, ErrorKind::BrokenPipe),
+            (Errno::CONNRESET, ErrorKind::ConnectionReset),
+            (Errno::CONNABORTED, ErrorKind::ConnectionAborted),
+            (Errno::CONNREFUSED, ErrorKind::ConnectionRefused),
+            (Errno::TIMEDOUT, ErrorKind::TimedOut),
+            (Errno::HOSTUNREACH, ErrorKind::Other),
+        ] {
+            assert_eq!(SocketError::Os(errno).kind(), kind, "{errno:?}");
+            assert_eq!(
+                NetErrorKind::from(SocketError::Os(errno)),
+                NetErrorKind::Io(errno)
+            );
+        }
+        // Exactly the kinds that make a request on a reused connection resendable.
+        assert!(closed_by_peer(SocketError::Os(Errno::PIPE).kind()));
+        assert!(closed_by_peer(SocketError::Os(Errno::CONNRESET).kind()));
+        assert!(!closed_by_peer(
+            SocketError::Timeout(Duration::from_secs(1)).kind()
+        ));
+        assert!(!closed_by_peer(SocketError::Os(Errno::CONNREFUSED).kind()));
+    }
+
+    #[test]
+    fn hosts_file_that_is_a_fifo_is_skipped_without_blocking() {
+        let (addr, handle) = keep_alive_server(1, |_| ok_response("hi"));
+        let dns = dns_knowing("kbs.test", &["127.0.0.1"]);
+        let dir = TempDir::new("fifo");
+        let fifo = dir.0.join("hosts").into_os_string().into_string().unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.as_str(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let url = Url::parse(&format!("http://kbs.test:{}", addr.port())).unwrap();
+        let mut c = HttpClient::with_config(
+            url,
+            ClientConfig {
+                hosts_file: fifo,
+                resolver: Some(fake_dns::conf(&[&dns])),
+                ..config()
+            },
+        );
+        assert_eq!(c.send(&Request::get("/")).unwrap().body(), b"hi");
+        drop(c);
+        assert_eq!(dns.asked().len(), 2);
+        assert_eq!(handle.join().unwrap(), (1, 1));
     }
 }

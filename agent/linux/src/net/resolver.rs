@@ -20,17 +20,22 @@
 //! Queries are sent one after the other (A, then AAAA), never in parallel: a server that
 //! drops AAAA queries costs the wait for them even when the A query was answered.
 
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
 
+use embedded_io::{Read, ReadExactError, Write};
 use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use sealgate_core::dns::{Query, Rcode, RecordType, Reply, ResolvConf, ResponseError};
 
-use super::{NetErrorKind, connect_to, wait};
+use super::{SocketError, TcpConnection, wait};
 use crate::os_rng;
+use crate::time::Instant;
 
 /// Receive buffer for one UDP answer: well above the 512 bytes a server may send without
 /// EDNS0. A larger datagram does not conform and is ignored.
@@ -67,12 +72,11 @@ impl Failure {
     }
 }
 
-impl From<NetErrorKind> for Failure {
-    fn from(kind: NetErrorKind) -> Failure {
-        match kind {
-            NetErrorKind::Timeout(_) => Failure::Timeout,
-            NetErrorKind::Io(e) => Failure::Io(e),
-            _ => Failure::Io(Errno::IO),
+impl From<SocketError> for Failure {
+    fn from(e: SocketError) -> Failure {
+        match e {
+            SocketError::Timeout(_) => Failure::Timeout,
+            SocketError::Os(e) => Failure::Io(e),
         }
     }
 }
@@ -97,7 +101,7 @@ enum Outcome {
 }
 
 /// Looks `name` up through the nameservers of `conf`. The error explains why there is no
-/// address, for [`NetErrorKind::NotFound`]: `no address found (NXDOMAIN from 10.0.2.3)`,
+/// address, for [`super::NetErrorKind::NotFound`]: `no address found (NXDOMAIN from 10.0.2.3)`,
 /// `timed out asking 10.0.2.3`, `no nameserver configured`.
 pub(super) fn lookup(name: &str, conf: &ResolvConf) -> Result<Vec<IpAddr>, String> {
     if conf.nameservers.is_empty() {
@@ -280,24 +284,17 @@ fn ask(
 /// The same query over TCP, within a fresh `timeout` for connecting and the whole exchange.
 fn ask_tcp(server: SocketAddr, query: &Query, timeout: Duration) -> Result<Reply, Failure> {
     let deadline = Instant::now() + timeout;
-    let fd = connect_to(server, timeout)?;
+    let mut conn = TcpConnection::connect(server, timeout)?;
+    conn.set_deadline(Some((deadline, timeout)));
     let msg = query.encode();
     let mut framed = Vec::with_capacity(2 + msg.len());
     framed.extend_from_slice(&(msg.len() as u16).to_be_bytes()); // a query is < 300 bytes
     framed.extend_from_slice(&msg);
-    let mut sent = 0;
-    while sent < framed.len() {
-        match rustix::net::send(&fd, &framed[sent..], SendFlags::NOSIGNAL) {
-            Ok(n) => sent += n,
-            Err(Errno::AGAIN) => wait(&fd, PollFlags::OUT, timeout, deadline, timeout)?,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(Failure::Io(e)),
-        }
-    }
+    conn.write_all(&framed)?;
     let mut len = [0u8; 2];
-    read_exact(&fd, &mut len, timeout, deadline)?;
+    read_exact(&mut conn, &mut len)?;
     let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    read_exact(&fd, &mut answer, timeout, deadline)?;
+    read_exact(&mut conn, &mut answer)?;
     match query.parse_response(&answer) {
         Ok(Reply::Truncated) => Err(Failure::TruncatedOverTcp),
         Ok(reply) => Ok(reply),
@@ -306,23 +303,11 @@ fn ask_tcp(server: SocketAddr, query: &Query, timeout: Duration) -> Result<Reply
 }
 
 /// Fills `buf` from the stream; never reads past it.
-fn read_exact(
-    fd: &OwnedFd,
-    buf: &mut [u8],
-    timeout: Duration,
-    deadline: Instant,
-) -> Result<(), Failure> {
-    let mut got = 0;
-    while got < buf.len() {
-        match rustix::net::recv(fd, &mut buf[got..], RecvFlags::empty()) {
-            Ok((0, _)) => return Err(Failure::Closed),
-            Ok((n, _)) => got += n,
-            Err(Errno::AGAIN) => wait(fd, PollFlags::IN, timeout, deadline, timeout)?,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(Failure::Io(e)),
-        }
-    }
-    Ok(())
+fn read_exact(conn: &mut TcpConnection, buf: &mut [u8]) -> Result<(), Failure> {
+    conn.read_exact(buf).map_err(|e| match e {
+        ReadExactError::UnexpectedEof => Failure::Closed,
+        ReadExactError::Other(e) => e.into(),
+    })
 }
 
 #[cfg(test)]

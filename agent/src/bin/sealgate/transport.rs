@@ -1,9 +1,11 @@
 //! The KBS client's calls over the HTTP/1.1 client and the kernel TCP stack.
 
 use crate::client::{Response, Transport, TransportError};
-use sealgate_core::http::{HttpError, Request};
+use alloc::format;
+use alloc::string::{String, ToString};
+use sealgate_core::http::Request;
 use sealgate_core::kbs::{Call, Method};
-use sealgate_linux::net::{HttpClient, NetError, NetErrorKind};
+use sealgate_linux::net::HttpClient;
 use zeroize::Zeroizing;
 
 /// Trustee's session cookie.
@@ -26,24 +28,6 @@ impl HttpTransport {
     }
 }
 
-/// Whether trying again later can help: everything the network or a restarting server
-/// causes; not a response that is too big or a request we cannot encode.
-fn transient(e: &NetError) -> bool {
-    match &e.kind {
-        NetErrorKind::Http(h) => !matches!(
-            h,
-            HttpError::BodyTooLarge { .. }
-                | HttpError::HeadTooLarge { .. }
-                | HttpError::TrailersTooLarge { .. }
-                | HttpError::TooManyHeaders { .. }
-                | HttpError::InvalidRequest { .. }
-                | HttpError::InvalidCookie { .. }
-                | HttpError::UnexpectedUpgrade
-        ),
-        _ => true,
-    }
-}
-
 impl Transport for HttpTransport {
     fn exchange(&mut self, call: &Call<'_>) -> Result<Response, TransportError> {
         let mut request = match call.method {
@@ -60,7 +44,7 @@ impl Transport for HttpTransport {
         }
         let response = self.client.send(&request).map_err(|e| TransportError {
             message: e.to_string(),
-            transient: transient(&e),
+            transient: e.is_transient(),
         })?;
         let session_cookie = response
             .cookie(SESSION_COOKIE)
