@@ -25,7 +25,6 @@ mod prelude {
     pub use alloc::vec;
     pub use alloc::vec::Vec;
 }
-extern crate alloc;
 
 use std::process::ExitCode;
 
