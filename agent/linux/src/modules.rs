@@ -181,16 +181,12 @@ pub fn plan(
 /// path relative to `dir`. Symlinks are not followed; names that are not UTF-8 are skipped
 /// (no module is called that).
 fn find_in_tree(dir: &str, name: &str) -> Option<String> {
-    fn open_dir<Fd: AsFd>(at: Fd, path: &str) -> Option<OwnedFd> {
-        crate::fs::retry(|| {
-            rustix::fs::openat(
-                &at,
-                path,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-        })
-        .ok()
+    fn open_dir<Fd: AsFd>(at: Fd, path: &str, follow: bool) -> Option<OwnedFd> {
+        let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        crate::fs::retry(|| rustix::fs::openat(&at, path, flags, Mode::empty())).ok()
     }
     /// The entries of `fd` as (name, type), sorted by name, without `.` and `..`.
     fn entries(fd: &OwnedFd) -> Option<Vec<(String, FileType)>> {
@@ -222,7 +218,7 @@ fn find_in_tree(dir: &str, name: &str) -> Option<String> {
                 format!("{rel}/{file}")
             };
             if ft == FileType::Directory && depth < 8 {
-                if let Some(sub) = open_dir(fd, &file)
+                if let Some(sub) = open_dir(fd, &file, false)
                     && let Some(found) = walk(&sub, &path, name, depth + 1)
                 {
                     return Some(found);
@@ -236,7 +232,8 @@ fn find_in_tree(dir: &str, name: &str) -> Option<String> {
         }
         None
     }
-    let fd = open_dir(rustix::fs::CWD, dir)?;
+    // The directory itself may be a symlink (`/lib` is one on merged-/usr systems).
+    let fd = open_dir(rustix::fs::CWD, dir, true)?;
     walk(&fd, "", name, 0)
 }
 
@@ -255,11 +252,31 @@ fn join(dir: &str, path: &str) -> String {
     }
 }
 
+/// Why `modules.dep` was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepFileError {
+    /// It could not be read.
+    Read(crate::fs::ReadError),
+    /// It is not UTF-8 text.
+    NotUtf8,
+}
+
+impl fmt::Display for DepFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DepFileError::Read(e) => write!(f, "{e}"),
+            DepFileError::NotUtf8 => f.write_str("not UTF-8"),
+        }
+    }
+}
+
+impl core::error::Error for DepFileError {}
+
 /// Reads `modules.dep` in `dir`.
-fn read_modules_dep(dir: &str) -> Result<DepIndex, String> {
+pub fn read_modules_dep(dir: &str) -> Result<DepIndex, DepFileError> {
     let bytes = crate::fs::read_file(&join(dir, "modules.dep"), MODULES_DEP_LIMIT)
-        .map_err(|e| e.to_string())?;
-    let text = core::str::from_utf8(&bytes).map_err(|_| String::from("not UTF-8"))?;
+        .map_err(DepFileError::Read)?;
+    let text = core::str::from_utf8(&bytes).map_err(|_| DepFileError::NotUtf8)?;
     Ok(DepIndex::parse(text))
 }
 
@@ -478,6 +495,23 @@ extra/tsm_sim.ko: kernel/drivers/virt/coco/tsm.ko.xz kernel/fs/configfs/configfs
             Some("kernel/drivers/net/virtio_net.ko")
         );
         assert_eq!(find_in_tree(d, "failover"), None);
+        // The modules directory may be a symlink; the tree below it is walked.
+        let link = std::format!("{d}-link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert_eq!(
+            find_in_tree(&link, "virtio_net").as_deref(),
+            Some("kernel/drivers/net/virtio_net.ko")
+        );
+        std::fs::remove_file(&link).unwrap();
+        assert!(matches!(
+            read_modules_dep(d),
+            Err(DepFileError::Read(e)) if e.is_not_found()
+        ));
+        std::fs::write(dir.join("modules.dep"), DEP).unwrap();
+        let index = read_modules_dep(d).unwrap();
+        assert_eq!(index.by_name["virtio_net"].deps.len(), 2);
+        std::fs::write(dir.join("modules.dep"), b"\xff: x.ko\n").unwrap();
+        assert_eq!(read_modules_dep(d).err(), Some(DepFileError::NotUtf8));
         assert_eq!(
             find_in_tree(&std::format!("{d}/missing"), "virtio_net"),
             None
