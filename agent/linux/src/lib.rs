@@ -17,6 +17,7 @@ pub mod net;
 pub mod netlink;
 pub mod network;
 pub mod os_rng;
+pub mod process;
 pub mod sealdir;
 pub mod stdio;
 pub mod time;

@@ -18,15 +18,25 @@
 //! goes on: a missing TEE driver surfaces later as "no TEE detected", a missing network
 //! driver as an unreachable KBS, both failing closed.
 
+use crate::time::Instant;
 use crate::{debug, info, warn};
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 use sealgate_core::config::{ModuleSpec, module_name};
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// `MODULE_INIT_COMPRESSED_FILE` (`include/uapi/linux/module.h`).
 const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
+
+/// The largest `modules.dep` read (a full distribution kernel's is about 1 MiB; an
+/// initramfs's a few KiB).
+const MODULES_DEP_LIMIT: usize = 16 << 20;
 
 /// One entry of `modules.dep`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,69 +177,132 @@ pub fn plan(
     w.plan
 }
 
-/// Finds `name.ko[.xz|.gz|.zst]` below `dir` (any depth; `-` and `_` equivalent).
-fn find_in_tree(dir: &Path, name: &str) -> Option<String> {
-    fn walk(base: &Path, dir: &Path, name: &str, depth: u32) -> Option<String> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let path = e.path();
-            let ft = e.file_type().ok()?;
-            if ft.is_dir() && depth < 8 {
-                if let Some(found) = walk(base, &path, name, depth + 1) {
+/// Finds `name.ko[.xz|.gz|.zst]` below `dir` (any depth; `-` and `_` equivalent); the
+/// path relative to `dir`. Symlinks are not followed; names that are not UTF-8 are skipped
+/// (no module is called that).
+fn find_in_tree(dir: &str, name: &str) -> Option<String> {
+    fn open_dir<Fd: AsFd>(at: Fd, path: &str, follow: bool) -> Option<OwnedFd> {
+        let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        crate::fs::retry(|| rustix::fs::openat(&at, path, flags, Mode::empty())).ok()
+    }
+    /// The entries of `fd` as (name, type), sorted by name, without `.` and `..`.
+    fn entries(fd: &OwnedFd) -> Option<Vec<(String, FileType)>> {
+        let mut out = Vec::new();
+        for e in rustix::fs::Dir::read_from(fd).ok()?.flatten() {
+            let Ok(file) = e.file_name().to_str() else {
+                continue;
+            };
+            if file == "." || file == ".." {
+                continue;
+            }
+            let ft = match e.file_type() {
+                FileType::Unknown => {
+                    let st = rustix::fs::statat(fd, file, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+                    FileType::from_raw_mode(st.st_mode)
+                }
+                ft => ft,
+            };
+            out.push((file.to_string(), ft));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(out)
+    }
+    fn walk(fd: &OwnedFd, rel: &str, name: &str, depth: u32) -> Option<String> {
+        for (file, ft) in entries(fd)? {
+            let path = if rel.is_empty() {
+                file.clone()
+            } else {
+                format!("{rel}/{file}")
+            };
+            if ft == FileType::Directory && depth < 8 {
+                if let Some(sub) = open_dir(fd, &file, false)
+                    && let Some(found) = walk(&sub, &path, name, depth + 1)
+                {
                     return Some(found);
                 }
-            } else if ft.is_file() {
-                let file = e.file_name();
-                let file = file.to_string_lossy();
-                if file.contains(".ko") && module_name(&file) == name {
-                    return path
-                        .strip_prefix(base)
-                        .ok()
-                        .map(|p| p.to_string_lossy().into_owned());
-                }
+            } else if ft == FileType::RegularFile
+                && file.contains(".ko")
+                && module_name(&file) == name
+            {
+                return Some(path);
             }
         }
         None
     }
-    walk(dir, dir, name, 0)
+    // The directory itself may be a symlink (`/lib` is one on merged-/usr systems).
+    let fd = open_dir(rustix::fs::CWD, dir, true)?;
+    walk(&fd, "", name, 0)
 }
 
 /// `/lib/modules/<running kernel release>`.
-pub fn modules_dir() -> PathBuf {
+pub fn modules_dir() -> String {
     let uname = rustix::system::uname();
-    PathBuf::from("/lib/modules").join(uname.release().to_string_lossy().as_ref())
+    format!("/lib/modules/{}", uname.release().to_string_lossy())
+}
+
+/// `path` relative to `dir`, or `path` itself if absolute.
+fn join(dir: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{path}", dir.trim_end_matches('/'))
+    }
+}
+
+/// Why `modules.dep` was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepFileError {
+    /// It could not be read.
+    Read(crate::fs::ReadError),
+    /// It is not UTF-8 text.
+    NotUtf8,
+}
+
+impl fmt::Display for DepFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DepFileError::Read(e) => write!(f, "{e}"),
+            DepFileError::NotUtf8 => f.write_str("not UTF-8"),
+        }
+    }
+}
+
+impl core::error::Error for DepFileError {}
+
+/// Reads `modules.dep` in `dir`.
+pub fn read_modules_dep(dir: &str) -> Result<DepIndex, DepFileError> {
+    let bytes = crate::fs::read_file(&join(dir, "modules.dep"), MODULES_DEP_LIMIT)
+        .map_err(DepFileError::Read)?;
+    let text = core::str::from_utf8(&bytes).map_err(|_| DepFileError::NotUtf8)?;
+    Ok(DepIndex::parse(text))
 }
 
 /// Loads `specs` (with dependencies) from `dir`. Logs each module; never fails the boot.
-pub fn load_all(specs: &[ModuleSpec], options: &[(String, String)], dir: &Path) {
+pub fn load_all(specs: &[ModuleSpec], options: &[(String, String)], dir: &str) {
     if specs.is_empty() {
         debug!("init: no kernel modules configured");
         return;
     }
-    let index = match std::fs::read_to_string(dir.join("modules.dep")) {
-        Ok(text) => DepIndex::parse(&text),
+    let index = match read_modules_dep(dir) {
+        Ok(index) => index,
         Err(e) => {
-            debug!(
-                "init: {}/modules.dep: {e}; loading modules in the configured order",
-                dir.display()
-            );
+            debug!("init: {dir}/modules.dep: {e}; loading modules in the configured order");
             DepIndex::default()
         }
     };
     let plan = plan(specs, options, &index, &|name| find_in_tree(dir, name));
     for name in &plan.missing {
-        if Path::new("/sys/module").join(name).exists() {
+        if crate::fs::exists(&format!("/sys/module/{name}")) {
             debug!("init: module {name}: built in or already loaded");
         } else {
-            warn!(
-                "init: module {name} not found under {} (not built in either)",
-                dir.display()
-            );
+            warn!("init: module {name} not found under {dir} (not built in either)");
         }
     }
     for load in &plan.loads {
-        let path = dir.join(&load.path);
+        let path = join(dir, &load.path);
         let t = Instant::now();
         match load_one(&path, &load.params) {
             Ok(Outcome::Loaded) => info!(
@@ -245,7 +318,7 @@ pub fn load_all(specs: &[ModuleSpec], options: &[(String, String)], dir: &Path) 
                 "init: module {}: no such device here (not loaded)",
                 load.name
             ),
-            Err(e) => warn!("init: module {} ({}): {e}", load.name, path.display()),
+            Err(e) => warn!("init: module {} ({path}): {e}", load.name),
         }
     }
 }
@@ -259,32 +332,58 @@ enum Outcome {
     NoDevice,
 }
 
-/// `finit_module` on `path`.
-fn load_one(path: &Path, params: &str) -> Result<Outcome, String> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| format!("open: {e}"))?;
-    let params = CString::new(params).map_err(|_| "NUL byte in the parameters".to_string())?;
-    let name = path.to_string_lossy();
-    let flags = if [".xz", ".gz", ".zst"].iter().any(|ext| name.ends_with(ext)) {
+/// Why a module did not load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The module file could not be opened.
+    Open(Errno),
+    /// The parameter string has a NUL byte.
+    NulInParams,
+    /// A compressed module, and the kernel cannot decompress modules.
+    NoDecompression,
+    /// `finit_module` refused the module.
+    Load(Errno),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Open(e) => write!(f, "open: {e}"),
+            LoadError::NulInParams => f.write_str("NUL byte in the parameters"),
+            LoadError::NoDecompression => f.write_str(
+                "the kernel cannot decompress modules (CONFIG_MODULE_DECOMPRESS); pack them uncompressed",
+            ),
+            LoadError::Load(e) => write!(f, "finit_module: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for LoadError {}
+
+/// `finit_module` on `path` (opened read-only).
+fn load_one(path: &str, params: &str) -> Result<Outcome, LoadError> {
+    let fd = crate::fs::retry(|| {
+        rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+    })
+    .map_err(LoadError::Open)?;
+    let params = CString::new(params).map_err(|_| LoadError::NulInParams)?;
+    let flags = if [".xz", ".gz", ".zst"].iter().any(|ext| path.ends_with(ext)) {
         MODULE_INIT_COMPRESSED_FILE
     } else {
         0
     };
     match rustix::system::finit_module(&fd, &params, flags) {
         Ok(()) => Ok(Outcome::Loaded),
-        Err(rustix::io::Errno::EXIST) => Ok(Outcome::Already),
-        Err(rustix::io::Errno::NODEV) => Ok(Outcome::NoDevice),
-        Err(rustix::io::Errno::OPNOTSUPP) if flags != 0 => Err(
-            "the kernel cannot decompress modules (CONFIG_MODULE_DECOMPRESS); pack them uncompressed"
-                .into(),
-        ),
-        Err(e) => Err(format!("finit_module: {e}")),
+        Err(Errno::EXIST) => Ok(Outcome::Already),
+        Err(Errno::NODEV) => Ok(Outcome::NoDevice),
+        Err(Errno::OPNOTSUPP) if flags != 0 => Err(LoadError::NoDecompression),
+        Err(e) => Err(LoadError::Load(e)),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     /// What `mkinitramfs` writes for virtio_net and tsm_sim on the Debian 6.12 kernel
@@ -380,20 +479,70 @@ extra/tsm_sim.ko: kernel/drivers/virt/coco/tsm.ko.xz kernel/fs/configfs/configfs
 
     #[test]
     fn finds_modules_by_name_in_a_tree() {
-        let dir = std::env::temp_dir().join(format!("sealgate-modtree-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(std::format!("sealgate-modtree-{}", std::process::id()));
         let sub = dir.join("kernel/drivers/net");
         std::fs::create_dir_all(&sub).unwrap();
         std::fs::write(sub.join("net_failover.ko.xz"), b"").unwrap();
         std::fs::write(sub.join("virtio_net.ko"), b"").unwrap();
+        let d = dir.to_str().unwrap();
         assert_eq!(
-            find_in_tree(&dir, "net_failover").as_deref(),
+            find_in_tree(d, "net_failover").as_deref(),
             Some("kernel/drivers/net/net_failover.ko.xz")
         );
         assert_eq!(
-            find_in_tree(&dir, "virtio_net").as_deref(),
+            find_in_tree(d, "virtio_net").as_deref(),
             Some("kernel/drivers/net/virtio_net.ko")
         );
-        assert_eq!(find_in_tree(&dir, "failover"), None);
+        assert_eq!(find_in_tree(d, "failover"), None);
+        // The modules directory may be a symlink; the tree below it is walked.
+        let link = std::format!("{d}-link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert_eq!(
+            find_in_tree(&link, "virtio_net").as_deref(),
+            Some("kernel/drivers/net/virtio_net.ko")
+        );
+        std::fs::remove_file(&link).unwrap();
+        assert!(matches!(
+            read_modules_dep(d),
+            Err(DepFileError::Read(e)) if e.is_not_found()
+        ));
+        std::fs::write(dir.join("modules.dep"), DEP).unwrap();
+        let index = read_modules_dep(d).unwrap();
+        assert_eq!(index.by_name["virtio_net"].deps.len(), 2);
+        std::fs::write(dir.join("modules.dep"), b"\xff: x.ko\n").unwrap();
+        assert_eq!(read_modules_dep(d).err(), Some(DepFileError::NotUtf8));
+        assert_eq!(
+            find_in_tree(&std::format!("{d}/missing"), "virtio_net"),
+            None
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn module_paths_join_the_directory_unless_absolute() {
+        assert_eq!(
+            join("/lib/modules/6.12", "kernel/a.ko"),
+            "/lib/modules/6.12/kernel/a.ko"
+        );
+        assert_eq!(join("/lib/modules/6.12/", "a.ko"), "/lib/modules/6.12/a.ko");
+        assert_eq!(join("/lib/modules/6.12", "/opt/m/a.ko"), "/opt/m/a.ko");
+        assert!(modules_dir().starts_with("/lib/modules/"));
+    }
+
+    #[test]
+    fn load_errors_are_typed_and_say_what_failed() {
+        assert_eq!(
+            load_one("/no/such/module.ko", "").err(),
+            Some(LoadError::Open(Errno::NOENT))
+        );
+        assert_eq!(
+            LoadError::NoDecompression.to_string(),
+            "the kernel cannot decompress modules (CONFIG_MODULE_DECOMPRESS); pack them uncompressed"
+        );
+        assert_eq!(
+            LoadError::Load(Errno::PERM).to_string(),
+            std::format!("finit_module: {}", Errno::PERM)
+        );
     }
 }

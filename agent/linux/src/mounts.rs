@@ -7,19 +7,21 @@
 //! parent directory. A failed mount is logged and the boot goes on; whatever needed it
 //! fails later with a precise message (and the stage fails closed).
 
+use crate::fs::exists;
+use crate::time::Instant;
 use crate::{debug, warn};
+use alloc::vec::Vec;
+use core::ffi::CStr;
 use rustix::fs::{Mode, stat};
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, mount};
-use std::path::Path;
-use std::time::Instant;
 
 /// One mount of the init stage.
 struct Spec {
     target: &'static str,
     fstype: &'static str,
     flags: MountFlags,
-    data: &'static str,
+    data: &'static CStr,
     /// Mode for the directory if it has to be created.
     dir_mode: u32,
 }
@@ -35,9 +37,24 @@ pub enum Mounted {
     Failed,
 }
 
+/// The parent directory of `path`, lexically (`/a/b/` -> `/a`, `a` -> `.`); `None` for `/`.
+fn parent(path: &str) -> Option<&str> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return if path.is_empty() { Some(".") } else { None };
+    }
+    match trimmed.rfind('/') {
+        None => Some("."),
+        Some(i) => {
+            let p = trimmed[..i].trim_end_matches('/');
+            Some(if p.is_empty() { "/" } else { p })
+        }
+    }
+}
+
 /// Whether `path` is a mount point: its device differs from its parent's. `/` always is.
-pub fn is_mount_point(path: &Path) -> bool {
-    let Some(parent) = path.parent() else {
+pub fn is_mount_point(path: &str) -> bool {
+    let Some(parent) = parent(path) else {
         return true;
     };
     match (stat(path), stat(parent)) {
@@ -53,24 +70,17 @@ fn mount_one(spec: &Spec) -> (Mounted, u128) {
 }
 
 fn try_mount(spec: &Spec) -> Mounted {
-    let target = Path::new(spec.target);
+    let target = spec.target;
     if is_mount_point(target) {
         return Mounted::Already;
     }
-    if !target.exists()
+    if !exists(target)
         && let Err(e) = rustix::fs::mkdir(target, Mode::from_raw_mode(spec.dir_mode))
     {
         warn!("init: cannot create {}: {e}", spec.target);
         return Mounted::Failed;
     }
-    let data = std::ffi::CString::new(spec.data).expect("static mount data");
-    match mount(
-        spec.fstype,
-        target,
-        spec.fstype,
-        spec.flags,
-        data.as_c_str(),
-    ) {
+    match mount(spec.fstype, target, spec.fstype, spec.flags, spec.data) {
         Ok(()) => Mounted::Now,
         Err(Errno::BUSY) => Mounted::Already,
         Err(e) => {
@@ -109,35 +119,35 @@ pub fn early() -> Early {
             target: "/proc",
             fstype: "proc",
             flags: SAFE,
-            data: "",
+            data: c"",
             dir_mode: 0o555,
         },
         Spec {
             target: "/sys",
             fstype: "sysfs",
             flags: SAFE,
-            data: "",
+            data: c"",
             dir_mode: 0o555,
         },
         Spec {
             target: "/dev",
             fstype: "devtmpfs",
             flags: MountFlags::NOSUID.union(MountFlags::NOEXEC),
-            data: "mode=0755",
+            data: c"mode=0755",
             dir_mode: 0o755,
         },
         Spec {
             target: "/run",
             fstype: "tmpfs",
             flags: MountFlags::NOSUID.union(MountFlags::NODEV),
-            data: "mode=0755",
+            data: c"mode=0755",
             dir_mode: 0o755,
         },
     ];
     let mut done = Vec::new();
     for spec in &specs {
         let (m, us) = mount_one(spec);
-        if m == Mounted::Failed && spec.target == "/dev" && !Path::new("/dev/null").exists() {
+        if m == Mounted::Failed && spec.target == "/dev" && !exists("/dev/null") {
             warn!("init: no devtmpfs: device nodes (TEE devices, init-data disks) will be missing");
         }
         done.push((spec.fstype, spec.target, m, us));
@@ -148,7 +158,7 @@ pub fn early() -> Early {
 /// Mounts configfs on `/sys/kernel/config` if the kernel has it (the directory exists
 /// once configfs is built in or loaded) and nothing is mounted there yet.
 pub fn configfs() -> Mounted {
-    if !Path::new("/sys/kernel/config").exists() {
+    if !exists("/sys/kernel/config") {
         debug!("init: no /sys/kernel/config: configfs is not available");
         return Mounted::Failed;
     }
@@ -156,7 +166,7 @@ pub fn configfs() -> Mounted {
         target: "/sys/kernel/config",
         fstype: "configfs",
         flags: SAFE,
-        data: "",
+        data: c"",
         dir_mode: 0o755,
     });
     match m {
@@ -169,20 +179,32 @@ pub fn configfs() -> Mounted {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
     fn mount_points_by_device() {
-        assert!(is_mount_point(Path::new("/")));
+        assert!(is_mount_point("/"));
         assert!(
-            is_mount_point(Path::new("/proc")),
+            is_mount_point("/proc"),
             "/proc is always its own mount here"
         );
+        assert!(is_mount_point("/proc/"), "a trailing slash changes nothing");
         let dir = std::env::temp_dir();
-        let sub = dir.join(format!("sealgate-mp-{}", std::process::id()));
+        let sub = dir.join(std::format!("sealgate-mp-{}", std::process::id()));
         std::fs::create_dir_all(&sub).unwrap();
-        assert!(!is_mount_point(&sub));
+        assert!(!is_mount_point(sub.to_str().unwrap()));
         std::fs::remove_dir(&sub).unwrap();
-        assert!(!is_mount_point(Path::new("/no/such/dir")));
+        assert!(!is_mount_point("/no/such/dir"));
+    }
+
+    #[test]
+    fn parents_lexically() {
+        assert_eq!(parent("/"), None);
+        assert_eq!(parent("//"), None);
+        assert_eq!(parent("/proc"), Some("/"));
+        assert_eq!(parent("/sys/kernel/config/"), Some("/sys/kernel"));
+        assert_eq!(parent("/a//b"), Some("/a"));
+        assert_eq!(parent("run"), Some("."));
     }
 }

@@ -15,14 +15,17 @@
 //! nlmsgerr   error i32 (0 = ACK, else -errno) | the request's nlmsghdr | ...
 //! ```
 
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::Ipv4Addr;
+use core::time::Duration;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::netlink::SocketAddrNetlink;
 use rustix::net::{self, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use sealgate_core::config::Ipv4Cidr;
-use std::fmt;
-use std::net::Ipv4Addr;
-use std::time::Duration;
 
 /// `NLMSG_ERROR`: an error or, with error 0, an acknowledgement.
 pub const NLMSG_ERROR: u16 = 2;
@@ -319,6 +322,10 @@ impl fmt::Display for NetlinkError {
     }
 }
 
+impl core::error::Error for DecodeError {}
+
+impl core::error::Error for NetlinkError {}
+
 impl From<Errno> for NetlinkError {
     fn from(e: Errno) -> Self {
         NetlinkError::Os(e)
@@ -435,7 +442,9 @@ impl Socket {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use alloc::format;
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

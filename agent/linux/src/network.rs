@@ -6,10 +6,16 @@
 //! retries until its deadline and then fails closed with that (clearer) message.
 
 use crate::netlink::{NetlinkError, Socket};
+use crate::time::Instant;
 use crate::{debug, info, warn};
-use sealgate_core::config::NetPlan;
-use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
+use core::fmt::Write as _;
+use core::time::Duration;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use sealgate_core::config::{Ipv4Cidr, NetPlan};
 
 /// Where the name servers are written.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -95,23 +101,42 @@ fn wait_for(nl: &mut Socket, name: &str, limit: Duration) -> Option<u32> {
         if start.elapsed() >= limit {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        crate::time::sleep(Duration::from_millis(50));
     }
 }
 
-fn configure(nl: &mut Socket, index: u32, plan: &NetPlan) -> Result<(), String> {
-    fn ctx(what: String) -> impl FnOnce(NetlinkError) -> String {
-        move |e| format!("{what}: {e}")
+/// A configuration step that failed, with the kernel's answer.
+#[derive(Debug)]
+pub enum ConfigureError {
+    /// Adding the address.
+    Address(Ipv4Cidr, NetlinkError),
+    /// Setting the link up.
+    LinkUp(NetlinkError),
+    /// Adding the default route.
+    Route(core::net::Ipv4Addr, NetlinkError),
+}
+
+impl fmt::Display for ConfigureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigureError::Address(addr, e) => write!(f, "adding {addr}: {e}"),
+            ConfigureError::LinkUp(e) => write!(f, "setting the link up: {e}"),
+            ConfigureError::Route(gw, e) => write!(f, "adding the default route via {gw}: {e}"),
+        }
     }
+}
+
+impl core::error::Error for ConfigureError {}
+
+fn configure(nl: &mut Socket, index: u32, plan: &NetPlan) -> Result<(), ConfigureError> {
     if let Some(addr) = plan.address {
         nl.add_address(index, addr)
-            .map_err(ctx(format!("adding {addr}")))?;
+            .map_err(|e| ConfigureError::Address(addr, e))?;
     }
-    nl.set_up(index)
-        .map_err(ctx("setting the link up".into()))?;
+    nl.set_up(index).map_err(ConfigureError::LinkUp)?;
     if let Some(gw) = plan.gateway {
         nl.add_default_route(gw, index)
-            .map_err(ctx(format!("adding the default route via {gw}")))?;
+            .map_err(|e| ConfigureError::Route(gw, e))?;
     }
     Ok(())
 }
@@ -125,15 +150,49 @@ pub fn resolv_conf(plan: &NetPlan) -> String {
     s
 }
 
-fn write_resolv_conf(plan: &NetPlan) -> std::io::Result<()> {
-    std::fs::create_dir_all("/etc")?;
-    std::fs::write(RESOLV_CONF, resolv_conf(plan))
+/// Writes `resolv.conf` (creating `/etc` if needed), replacing what was there.
+fn write_resolv_conf(plan: &NetPlan) -> Result<(), Errno> {
+    write_file_in("/etc", RESOLV_CONF, resolv_conf(plan).as_bytes())
+}
+
+/// Creates directory `dir` if missing (its parent must exist), then writes `path` with
+/// `contents`, truncating it (mode 0644 if created).
+fn write_file_in(dir: &str, path: &str, contents: &[u8]) -> Result<(), Errno> {
+    match rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(e),
+    }
+    let fd = crate::fs::retry(|| {
+        rustix::fs::open(
+            path,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+    })?;
+    crate::stdio::write_all(rustix::fd::AsFd::as_fd(&fd), contents)
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
     use sealgate_core::config::Settings;
+
+    #[test]
+    fn writes_a_file_creating_its_directory() {
+        let dir = std::env::temp_dir().join(std::format!("sealgate-etc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = dir.to_str().unwrap();
+        let f = std::format!("{d}/resolv.conf");
+        write_file_in(d, &f, b"nameserver 10.0.2.3\nnameserver 10.0.2.4\n").unwrap();
+        write_file_in(d, &f, b"nameserver 1.1.1.1\n").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"nameserver 1.1.1.1\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            write_file_in("/no/such/etc", "/no/such/etc/resolv.conf", b""),
+            Err(Errno::NOENT)
+        );
+    }
 
     #[test]
     fn resolv_conf_lists_the_servers() {

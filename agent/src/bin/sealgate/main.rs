@@ -38,7 +38,12 @@ fn main() -> ExitCode {
             .first()
             .is_none_or(|a| !cli::COMMANDS.contains(&a.as_str()))
     {
-        return init::main(cli::Options::default(), args, start_us);
+        return exit_code(init::main(
+            cli::Options::default(),
+            args,
+            &environment(),
+            start_us,
+        ));
     }
     let command = match cli::parse(&args) {
         Ok(c) => c,
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
                 eprintln!("sealgate: {message}");
                 return ExitCode::from(2);
             }
-            return init::main(opts, next_args, start_us);
+            return exit_code(init::main(opts, next_args, &environment(), start_us));
         }
     };
     match result {
@@ -77,6 +82,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The environment as `NAME=value` entries (TEMPORARY until origin hands over envp).
+fn environment() -> Vec<Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt as _;
+    std::env::vars_os()
+        .map(|(k, v)| {
+            let mut e = k.into_vec();
+            e.push(b'=');
+            e.extend(v.into_vec());
+            e
+        })
+        .collect()
+}
+
+fn exit_code(status: i32) -> ExitCode {
+    ExitCode::from(status as u8)
 }
 
 /// Applies the log level early (flag, else `SEALGATE_LOG`); the config file and kernel

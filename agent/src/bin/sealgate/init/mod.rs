@@ -26,26 +26,36 @@
 //! sees it die of `SIGINT`, or `SIGHUP` for a restart). Run as any other process,
 //! `sealgate init` exits instead: status 0 after a report, 1 after a failure.
 
-use sealgate_linux::{modules, mounts, network};
 pub mod report;
 
 use crate::cli::Options;
 use crate::run::{self, Failure};
-use rustix::system::RebootCommand;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::time::Duration;
 use sealgate_core::config::{self, InitConfig, InitMode, OnFailure, Settings, parse_modules_file};
+use sealgate_linux::process::{self, Shutdown};
+use sealgate_linux::time::{self, Instant};
 use sealgate_linux::{debug, error, info, warn};
-use std::io::Write as _;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::Instant;
+use sealgate_linux::{modules, mounts, network};
+
+/// Exit status after success (not PID 1).
+const EXIT_OK: i32 = 0;
+/// Exit status after a failure (not PID 1).
+const EXIT_FAILED: i32 = 1;
+/// The most of the modules file read.
+const MODULES_FILE_LIMIT: usize = 64 << 10;
 
 /// Writes one line to the console (stdout: the console when the kernel starts us),
 /// in a single write so kernel messages do not split it.
 fn console(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(format!("{line}\n").as_bytes());
-    let _ = out.flush();
+    sealgate_linux::println!("{line}");
+}
+
+/// The operator's reading of a failure (never secret material).
+fn reason(failure: &Failure) -> String {
+    failure.0.clone()
 }
 
 /// Runs `f`, logging its duration at debug level.
@@ -77,13 +87,21 @@ impl Stop {
 }
 
 /// The init stage. As PID 1 it does not return: it execs the next init or stops the
-/// machine. Otherwise it returns the exit status.
-pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCode {
-    let pid1 = rustix::process::getpid().is_init();
+/// machine. Otherwise it returns the exit status (0 after a report, 1 after a failure).
+///
+/// `env` is the environment sealgate was started with (`NAME=value` entries); the next
+/// init gets it unchanged.
+pub fn main<E: AsRef<[u8]>>(
+    mut opts: Options,
+    next_args: Vec<String>,
+    env: &[E],
+    start_us: u64,
+) -> i32 {
+    let pid1 = process::is_init();
     info!(
         "init: sealgate {} init stage (pid {})",
         env!("CARGO_PKG_VERSION"),
-        std::process::id()
+        process::id()
     );
     // Timed by hand: the log level (maybe `sealgate.log=debug`) is known only once
     // /proc is mounted, so this step is logged afterwards.
@@ -93,13 +111,13 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
 
     let (init, settings, sources) = match prepare(&opts) {
         Ok(v) => v,
-        Err((failure, policy)) => {
+        Err((reason, policy)) => {
             // Without a usable configuration nothing sensible can run next: stop, even
             // with on_failure=continue.
-            return fail_and_stop(&failure.0, Stop::after_failure(policy), pid1);
+            return fail_and_stop(&reason, Stop::after_failure(policy), pid1);
         }
     };
-    apply_log_level(&opts, &init);
+    apply_log_level(&opts, &init, env);
     mounted.log();
     debug!("init: step mounts: {mounts_ms} ms");
 
@@ -116,7 +134,7 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
         None => debug!("init: network configuration is off"),
     }
 
-    if settings.init_data.is_none() && Path::new(config::DEFAULT_INIT_DATA_FILE).exists() {
+    if settings.init_data.is_none() && sealgate_linux::fs::exists(config::DEFAULT_INIT_DATA_FILE) {
         info!("init: using init-data {}", config::DEFAULT_INIT_DATA_FILE);
         opts.flags.init_data = Some(config::DEFAULT_INIT_DATA_FILE.to_string());
     }
@@ -125,43 +143,30 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
     let secrets_us = result.is_ok().then(report::boottime_us);
     let ok = match result {
         Ok(()) => true,
-        Err(Failure(reason)) => {
+        Err(failure) => {
+            let reason = reason(&failure);
             console(&report::failed_line(&reason));
             error!("{reason}");
             if init.on_failure != OnFailure::Continue {
-                return stop(
-                    Stop::after_failure(init.on_failure),
-                    pid1,
-                    ExitCode::FAILURE,
-                );
+                return stop(Stop::after_failure(init.on_failure), pid1, EXIT_FAILED);
             }
             false
         }
     };
 
-    let sealed_dir = PathBuf::from(
-        settings
-            .sealed_dir
-            .as_deref()
-            .unwrap_or(config::DEFAULT_SEALED_DIR),
-    );
+    let sealed_dir = settings
+        .sealed_dir
+        .as_deref()
+        .unwrap_or(config::DEFAULT_SEALED_DIR);
     match init.mode {
         InitMode::Report => {
             if !ok {
                 continuing("the report", &init);
             }
-            for line in report::build(&sealed_dir, ok, start_us, secrets_us) {
+            for line in report::build(sealed_dir, ok, start_us, secrets_us) {
                 console(&line);
             }
-            stop(
-                Stop::PowerOff,
-                pid1,
-                if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                },
-            )
+            stop(Stop::PowerOff, pid1, if ok { EXIT_OK } else { EXIT_FAILED })
         }
         InitMode::Exec => {
             let next = match next_init(&init) {
@@ -178,10 +183,10 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
                 secrets_us.map_or(-1, |s| (s / 1000) as i64),
                 secrets_us.map_or(-1, |s| (s.saturating_sub(start_us) / 1000) as i64)
             );
-            let e = std::process::Command::new(&next)
-                .arg0(&next)
-                .args(&next_args)
-                .exec();
+            let argv: Vec<&str> = core::iter::once(next.as_str())
+                .chain(next_args.iter().map(String::as_str))
+                .collect();
+            let e = process::exec(&next, &argv, env);
             fail_and_stop(
                 &format!("cannot start the next init {next}: {e}"),
                 Stop::after_failure(init.on_failure),
@@ -193,21 +198,19 @@ pub fn main(mut opts: Options, next_args: Vec<String>, start_us: u64) -> ExitCod
 
 /// Reads the configuration layers and resolves the init settings; on failure, the
 /// failure and the best-known failure policy.
-fn prepare(opts: &Options) -> Result<(InitConfig, Settings, run::Sources), (Failure, OnFailure)> {
+fn prepare(opts: &Options) -> Result<(InitConfig, Settings, run::Sources), (String, OnFailure)> {
     let flags_policy = opts.flags.on_failure.unwrap_or(OnFailure::PowerOff);
-    let sources = run::read_sources(opts).map_err(|f| (f, flags_policy))?;
+    let sources = run::read_sources(opts).map_err(|f| (reason(&f), flags_policy))?;
     let merged = sources.merged(&opts.flags);
     let policy = merged.on_failure.unwrap_or(OnFailure::PowerOff);
-    let init = merged
-        .resolve_init()
-        .map_err(|e| (Failure(e.to_string()), policy))?;
+    let init = merged.resolve_init().map_err(|e| (e.to_string(), policy))?;
     debug!("init: {init:?}");
     Ok((init, merged, sources))
 }
 
 /// The configured log level, unless a flag or `SEALGATE_LOG` set one already.
-fn apply_log_level(opts: &Options, init: &InitConfig) {
-    if opts.flags.log_level.is_some() || std::env::var_os("SEALGATE_LOG").is_some() {
+fn apply_log_level<E: AsRef<[u8]>>(opts: &Options, init: &InitConfig, env: &[E]) {
+    if opts.flags.log_level.is_some() || process::env_var(env, "SEALGATE_LOG").is_some() {
         return;
     }
     if let Some(name) = &init.log_level {
@@ -219,12 +222,18 @@ fn apply_log_level(opts: &Options, init: &InitConfig) {
 }
 
 fn modules_from_file() -> Vec<config::ModuleSpec> {
-    match std::fs::read_to_string(config::DEFAULT_MODULES_FILE) {
-        Ok(text) => parse_modules_file(&text).unwrap_or_else(|e| {
-            warn!("init: {}: {e}", config::DEFAULT_MODULES_FILE);
-            Vec::new()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+    match sealgate_linux::fs::read_file(config::DEFAULT_MODULES_FILE, MODULES_FILE_LIMIT) {
+        Ok(bytes) => match core::str::from_utf8(&bytes) {
+            Ok(text) => parse_modules_file(text).unwrap_or_else(|e| {
+                warn!("init: {}: {e}", config::DEFAULT_MODULES_FILE);
+                Vec::new()
+            }),
+            Err(_) => {
+                warn!("init: {}: not UTF-8", config::DEFAULT_MODULES_FILE);
+                Vec::new()
+            }
+        },
+        Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => {
             warn!("init: {}: {e}", config::DEFAULT_MODULES_FILE);
             Vec::new()
@@ -235,7 +244,7 @@ fn modules_from_file() -> Vec<config::ModuleSpec> {
 fn next_init(init: &InitConfig) -> Result<String, String> {
     match &init.next_init {
         Some(path) => Ok(path.clone()),
-        None if Path::new(config::DEFAULT_NEXT_INIT).exists() => {
+        None if sealgate_linux::fs::exists(config::DEFAULT_NEXT_INIT) => {
             Ok(config::DEFAULT_NEXT_INIT.to_string())
         }
         None => Err(format!(
@@ -258,29 +267,27 @@ fn continuing(what: &str, init: &InitConfig) {
     );
 }
 
-fn fail_and_stop(reason: &str, how: Stop, pid1: bool) -> ExitCode {
+fn fail_and_stop(reason: &str, how: Stop, pid1: bool) -> i32 {
     console(&report::failed_line(reason));
     error!("{reason}");
-    stop(how, pid1, ExitCode::FAILURE)
+    stop(how, pid1, EXIT_FAILED)
 }
 
 /// Stops the machine if PID 1 (never returns then); otherwise returns `code`.
-fn stop(how: Stop, pid1: bool, code: ExitCode) -> ExitCode {
+fn stop(how: Stop, pid1: bool, code: i32) -> i32 {
     if !pid1 {
         debug!("init: not PID 1: exiting instead of {how:?}");
         return code;
     }
-    rustix::fs::sync();
-    let cmd = match how {
-        Stop::PowerOff => RebootCommand::PowerOff,
-        Stop::Halt => RebootCommand::Halt,
-    };
     info!("init: {how:?}");
-    let e = rustix::system::reboot(cmd);
+    let e = process::shutdown(match how {
+        Stop::PowerOff => Shutdown::PowerOff,
+        Stop::Halt => Shutdown::Halt,
+    });
     // PID 1 must not exit (the kernel would panic, and with panic=N reboot into the same
     // failure again): sleep forever instead.
     error!("init: reboot(2) failed: {e:?}; sleeping forever");
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        time::sleep(Duration::from_secs(3600));
     }
 }

@@ -30,13 +30,22 @@
 //! never secret material); with `on_failure=continue` it is followed by
 //! `SEALGATE-CONTINUING <what starts> WITHOUT SECRETS (on_failure=continue)`.
 
-use rustix::fs::{Mode, OFlags};
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::CStr;
+use core::fmt::Write as _;
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use sealgate_linux::fs::retry;
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
+
+/// Microseconds of `CLOCK_BOOTTIME`.
+pub use sealgate_linux::time::boottime_us;
 
 /// Prefix of every report line.
 pub const PREFIX: &str = "SEALGATE-REPORT";
@@ -46,6 +55,8 @@ pub const FAILED: &str = "SEALGATE-FAILED";
 pub const CONTINUING: &str = "SEALGATE-CONTINUING";
 /// `TMPFS_MAGIC`.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
+/// The most of `/proc/self/mountinfo` read (a few hundred bytes per mount).
+const MOUNTINFO_LIMIT: usize = 4 << 20;
 
 /// Percent-encodes everything but printable ASCII other than `%` (so values never
 /// contain spaces or line breaks).
@@ -135,17 +146,20 @@ impl Entry {
     }
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut file = std::fs::File::from(fd);
+/// SHA-256 of the regular file `name` in directory `dir`, hex (symlinks not followed).
+fn hash_file(dir: &OwnedFd, name: &CStr) -> Result<String, Errno> {
+    let fd = retry(|| {
+        rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    })?;
     let mut h = Sha256::new();
     let mut buf = Zeroizing::new(vec![0u8; 8192]);
     loop {
-        let n = file.read(&mut buf)?;
+        let n = retry(|| rustix::io::read(&fd, &mut buf[..]))?;
         if n == 0 {
             break;
         }
@@ -154,50 +168,82 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Every entry below `dir` (not following symlinks), sorted by path.
-pub fn collect(dir: &Path) -> std::io::Result<Vec<Entry>> {
-    fn walk(dir: &Path, out: &mut Vec<Entry>, depth: u32) -> std::io::Result<()> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        for path in names {
-            let md = std::fs::symlink_metadata(&path)?;
-            let ft = md.file_type();
-            let shown = path.to_string_lossy().into_owned();
-            if ft.is_dir() {
-                if depth < 32 {
-                    walk(&path, out, depth + 1)?;
+/// Opens directory `path` below `at` (symlinks followed only if `follow`).
+fn open_dir<Fd: AsFd>(at: Fd, path: &CStr, follow: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    retry(|| rustix::fs::openat(&at, path, flags, Mode::empty()))
+}
+
+/// The names in directory `fd` but `.` and `..`, sorted bytewise.
+fn names(fd: &OwnedFd) -> Result<Vec<CString>, Errno> {
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(fd)? {
+        let name = entry?.file_name().to_owned();
+        if name.as_bytes() != b"." && name.as_bytes() != b".." {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every entry below `dir` (not following symlinks), sorted by path. Names that are not
+/// UTF-8 are shown with U+FFFD in their place (and then percent-encoded); files are
+/// opened by their real names, relative to their directory.
+pub fn collect(dir: &str) -> Result<Vec<Entry>, Errno> {
+    fn walk(fd: &OwnedFd, shown_dir: &str, out: &mut Vec<Entry>, depth: u32) -> Result<(), Errno> {
+        for name in names(fd)? {
+            let st = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let sep = if shown_dir.ends_with('/') { "" } else { "/" };
+            let shown = format!("{shown_dir}{sep}{}", name.to_string_lossy());
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => {
+                    if depth < 32 {
+                        let sub = open_dir(fd, &name, false)?;
+                        walk(&sub, &shown, out, depth + 1)?;
+                    }
                 }
-            } else if ft.is_file() {
-                out.push(Entry::Secret {
-                    size: md.len(),
-                    mode: md.mode() & 0o7777,
-                    uid: md.uid(),
-                    gid: md.gid(),
-                    sha256: hash_file(&path)?,
+                FileType::RegularFile => out.push(Entry::Secret {
+                    size: st.st_size as u64,
+                    mode: st.st_mode & 0o7777,
+                    uid: st.st_uid,
+                    gid: st.st_gid,
+                    sha256: hash_file(fd, &name)?,
                     path: shown,
-                });
-            } else {
-                let kind = if ft.is_symlink() {
-                    "symlink"
-                } else if ft.is_fifo() {
-                    "fifo"
-                } else if ft.is_socket() {
-                    "socket"
-                } else if ft.is_char_device() {
-                    "char"
-                } else {
-                    "block"
-                };
-                out.push(Entry::Other { path: shown, kind });
+                }),
+                ft => {
+                    let kind = match ft {
+                        FileType::Symlink => "symlink",
+                        FileType::Fifo => "fifo",
+                        FileType::Socket => "socket",
+                        FileType::CharacterDevice => "char",
+                        _ => "block",
+                    };
+                    out.push(Entry::Other { path: shown, kind });
+                }
             }
         }
         Ok(())
     }
+    let path = CString::new(dir).map_err(|_| Errno::INVAL)?;
+    let fd = open_dir(rustix::fs::CWD, &path, true)?;
     let mut out = Vec::new();
-    walk(dir, &mut out, 0)?;
+    walk(&fd, dir, &mut out, 0)?;
     Ok(out)
+}
+
+/// `dir` with symlinks resolved, as the kernel names it (`/proc/self/fd`); `None` if it
+/// cannot be opened, `/proc` is missing or the name is not UTF-8.
+fn canonicalize(dir: &str) -> Option<String> {
+    let fd = retry(|| rustix::fs::open(dir, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())).ok()?;
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::readlink(link.as_str(), Vec::new())
+        .ok()?
+        .into_string()
+        .ok()
 }
 
 /// A mount as `/proc/self/mountinfo` describes it.
@@ -254,16 +300,18 @@ pub fn find_mount(text: &str, mount_point: &str) -> Option<MountInfo> {
 }
 
 /// The `sealed-dir` line for `dir`.
-pub fn sealed_dir_line(dir: &Path) -> String {
-    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let magic = rustix::fs::statfs(&canonical).map(|s| s.f_type as u64).ok();
-    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+pub fn sealed_dir_line(dir: &str) -> String {
+    let canonical = canonicalize(dir).unwrap_or_else(|| dir.to_string());
+    let magic = rustix::fs::statfs(canonical.as_str())
+        .map(|s| s.f_type as u64)
+        .ok();
+    let mount = sealgate_linux::fs::read_file("/proc/self/mountinfo", MOUNTINFO_LIMIT)
         .ok()
-        .and_then(|t| find_mount(&t, &canonical.to_string_lossy()));
+        .and_then(|t| find_mount(core::str::from_utf8(&t).ok()?, &canonical));
     line(
         "sealed-dir",
         &[
-            ("path", dir.to_string_lossy().into_owned()),
+            ("path", dir.to_string()),
             (
                 "tmpfs",
                 if magic == Some(TMPFS_MAGIC) {
@@ -315,23 +363,20 @@ pub fn timing_line(start_us: u64, secrets_us: Option<u64>) -> String {
 }
 
 /// The whole report, one string per line.
-pub fn build(sealed_dir: &Path, ok: bool, start_us: u64, secrets_us: Option<u64>) -> Vec<String> {
+pub fn build(sealed_dir: &str, ok: bool, start_us: u64, secrets_us: Option<u64>) -> Vec<String> {
     let status = if ok { "ok" } else { "failed" }.to_string();
     let mut lines = vec![line(
         "begin",
         &[
             ("version", "1".into()),
-            ("pid", std::process::id().to_string()),
+            ("pid", sealgate_linux::process::id().to_string()),
             ("status", status.clone()),
         ],
     )];
     let entries = match collect(sealed_dir) {
         Ok(e) => e,
         Err(e) => {
-            lines.push(failed_line(&format!(
-                "cannot list {}: {e}",
-                sealed_dir.display()
-            )));
+            lines.push(failed_line(&format!("cannot list {sealed_dir}: {e}")));
             Vec::new()
         }
     };
@@ -349,14 +394,9 @@ pub fn build(sealed_dir: &Path, ok: bool, start_us: u64, secrets_us: Option<u64>
     lines
 }
 
-/// Microseconds of `CLOCK_BOOTTIME`.
-pub fn boottime_us() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    (t.tv_sec as u64) * 1_000_000 + (t.tv_nsec as u64) / 1_000
-}
-
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -407,8 +447,8 @@ mod tests {
         std::fs::write(dir.join("b/key"), b"abc").unwrap();
         std::fs::write(dir.join("a"), b"").unwrap();
         std::os::unix::fs::symlink("b/key", dir.join("c")).unwrap();
-        let lines = build(&dir, true, 1, Some(3));
-        let d = dir.display();
+        let d = dir.to_str().unwrap();
+        let lines = build(d, true, 1, Some(3));
         assert_eq!(
             lines[0],
             format!(
