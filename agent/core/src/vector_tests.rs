@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use serde_json::Value;
 use std::path::PathBuf;
 
-fn vector(name: &str) -> Value {
+pub(crate) fn vector(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/vectors/trustee")
         .join(name);
@@ -20,7 +20,7 @@ fn vector(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+pub(crate) fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("missing {pointer}"))
@@ -38,7 +38,7 @@ fn unhex(h: &str) -> Vec<u8> {
 }
 
 /// Rebuilds the recorded tee key from its private material.
-fn recorded_key(v: &Value) -> TeeKey {
+pub(crate) fn recorded_key(v: &Value) -> TeeKey {
     let key = &v["tee_key"];
     match s(key, "/kty") {
         "EC" => {
@@ -61,7 +61,7 @@ fn recorded_key(v: &Value) -> TeeKey {
     }
 }
 
-const EXCHANGES: &[&str] = &[
+pub(crate) const EXCHANGES: &[&str] = &[
     "p256-cookie.json",
     "p521-cookie.json",
     "rsa-oaep-256-bearer.json",
