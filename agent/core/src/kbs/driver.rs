@@ -62,7 +62,7 @@
 //!   [`MAX_RESOURCE_ATTEMPTS`](super::MAX_RESOURCE_ATTEMPTS) GETs per resource;
 //! - a 404 stops at once;
 //! - a 401 on `/attest` starts a new handshake, at most
-//!   [`MAX_HANDSHAKE_ATTEMPTS`](super::MAX_HANDSHAKE_ATTEMPTS) handshakes per attestation;
+//!   [`MAX_HANDSHAKE_ATTEMPTS`] handshakes per attestation;
 //! - 5xx (and 408/429) answers and transient transport failures are retried after a
 //!   jittered exponential backoff ([`BACKOFF_BASE_MS`] doubling up to [`BACKOFF_MAX_MS`]): a
 //!   handshake step restarts the handshake at `/auth`, a GET is resent. A pause that would
@@ -429,7 +429,8 @@ impl<'d, E> Fetching<'d, E> {
                             step: Sending::Get(session),
                         });
                     }
-                    // Only reachable if a GET handle was dropped: attest again.
+                    // Not reached (every answer to a GET returns the session), but
+                    // without a session the way on is to attest.
                     None => self.state = State::Auth(Handshake::new(self.driver.tee)),
                 },
                 State::Backoff { until_ms, then } if now_ms < until_ms => {
