@@ -1,19 +1,23 @@
-//! The KBS client as a sans-IO driver: it says which HTTP call to make next and
-//! interprets the reply; the binary owns the socket, the clock and the TEE device.
+//! The KBS protocol pieces, sans-IO: the HTTP calls to make and how to read the replies.
+//! [`driver`] strings them into the whole conversation (sequencing, caps, retries and the
+//! deadline); the binary owns the socket, the clock and the TEE device.
+//!
+//! The handshake is typed by its state, so an `/attest` before `/auth` cannot be written:
 //!
 //! ```text
-//! let hs = Handshake::new(tee, &key);
-//! reply = send(hs.auth_call())            -> hs.on_auth(reply)?    => report-data digest
-//! evidence = attester(digest)
-//! reply = send(hs.attest_call(&evidence)) -> hs.on_attest(reply)?  => Session
-//! for each resource: fetch = Fetch::new(uri)
-//!     reply = send(session.resource_call(uri)) -> fetch.on_reply(..) => Done | Reattest | error
+//! Handshake::new(tee)      .auth_call()  -> reply -> .on_auth(&key, reply)?   => Challenged
+//! Challenged               .digest()     -> evidence (report data)
+//!                          .attest_call(&key, &evidence, init_data) -> reply
+//!                          .on_attest(reply)?                              => Session
+//! Session                  .resource_call(uri) -> reply -> Fetch::on_reply => Done | Reattest
 //! ```
 //!
 //! Policy, as the upstream client: a 401 on a resource means "attest again and retry",
 //! at most [`MAX_RESOURCE_ATTEMPTS`] GETs per resource (deny, missing resource and expiry
 //! are all 401 on Trustee, so the cap matters); 404 stops at once; 5xx is transient and
-//! left to the caller's backoff.
+//! retried after a pause ([`Backoff`]).
+
+pub mod driver;
 
 use crate::jwe::{self, JweError};
 use crate::rcar::{self, Challenge, KbsError, ProtocolError, Tee};
@@ -221,27 +225,22 @@ fn status_error(step: Step, reply: &Reply<'_>) -> KbsClientError {
     }
 }
 
-/// An RCAR handshake in progress.
-pub struct Handshake<'k> {
+/// An RCAR handshake before `/auth`: the only call it can make is the `/auth` call, and
+/// its reply turns it into a [`Challenged`] handshake (so an `/attest` before `/auth`
+/// cannot be written).
+#[derive(Clone, Copy, Debug)]
+pub struct Handshake {
     tee: Tee,
-    key: &'k TeeKey,
-    cookie: Option<String>,
-    challenge: Option<Challenge>,
 }
 
-impl<'k> Handshake<'k> {
-    /// Starts a handshake for `tee` with the tee key `key`.
-    pub fn new(tee: Tee, key: &'k TeeKey) -> Self {
-        Handshake {
-            tee,
-            key,
-            cookie: None,
-            challenge: None,
-        }
+impl Handshake {
+    /// Starts a handshake for `tee`.
+    pub fn new(tee: Tee) -> Self {
+        Handshake { tee }
     }
 
     /// The `/auth` call.
-    pub fn auth_call(&self) -> Call<'_> {
+    pub fn auth_call(&self) -> Call<'static> {
         Call {
             method: Method::Post,
             path: "/kbs/v0/auth".into(),
@@ -251,30 +250,68 @@ impl<'k> Handshake<'k> {
         }
     }
 
-    /// Takes the `/auth` reply; returns the binding digest the evidence must carry
-    /// (raw for the sample TEE, zero-padded to 64 bytes of REPORT_DATA for SNP/TDX).
-    pub fn on_auth(&mut self, reply: Reply<'_>) -> Result<Vec<u8>, KbsClientError> {
+    /// Takes the `/auth` reply; on success the handshake holds the challenge and the
+    /// binding digest for `key` that the evidence must carry.
+    pub fn on_auth(self, key: &TeeKey, reply: Reply<'_>) -> Result<Challenged, KbsClientError> {
         if reply.status != 200 {
             return Err(status_error(Step::Auth, &reply));
         }
         let challenge = rcar::parse_challenge(reply.body).map_err(KbsClientError::Protocol)?;
-        self.cookie = reply.session_cookie.map(String::from);
-        let digest = rcar::binding_digest(&challenge, self.key.public_jwk(), "");
-        self.challenge = Some(challenge);
-        Ok(digest)
+        let digest = rcar::binding_digest(&challenge, key.public_jwk(), "");
+        Ok(Challenged {
+            tee: self.tee,
+            cookie: reply.session_cookie.map(String::from),
+            challenge,
+            digest,
+        })
     }
 
-    /// The `/attest` call carrying `evidence` (the TEE's primary evidence object) and
-    /// optional init-data TOML. Call only after a successful [`Handshake::on_auth`].
-    pub fn attest_call<E: Serialize>(&self, evidence: &E, init_data: Option<&str>) -> Call<'_> {
-        let body = self
-            .challenge
-            .as_ref()
-            .map(|c| rcar::attest_body(c, self.key.public_jwk(), evidence, "", init_data));
+    /// The TEE this handshake attests.
+    pub fn tee(&self) -> Tee {
+        self.tee
+    }
+}
+
+/// An RCAR handshake after a successful `/auth`: it knows the challenge, and its next call
+/// is `/attest`.
+#[derive(Debug)]
+pub struct Challenged {
+    tee: Tee,
+    cookie: Option<String>,
+    challenge: Challenge,
+    digest: Vec<u8>,
+}
+
+impl Challenged {
+    /// The binding digest the evidence must carry (raw for the sample TEE, zero-padded to
+    /// 64 bytes of REPORT_DATA for SNP/TDX).
+    pub fn digest(&self) -> &[u8] {
+        &self.digest
+    }
+
+    /// The TEE this handshake attests.
+    pub fn tee(&self) -> Tee {
+        self.tee
+    }
+
+    /// The `/attest` call carrying `evidence` (the TEE's primary evidence object for
+    /// [`Challenged::digest`]) and optional init-data TOML, for the same `key` as `/auth`.
+    pub fn attest_call<E: Serialize>(
+        &self,
+        key: &TeeKey,
+        evidence: &E,
+        init_data: Option<&str>,
+    ) -> Call<'_> {
         Call {
             method: Method::Post,
             path: "/kbs/v0/attest".into(),
-            body,
+            body: Some(rcar::attest_body(
+                &self.challenge,
+                key.public_jwk(),
+                evidence,
+                "",
+                init_data,
+            )),
             session_cookie: self.cookie.as_deref(),
             bearer: None,
         }
@@ -291,11 +328,6 @@ impl<'k> Handshake<'k> {
             cookie,
             token: Zeroizing::new(token),
         })
-    }
-
-    /// The TEE this handshake attests.
-    pub fn tee(&self) -> Tee {
-        self.tee
     }
 }
 
@@ -460,7 +492,7 @@ mod tests {
     #[test]
     fn handshake_calls_and_errors() {
         let key = TeeKey::generate(KeyAlgorithm::EcdhP256, &mut test_rng()).unwrap();
-        let mut hs = Handshake::new(Tee::Sample, &key);
+        let hs = Handshake::new(Tee::Sample);
         let call = hs.auth_call();
         assert_eq!(
             (call.method, call.path.as_str()),
@@ -468,14 +500,18 @@ mod tests {
         );
 
         let refused = br#"{"type":"https://github.com/confidential-containers/kbs/errors/AttestationError","detail":"Attestation error: RCAR handshake Auth failed: x"}"#;
-        let e = hs.on_auth(reply(401, refused)).unwrap_err();
+        let e = hs.on_auth(&key, reply(401, refused)).unwrap_err();
         assert_eq!(
             e.to_string(),
             "the KBS refused the auth step with HTTP 401 (AttestationError: Attestation error: RCAR handshake Auth failed: x)"
         );
-        assert!(hs.on_auth(reply(503, b"busy")).unwrap_err().is_transient());
+        assert!(
+            hs.on_auth(&key, reply(503, b"busy"))
+                .unwrap_err()
+                .is_transient()
+        );
         assert!(matches!(
-            hs.on_auth(reply(200, b"<html>")),
+            hs.on_auth(&key, reply(200, b"<html>")),
             Err(KbsClientError::Protocol(_))
         ));
 
@@ -486,10 +522,10 @@ mod tests {
             body: challenge,
             session_cookie: Some("0123456789abcdef0123456789abcdef"),
         };
-        let digest = hs.on_auth(ok).unwrap();
-        assert_eq!(digest.len(), 48);
-        let evidence = rcar::SampleEvidence::new(&digest);
-        let call = hs.attest_call(&evidence, None);
+        let hs = hs.on_auth(&key, ok).unwrap();
+        assert_eq!(hs.digest().len(), 48);
+        let evidence = rcar::SampleEvidence::new(hs.digest());
+        let call = hs.attest_call(&key, &evidence, None);
         assert_eq!(
             call.session_cookie,
             Some("0123456789abcdef0123456789abcdef")

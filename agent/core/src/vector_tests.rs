@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use serde_json::Value;
 use std::path::PathBuf;
 
-fn vector(name: &str) -> Value {
+pub(crate) fn vector(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/vectors/trustee")
         .join(name);
@@ -22,7 +22,7 @@ fn vector(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+pub(crate) fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("missing {pointer}"))
@@ -40,7 +40,7 @@ fn unhex(h: &str) -> Vec<u8> {
 }
 
 /// Rebuilds the recorded tee key from its private material.
-fn recorded_key(v: &Value) -> TeeKey {
+pub(crate) fn recorded_key(v: &Value) -> TeeKey {
     let key = &v["tee_key"];
     match s(key, "/kty") {
         "EC" => {
@@ -67,7 +67,7 @@ fn recorded_key(v: &Value) -> TeeKey {
 
 /// The recorded exchanges whose tee-key algorithm this build contains (P-521 and RSA are
 /// cargo features; a P-256-only build checks what it has).
-const EXCHANGES: &[&str] = &[
+pub(crate) const EXCHANGES: &[&str] = &[
     "p256-cookie.json",
     #[cfg(feature = "p521")]
     "p521-cookie.json",

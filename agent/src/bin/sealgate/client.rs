@@ -1,20 +1,23 @@
-//! Drives the core's KBS state machine over a transport, with the timing policy the core
-//! leaves to the shell: transient failures (connection refused or reset, timeouts, 5xx)
-//! are retried with jittered exponential backoff until the configured deadline; every
-//! other failure is final. The tee key is generated once and used for every
-//! (re-)attestation of the run.
+//! Runs the core's KBS driver ([`sealgate_core::kbs::driver`]) over a transport: the
+//! driver decides what to send, when to attest, how long to back off and when to give up;
+//! this loop makes the calls, gets the evidence, reads the clock, sleeps and logs. The tee
+//! key is generated once and used for every (re-)attestation of the run.
 
 use crate::evidence::Attester;
-use sealgate_core::kbs::{
-    self, Backoff, Call, Fetch, Handshake, KbsClientError, Next, Reply, Session, Step,
-};
-use sealgate_core::rcar::Tee;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+use sealgate_core::kbs::driver::{self, Action, Driver, Event};
+use sealgate_core::kbs::{Call, Reply};
 use sealgate_core::teekey::TeeKey;
 use sealgate_core::uri::ResourceUri;
+use sealgate_linux::os_rng::random_u32;
+use sealgate_linux::time::{Instant, sleep};
 use sealgate_linux::{debug, info, warn};
-use std::fmt;
-use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
+
+pub use sealgate_core::kbs::driver::Stats;
 
 /// An HTTP response as the client needs it.
 pub struct Response {
@@ -37,85 +40,60 @@ pub struct TransportError {
     pub transient: bool,
 }
 
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Sends one protocol call and returns the response.
 pub trait Transport {
     /// Makes the HTTP exchange for `call`.
     fn exchange(&mut self, call: &Call<'_>) -> Result<Response, TransportError>;
 }
 
-/// Why the agent could not get a secret.
-#[derive(Debug)]
-pub enum ClientError {
-    /// The KBS said no, or said something unusable.
-    Kbs(KbsClientError),
-    /// The network failed in a way retrying does not fix, or the deadline passed.
-    Transport(String),
-    /// The TEE could not produce evidence (fatal: never falls back to another TEE).
-    Evidence(String),
-}
+/// What the evidence provider reports when it cannot produce evidence.
+pub type EvidenceError = String;
 
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Kbs(e) => write!(f, "{e}"),
-            ClientError::Transport(e) => f.write_str(e),
-            ClientError::Evidence(e) => write!(f, "cannot get evidence: {e}"),
-        }
-    }
-}
-
-/// Counters for the final report and the benchmarks.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    /// Completed attestations.
-    pub attestations: u32,
-    /// Resources fetched.
-    pub resources: u32,
-    /// Retries after transient failures.
-    pub retries: u32,
-}
+/// Why the agent could not get a secret: the KBS refused or said something unusable, the
+/// network failed for good, the deadline passed while retrying (naming the last transient
+/// failure), or the TEE gave no evidence. No variant carries secret material.
+pub type ClientError = driver::Error<EvidenceError>;
 
 /// A KBS client for one run.
 pub struct Client<T: Transport> {
     transport: T,
-    tee: Tee,
-    key: TeeKey,
     attester: Attester,
-    init_data: Option<String>,
-    session: Option<Session>,
-    deadline: Instant,
-    backoff: Backoff,
-    jitter: Box<dyn FnMut() -> u32>,
+    driver: Driver,
     /// Counters.
     pub stats: Stats,
 }
 
-/// What a failed attempt means for the retry loop.
-enum Attempt<V> {
-    Done(V),
-    Retry(String),
+/// Milliseconds on the monotonic clock, the driver's time.
+fn now_ms() -> u64 {
+    Instant::now().as_millis()
 }
 
 impl<T: Transport> Client<T> {
-    /// A client that gives up on transient failures after `deadline`.
+    /// A client that gives up retrying transient failures at `deadline`.
     pub fn new(
         transport: T,
         key: TeeKey,
         attester: Attester,
         init_data: Option<String>,
         deadline: Instant,
-        jitter: Box<dyn FnMut() -> u32>,
     ) -> Self {
+        let driver = Driver::new(
+            attester.tee(),
+            key,
+            init_data,
+            deadline.as_millis(),
+            random_u32(),
+        );
         Client {
             transport,
-            tee: attester.tee(),
-            key,
             attester,
-            init_data,
-            session: None,
-            deadline,
-            backoff: Backoff::new(250, 5_000),
-            jitter,
+            driver,
             stats: Stats::default(),
         }
     }
@@ -125,129 +103,50 @@ impl<T: Transport> Client<T> {
         &self.transport
     }
 
-    /// Sleeps before the next retry, or fails if that would pass the deadline.
-    fn pause(&mut self, why: &str) -> Result<(), ClientError> {
-        let delay = Duration::from_millis(self.backoff.next_delay_ms((self.jitter)()));
-        let now = Instant::now();
-        if now + delay > self.deadline {
-            return Err(ClientError::Transport(format!(
-                "{why}; giving up: the retry deadline has passed"
-            )));
-        }
-        warn!("{why}; retrying in {} ms", delay.as_millis());
-        self.stats.retries += 1;
-        std::thread::sleep(delay);
-        Ok(())
-    }
-
-    /// Runs one RCAR handshake (auth, evidence, attest).
-    fn handshake(&mut self) -> Result<Attempt<Session>, ClientError> {
-        let mut hs = Handshake::new(self.tee, &self.key);
-        let resp = match send(&mut self.transport, &hs.auth_call())? {
-            Attempt::Done(r) => r,
-            Attempt::Retry(why) => return Ok(Attempt::Retry(why)),
-        };
-        let digest = match hs.on_auth(reply(&resp)) {
-            Ok(d) => d,
-            Err(e) if e.is_transient() => return Ok(Attempt::Retry(e.to_string())),
-            Err(e) => return Err(ClientError::Kbs(e)),
-        };
-        let evidence = self
-            .attester
-            .evidence(&digest)
-            .map_err(ClientError::Evidence)?;
-        let call = hs.attest_call(&evidence, self.init_data.as_deref());
-        let resp = match send(&mut self.transport, &call)? {
-            Attempt::Done(r) => r,
-            Attempt::Retry(why) => return Ok(Attempt::Retry(why)),
-        };
-        match hs.on_attest(reply(&resp)) {
-            Ok(s) => Ok(Attempt::Done(s)),
-            Err(e) if e.is_transient() => Ok(Attempt::Retry(e.to_string())),
-            Err(e) => Err(ClientError::Kbs(e)),
-        }
-    }
-
-    /// Attests (again), retrying transient failures until the deadline.
-    pub fn attest(&mut self) -> Result<(), ClientError> {
-        let mut refusals = 0;
-        loop {
-            match self.handshake() {
-                Ok(Attempt::Done(session)) => {
-                    self.stats.attestations += 1;
-                    info!("attested to the KBS as '{}'", self.tee.as_str());
-                    self.session = Some(session);
-                    return Ok(());
-                }
-                Ok(Attempt::Retry(why)) => self.pause(&why)?,
-                Err(ClientError::Kbs(
-                    e @ KbsClientError::Refused {
-                        step: Step::Attest, ..
-                    },
-                )) if refusals + 1 < kbs::MAX_HANDSHAKE_ATTEMPTS => {
-                    refusals += 1;
-                    warn!("{e}; starting a new handshake (the session may have expired)");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// Fetches and decrypts one resource, attesting first if needed and again when the
-    /// KBS answers 401 (at most [`kbs::MAX_RESOURCE_ATTEMPTS`] GETs).
+    /// KBS answers 401 (at most [`sealgate_core::kbs::MAX_RESOURCE_ATTEMPTS`] GETs).
     pub fn fetch(&mut self, uri: &ResourceUri) -> Result<Zeroizing<Vec<u8>>, ClientError> {
-        if self.session.is_none() {
-            self.attest()?;
-        }
-        let mut fetch = Fetch::new();
-        loop {
-            let Some(session) = self.session.as_ref() else {
-                return Err(ClientError::Transport("no session".into()));
-            };
-            let call = session.resource_call(uri);
-            let resp = match send(&mut self.transport, &call)? {
-                Attempt::Done(r) => r,
-                Attempt::Retry(why) => {
-                    self.pause(&why)?;
-                    continue;
+        let mut job = self.driver.fetch(uri);
+        let result = loop {
+            match job.next(now_ms()) {
+                Action::Send(out) => {
+                    let answer = self.transport.exchange(&out.call());
+                    let event = match answer {
+                        Ok(response) => out.on_reply(
+                            now_ms(),
+                            Reply {
+                                status: response.status,
+                                body: &response.body,
+                                session_cookie: response.session_cookie.as_deref(),
+                            },
+                        ),
+                        Err(e) => out.on_transport_error(now_ms(), e.transient, e.message),
+                    };
+                    if let Some(event) = event {
+                        log(&event);
+                    }
                 }
-            };
-            match fetch.on_reply(uri, &self.key, reply(&resp)) {
-                Ok(Next::Done(secret)) => {
-                    self.stats.resources += 1;
+                Action::NeedEvidence(request) => {
+                    let evidence = self.attester.evidence(request.digest());
+                    request.on_evidence(now_ms(), evidence);
+                }
+                Action::Wait(ms) => sleep(Duration::from_millis(ms)),
+                Action::Done(secret) => {
                     debug!("fetched {uri} ({} bytes)", secret.len());
-                    return Ok(secret);
+                    break Ok(secret);
                 }
-                Ok(Next::Reattest) => {
-                    let why = sealgate_core::rcar::KbsError::parse(&resp.body)
-                        .map(|e| e.to_string())
-                        .unwrap_or_default();
-                    warn!("{uri}: HTTP 401 {why}; attesting again");
-                    self.attest()?;
-                }
-                Err(e) if e.is_transient() => self.pause(&e.to_string())?,
-                Err(e) => return Err(ClientError::Kbs(e)),
+                Action::Failed(e) => break Err(e),
             }
-        }
+        };
+        self.stats = self.driver.stats();
+        result
     }
 }
 
-/// One exchange, sorting transport failures into "retry later" and "give up".
-fn send<T: Transport>(
-    transport: &mut T,
-    call: &Call<'_>,
-) -> Result<Attempt<Response>, ClientError> {
-    match transport.exchange(call) {
-        Ok(r) => Ok(Attempt::Done(r)),
-        Err(e) if e.transient => Ok(Attempt::Retry(e.message)),
-        Err(e) => Err(ClientError::Transport(e.message)),
-    }
-}
-
-fn reply(resp: &Response) -> Reply<'_> {
-    Reply {
-        status: resp.status,
-        body: &resp.body,
-        session_cookie: resp.session_cookie.as_deref(),
+fn log(event: &Event) {
+    if event.is_warning() {
+        warn!("{event}");
+    } else {
+        info!("{event}");
     }
 }

@@ -22,11 +22,12 @@ use sealgate_linux::inputdir::{self, InputLimits};
 use sealgate_linux::net::{ClientConfig, HttpClient};
 use sealgate_linux::os_rng;
 use sealgate_linux::sealdir::{Owner, SealDir, SealOptions};
+use sealgate_linux::time::Instant;
 use sealgate_linux::{debug, info, warn};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// A failure, as the operator reads it on the console. Built from errors whose messages
@@ -149,12 +150,6 @@ fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    os_rng::fill(&mut b);
-    u32::from_le_bytes(b)
-}
-
 /// Generates the tee key, picks the attester and connects the client.
 fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTransport>, Failure> {
     let url =
@@ -180,7 +175,6 @@ fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTran
         attester,
         init_data.map(|d| d.raw().to_string()),
         deadline,
-        Box::new(random_u32),
     ))
 }
 
