@@ -1,11 +1,11 @@
 //! sealgate's Linux platform layer: everything the sans-IO core must not do, on rustix.
 //!
 //! `no_std` + `alloc`; every system call goes through rustix's linux_raw backend, so the guest
-//! binary needs no libc. (Being ported: modules still on std are marked in the module list.)
+//! binary needs no libc. Unit tests run with std (the test harness needs it).
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
-// TEMPORARY during the port: std until every module is on core/alloc/rustix, then
-// `#![no_std]` (tests keep std).
 extern crate alloc;
 
 pub mod fs;

@@ -7,9 +7,13 @@ use core::sync::atomic::{AtomicU8, Ordering};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Level {
+    /// Failures.
     Error = 0,
+    /// Something the operator should know: insecure settings, retries.
     Warn = 1,
+    /// Progress (the default).
     Info = 2,
+    /// Details for debugging.
     Debug = 3,
 }
 
@@ -80,11 +84,15 @@ pub fn write(level: Level, args: core::fmt::Arguments<'_>) {
     }
 }
 
+/// Logs an error (`format!` syntax).
 #[macro_export]
 macro_rules! error { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($t)*)) } }
+/// Logs a warning (`format!` syntax).
 #[macro_export]
 macro_rules! warn { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Warn, format_args!($($t)*)) } }
+/// Logs an informational line (`format!` syntax).
 #[macro_export]
 macro_rules! info { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) } }
+/// Logs a debug line (`format!` syntax).
 #[macro_export]
 macro_rules! debug { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) } }

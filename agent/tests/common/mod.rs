@@ -18,6 +18,7 @@
 //! are killed after [`RUN_LIMIT`].
 #![allow(dead_code)]
 
+mod bins;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -32,10 +33,7 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use test_kbs::{Config, Effect, Fault, FaultKind, Policy, Rule, Server, Stats, Step};
 
-/// The binary under test.
-pub const SEALGATE: &str = env!("CARGO_BIN_EXE_sealgate");
-/// The operator tool (makes sealed secrets).
-pub const SEALCTL: &str = env!("CARGO_BIN_EXE_sealctl");
+pub use bins::{sealctl_bin, sealgate_bin};
 
 /// Longest any single sealgate run may take before the test kills it and fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -346,7 +344,7 @@ impl World {
     /// watched.
     pub fn bare(&self) -> Sealgate {
         Sealgate {
-            program: SEALGATE.into(),
+            program: sealgate_bin().into(),
             args: Vec::new(),
             secrets: self.secrets.lock().unwrap().clone(),
             watch: vec![self.sealed.clone()],
@@ -723,7 +721,7 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Runs sealctl, which must succeed; returns its stdout.
 #[track_caller]
 pub fn sealctl(args: &[&str]) -> String {
-    let out = Command::new(SEALCTL)
+    let out = Command::new(sealctl_bin())
         .args(args)
         .stdin(Stdio::null())
         .output()

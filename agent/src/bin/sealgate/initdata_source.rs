@@ -2,32 +2,80 @@
 //! magic, length, gzip), or `scan` — every virtio/SCSI disk searched for that magic, as
 //! the kata agent does.
 
-use crate::run::Failure;
-use sealgate_core::initdata::{self, BLOCK_MAGIC, InitData, MAX_INITDATA_LEN};
+use crate::prelude::*;
+use core::fmt;
+use sealgate_core::initdata::{self, BLOCK_MAGIC, InitData, InitDataError, MAX_INITDATA_LEN};
 use sealgate_linux::debug;
-use std::io::Read;
-use std::path::Path;
+use sealgate_linux::fs::{self, Kind, ReadError};
+
+/// The most a disk listing may hold while scanning.
+const MAX_BLOCK_DEVICES: usize = 1024;
+
+/// Why init-data could not be loaded. Names the source, never the content.
+#[derive(Debug)]
+pub enum InitDataSourceError {
+    /// The file or device could not be read.
+    Read {
+        /// The path.
+        source: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// It was read but is not valid init-data.
+    Invalid {
+        /// The path (file or device).
+        source: String,
+        /// Why.
+        error: InitDataError,
+    },
+    /// `scan` could not list the disks.
+    Scan(ReadError),
+    /// `scan` found no disk with the init-data magic.
+    NotFound,
+}
+
+impl fmt::Display for InitDataSourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitDataSourceError::Read { source, error } => write!(f, "init-data {source}: {error}"),
+            InitDataSourceError::Invalid { source, error } => {
+                if source.starts_with("/dev/") {
+                    write!(f, "init-data on {source}: {error}")
+                } else {
+                    write!(f, "init-data {source}: {error}")
+                }
+            }
+            InitDataSourceError::Scan(e) => write!(f, "init-data scan: /sys/block: {e}"),
+            InitDataSourceError::NotFound => {
+                f.write_str("init-data scan: no disk carries the init-data magic")
+            }
+        }
+    }
+}
 
 /// Loads init-data from `spec`: a path (file or block device), or `scan`.
-pub fn load(spec: &str) -> Result<InitData, Failure> {
+pub fn load(spec: &str) -> Result<InitData, InitDataSourceError> {
     if spec == "scan" {
         return scan();
     }
-    let bytes =
-        read_head(Path::new(spec)).map_err(|e| Failure(format!("init-data {spec}: {e}")))?;
-    decode(&bytes).map_err(|e| Failure(format!("init-data {spec}: {e}")))
+    let bytes = read_head(spec).map_err(|error| InitDataSourceError::Read {
+        source: spec.into(),
+        error,
+    })?;
+    decode(&bytes).map_err(|error| InitDataSourceError::Invalid {
+        source: spec.into(),
+        error,
+    })
 }
 
 /// Reads at most what a maximal init-data can occupy (header + a gzip stream or TOML).
-fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take((16 + MAX_INITDATA_LEN + 1) as u64)
-        .read_to_end(&mut buf)?;
-    Ok(buf)
+/// A regular file or a block device; a FIFO or socket is refused without blocking.
+fn read_head(path: &str) -> Result<Vec<u8>, ReadError> {
+    let fd = fs::open_checked(path, Kind::RegularOrBlock)?;
+    fs::read_prefix(&fd, 16 + MAX_INITDATA_LEN + 1)
 }
 
-fn decode(bytes: &[u8]) -> Result<InitData, initdata::InitDataError> {
+fn decode(bytes: &[u8]) -> Result<InitData, InitDataError> {
     if bytes.starts_with(BLOCK_MAGIC) {
         InitData::parse(&initdata::from_block_device(bytes)?)
     } else {
@@ -35,24 +83,23 @@ fn decode(bytes: &[u8]) -> Result<InitData, initdata::InitDataError> {
     }
 }
 
-fn scan() -> Result<InitData, Failure> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
-        .map_err(|e| Failure(format!("init-data scan: /sys/block: {e}")))?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+fn scan() -> Result<InitData, InitDataSourceError> {
+    let names = fs::list_dir("/sys/block", MAX_BLOCK_DEVICES).map_err(InitDataSourceError::Scan)?;
+    for name in names
+        .iter()
         .filter(|n| n.starts_with("vd") || n.starts_with("sd"))
-        .collect();
-    names.sort();
-    for name in names {
+    {
         let dev = format!("/dev/{name}");
-        match read_head(Path::new(&dev)) {
+        match read_head(&dev) {
             Ok(bytes) if bytes.starts_with(BLOCK_MAGIC) => {
-                return decode(&bytes).map_err(|e| Failure(format!("init-data on {dev}: {e}")));
+                return decode(&bytes).map_err(|error| InitDataSourceError::Invalid {
+                    source: dev,
+                    error,
+                });
             }
             Ok(_) => debug!("{dev}: no init-data magic"),
             Err(e) => debug!("{dev}: {e}"),
         }
     }
-    Err(Failure(
-        "init-data scan: no disk carries the init-data magic".into(),
-    ))
+    Err(InitDataSourceError::NotFound)
 }

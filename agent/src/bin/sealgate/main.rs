@@ -1,10 +1,13 @@
 //! sealgate: the guest agent. See `sealgate --help`.
+//!
+//! A `no_std`, `no_main` program with no libc: `sealgate-rt` (origin) starts it, and every
+//! system call goes through the platform layer (`sealgate-linux`, on rustix).
+// Unit tests build with std and the test harness; the program itself is no_std/no_main.
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
-
-use sealgate_linux as shell;
-use sealgate_linux::error;
 
 mod cli;
 mod client;
@@ -15,7 +18,6 @@ mod run;
 mod transport;
 
 /// The alloc items every module uses (a no_std crate has no std prelude).
-#[allow(unused_imports)]
 mod prelude {
     pub use alloc::borrow::ToOwned;
     pub use alloc::boxed::Box;
@@ -26,11 +28,22 @@ mod prelude {
     pub use alloc::vec::Vec;
 }
 
-use std::process::ExitCode;
+use prelude::*;
+use sealgate_linux::log::{self, Level};
+use sealgate_linux::{eprintln, error, print, println};
+use sealgate_rt::Process;
 
-fn main() -> ExitCode {
-    let start_us = init::report::boottime_us();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+#[cfg(not(test))]
+sealgate_rt::program!(main);
+
+/// Exit statuses (README, "Exit status").
+const EXIT_FAILURE: i32 = 1;
+const EXIT_USAGE: i32 = 2;
+
+#[cfg_attr(test, allow(dead_code))]
+fn main(process: Process) -> i32 {
+    let start_us = sealgate_linux::time::boottime_us();
+    let args: Vec<String> = process.args.iter().skip(1).cloned().collect();
     // As PID 1 (the kernel's /init), every argument belongs to the next init, unless the
     // first one is a sealgate command (`sealgate unseal` as a container's entry point).
     if rustix::process::getpid().is_init()
@@ -38,84 +51,70 @@ fn main() -> ExitCode {
             .first()
             .is_none_or(|a| !cli::COMMANDS.contains(&a.as_str()))
     {
-        return exit_code(init::main(
-            cli::Options::default(),
-            args,
-            &environment(),
-            start_us,
-        ));
+        return init::main(cli::Options::default(), args, &process.env, start_us);
     }
     let command = match cli::parse(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sealgate: {e}");
-            return ExitCode::from(2);
+            return EXIT_USAGE;
         }
     };
     let result = match command {
         cli::Command::Help => {
             print!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
+            return 0;
         }
         cli::Command::Version => {
             println!("sealgate {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            return 0;
         }
-        cli::Command::Unseal(opts) => with_log_level(&opts)
-            .and_then(|()| run::read_sources(&opts))
-            .and_then(|sources| run::unseal(&opts, sources)),
-        cli::Command::GetResource(opts, uri) => {
-            with_log_level(&opts).and_then(|()| run::get_resource(&opts, &uri))
-        }
+        cli::Command::Unseal(opts) => with_log_level(&opts, &process)
+            .map_err(|e| usage(&e))
+            .and_then(|()| {
+                run::read_sources(&opts)
+                    .and_then(|sources| run::unseal(&opts, sources))
+                    .map_err(|e| failed(&e))
+            }),
+        cli::Command::GetResource(opts, uri) => with_log_level(&opts, &process)
+            .map_err(|e| usage(&e))
+            .and_then(|()| run::get_resource(&opts, &uri).map_err(|e| failed(&e))),
         cli::Command::Init(opts, next_args) => {
-            if let Err(run::Failure(message)) = with_log_level(&opts) {
-                eprintln!("sealgate: {message}");
-                return ExitCode::from(2);
+            if let Err(e) = with_log_level(&opts, &process) {
+                return usage(&e);
             }
-            return exit_code(init::main(opts, next_args, &environment(), start_us));
+            return init::main(opts, next_args, &process.env, start_us);
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(run::Failure(message)) => {
-            error!("{message}");
-            ExitCode::FAILURE
-        }
+        Ok(()) => 0,
+        Err(status) => status,
     }
 }
 
-/// The environment as `NAME=value` entries (TEMPORARY until origin hands over envp).
-fn environment() -> Vec<Vec<u8>> {
-    use std::os::unix::ffi::OsStringExt as _;
-    std::env::vars_os()
-        .map(|(k, v)| {
-            let mut e = k.into_vec();
-            e.push(b'=');
-            e.extend(v.into_vec());
-            e
-        })
-        .collect()
+fn usage(message: &str) -> i32 {
+    eprintln!("sealgate: {message}");
+    EXIT_USAGE
 }
 
-fn exit_code(status: i32) -> ExitCode {
-    ExitCode::from(status as u8)
+fn failed(failure: &run::Failure) -> i32 {
+    error!("{failure}");
+    EXIT_FAILURE
 }
 
 /// Applies the log level early (flag, else `SEALGATE_LOG`); the config file and kernel
 /// command line can lower or raise it once loaded.
-fn with_log_level(opts: &cli::Options) -> Result<(), run::Failure> {
+fn with_log_level(opts: &cli::Options, process: &Process) -> Result<(), String> {
     let level = opts
         .flags
         .log_level
         .clone()
-        .or_else(|| std::env::var("SEALGATE_LOG").ok());
+        .or_else(|| process.var("SEALGATE_LOG").map(String::from));
     if let Some(name) = level {
-        let level = shell::log::Level::parse(&name).ok_or_else(|| {
-            run::Failure(format!(
-                "invalid log level '{name}' (error, warn, info or debug)"
-            ))
+        let level = Level::parse(&name).ok_or_else(|| {
+            format!("invalid log level '{name}' (error, warn, info or debug)")
         })?;
-        shell::log::set_level(level);
+        log::set_level(level);
     }
     Ok(())
 }

@@ -8,35 +8,262 @@
 
 use crate::cli::Options;
 use crate::client::{Client, ClientError};
-use crate::evidence::Attester;
-use crate::initdata_source;
+use crate::evidence::{Attester, AttesterError};
+use crate::initdata_source::{self, InitDataSourceError};
+use crate::prelude::*;
 use crate::transport::HttpTransport;
-use sealgate_core::config::{self, Config, Settings};
-use sealgate_core::hosts::Url;
-use sealgate_core::initdata::InitData;
-use sealgate_core::outpath::RelPath;
-use sealgate_core::sealed::{self, KeySource, PublicJwk, SealedSecret, Secret, Unseal};
-use sealgate_core::teekey::TeeKey;
-use sealgate_core::uri::ResourceUri;
-use sealgate_linux::inputdir::{self, InputLimits};
+use core::fmt;
+use core::time::Duration;
+use sealgate_core::config::{self, Config, ConfigError, Settings};
+use sealgate_core::hosts::{AddrError, Url};
+use sealgate_core::initdata::{InitData, InitDataError};
+use sealgate_core::outpath::{PathError, RelPath};
+use sealgate_core::sealed::{self, KeySource, PublicJwk, SealedError, SealedSecret, Secret, Unseal};
+use sealgate_core::teekey::{KeyError, TeeKey};
+use sealgate_core::uri::{ResourceUri, UriError};
+use sealgate_linux::fs::{self, ReadError};
+use sealgate_linux::inputdir::{self, InputError, InputLimits};
 use sealgate_linux::net::{ClientConfig, HttpClient};
 use sealgate_linux::os_rng;
-use sealgate_linux::sealdir::{Owner, SealDir, SealOptions};
+use sealgate_linux::sealdir::{Owner, SealDir, SealError, SealOptions};
 use sealgate_linux::time::Instant;
 use sealgate_linux::{debug, info, warn};
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// A failure, as the operator reads it on the console. Built from errors whose messages
-/// never contain secret material.
-pub struct Failure(pub String);
+/// Config files are small; a larger one is a mistake or an attack.
+const MAX_CONFIG_FILE: usize = 1 << 20;
+/// The kernel command line is at most a few KiB on every architecture.
+const MAX_CMDLINE: usize = 64 << 10;
+/// A public JWK is a few hundred bytes.
+const MAX_VERIFICATION_KEY: usize = 64 << 10;
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure(e.to_string())
+/// Why a command failed, as the operator reads it on the console. Every variant holds a
+/// typed error whose message never contains secret material (file contents, plaintexts,
+/// keys); a file is named by its path, never quoted.
+#[derive(Debug)]
+pub enum Failure {
+    /// The kernel command line could not be read.
+    Cmdline {
+        /// Its path (`/proc/cmdline` unless `--kernel-cmdline`).
+        path: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// A setting is invalid (flags, kernel command line, or the merged result).
+    Config(ConfigError),
+    /// The config file could not be read.
+    ConfigRead {
+        /// Its path.
+        path: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// The config file is not UTF-8.
+    ConfigNotUtf8 {
+        /// Its path.
+        path: String,
+    },
+    /// The config file does not parse.
+    ConfigFile {
+        /// Its path.
+        path: String,
+        /// Why (position, never content).
+        error: ConfigError,
+    },
+    /// Init-data could not be loaded.
+    InitDataSource(InitDataSourceError),
+    /// Init-data is malformed (its KBS section).
+    InitData(InitDataError),
+    /// The KBS URL does not parse.
+    KbsUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why.
+        error: AddrError,
+    },
+    /// The TEE interface is missing, or init-data does not match it.
+    Attester(AttesterError),
+    /// The tee key could not be generated.
+    TeeKey(KeyError),
+    /// No resource and no sealed-secret directory is configured.
+    NothingToUnseal,
+    /// A configured output path is invalid.
+    OutputPath {
+        /// The resource it belongs to.
+        uri: String,
+        /// Why.
+        error: PathError,
+    },
+    /// The sealed-secret input directory could not be read.
+    Input(InputError),
+    /// A sealed-secret input file is not a sealed secret.
+    SealedInput {
+        /// `dir/relative path` of the file.
+        file: String,
+        /// Why.
+        error: SealedError,
+    },
+    /// Two outputs map to the same path.
+    DuplicateOutput(RelPath),
+    /// The sealed directory could not be prepared or written.
+    SealDir(SealError),
+    /// A resource could not be fetched.
+    Fetch {
+        /// Its output path.
+        path: RelPath,
+        /// Why.
+        error: ClientError,
+    },
+    /// A sealed secret could not be unsealed.
+    Sealed {
+        /// Its output path.
+        path: RelPath,
+        /// Why.
+        error: SealedFailure,
+    },
+    /// `get-resource`'s URI is invalid.
+    ResourceUri(UriError),
+    /// `get-resource` could not fetch.
+    GetResource(ClientError),
+    /// Writing to stdout failed.
+    Stdout(rustix::io::Errno),
+}
+
+/// Why one sealed secret could not be unsealed.
+#[derive(Debug)]
+pub enum SealedFailure {
+    /// Its JWS, payload or key is invalid, or the signature does not verify.
+    Sealed(SealedError),
+    /// Its `kid` names no usable key.
+    Key(KeyFailure),
+    /// The resource it names is not a valid URI.
+    Uri(UriError),
+    /// The KBS did not release what it names.
+    Fetch(ClientError),
+}
+
+/// Why a sealed secret's verification key could not be obtained.
+#[derive(Debug)]
+pub enum KeyFailure {
+    /// The `kid` is malformed.
+    Kid(SealedError),
+    /// The `kid` names a KBS resource that is not a valid URI.
+    Uri(UriError),
+    /// The KBS did not release the key.
+    Fetch(ClientError),
+    /// The local key directory cannot be used.
+    Directory {
+        /// The directory.
+        dir: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// The local key file cannot be read.
+    File {
+        /// The `kid`.
+        name: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// The local key file resolves outside the key directory.
+    Outside {
+        /// The `kid`.
+        name: String,
+        /// The directory.
+        dir: String,
+    },
+    /// The key is not a public ES256 JWK.
+    Jwk(SealedError),
+    /// No key was found for this `kid` (an earlier attempt failed).
+    Missing(String),
+}
+
+impl fmt::Display for KeyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFailure::Kid(e) | KeyFailure::Jwk(e) => write!(f, "{e}"),
+            KeyFailure::Uri(e) => write!(f, "{e}"),
+            KeyFailure::Fetch(e) => write!(f, "{e}"),
+            KeyFailure::Directory { dir, error } => {
+                write!(f, "verification key directory {dir}: {error}")
+            }
+            KeyFailure::File { name, error } => write!(f, "verification key '{name}': {error}"),
+            KeyFailure::Outside { name, dir } => {
+                write!(f, "verification key '{name}' resolves outside {dir}")
+            }
+            KeyFailure::Missing(kid) => write!(f, "no verification key for kid '{kid}'"),
+        }
+    }
+}
+
+impl fmt::Display for SealedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SealedFailure::Sealed(e) => write!(f, "{e}"),
+            SealedFailure::Key(e) => write!(f, "{e}"),
+            SealedFailure::Uri(e) => write!(f, "{e}"),
+            SealedFailure::Fetch(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Cmdline { path, error } => {
+                write!(f, "cannot read kernel command line {path}: {error}")
+            }
+            Failure::Config(e) => write!(f, "{e}"),
+            Failure::ConfigRead { path, error } => {
+                write!(f, "cannot read config file {path}: {error}")
+            }
+            Failure::ConfigNotUtf8 { path } => write!(f, "config file {path} is not UTF-8"),
+            Failure::ConfigFile { path, error } => write!(f, "{path}: {error}"),
+            Failure::InitDataSource(e) => write!(f, "{e}"),
+            Failure::InitData(e) => write!(f, "{e}"),
+            Failure::KbsUrl { url, error } => write!(f, "KBS URL '{url}': {error}"),
+            Failure::Attester(e) => write!(f, "{e}"),
+            Failure::TeeKey(e) => write!(f, "{e}"),
+            Failure::NothingToUnseal => f.write_str(
+                "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=) or --sealed-secrets",
+            ),
+            Failure::OutputPath { uri, error } => write!(f, "output path for {uri}: {error}"),
+            Failure::Input(e) => write!(f, "{e}"),
+            Failure::SealedInput { file, error } => write!(f, "{file}: {error}"),
+            Failure::DuplicateOutput(path) => write!(f, "two secrets would be written to {path}"),
+            Failure::SealDir(e) => write!(f, "{e}"),
+            Failure::Fetch { path, error } => write!(f, "{path}: {error}; nothing was written"),
+            Failure::Sealed { path, error } => {
+                write!(f, "sealed secret {path}: {error}; nothing was written")
+            }
+            Failure::ResourceUri(e) => write!(f, "{e}"),
+            Failure::GetResource(e) => write!(f, "{e}"),
+            Failure::Stdout(e) => write!(f, "writing to stdout: {e}"),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Config(e)
+    }
+}
+
+impl From<AttesterError> for Failure {
+    fn from(e: AttesterError) -> Self {
+        Failure::Attester(e)
+    }
+}
+
+impl From<SealError> for Failure {
+    fn from(e: SealError) -> Self {
+        Failure::SealDir(e)
+    }
+}
+
+impl From<InitDataSourceError> for Failure {
+    fn from(e: InitDataSourceError) -> Self {
+        Failure::InitDataSource(e)
     }
 }
 
@@ -66,13 +293,14 @@ impl Sources {
 /// Reads the kernel command line and the config file it (or the flags) name.
 pub fn read_sources(opts: &Options) -> Result<Sources, Failure> {
     let cmdline_path = opts.kernel_cmdline.as_deref().unwrap_or("/proc/cmdline");
-    let cmdline = match std::fs::read_to_string(cmdline_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Failure(format!(
-                "cannot read kernel command line {cmdline_path}: {e}"
-            )));
+    let cmdline = match fs::read_file(cmdline_path, MAX_CMDLINE) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.is_not_found() => String::new(),
+        Err(error) => {
+            return Err(Failure::Cmdline {
+                path: cmdline_path.into(),
+                error,
+            });
         }
     };
     let (from_cmdline, cmdline_config, notes) = config::parse_cmdline(&cmdline)?;
@@ -81,17 +309,21 @@ pub fn read_sources(opts: &Options) -> Result<Sources, Failure> {
     }
 
     let config_path = opts.config_file.clone().or(cmdline_config).or_else(|| {
-        Path::new(config::DEFAULT_CONFIG_FILE)
-            .exists()
-            .then(|| config::DEFAULT_CONFIG_FILE.to_string())
+        fs::exists(config::DEFAULT_CONFIG_FILE).then(|| config::DEFAULT_CONFIG_FILE.to_string())
     });
-    let from_file = match &config_path {
+    let from_file = match config_path {
         Some(path) => {
-            let text = read_bounded(Path::new(path), 1 << 20)
-                .map_err(|e| Failure(format!("cannot read config file {path}: {e}")))?;
-            let text = String::from_utf8(text)
-                .map_err(|_| Failure(format!("config file {path} is not UTF-8")))?;
-            config::parse_file(&text).map_err(|e| Failure(format!("{path}: {e}")))?
+            let text = match fs::read_file(&path, MAX_CONFIG_FILE) {
+                Ok(t) => t,
+                Err(error) => return Err(Failure::ConfigRead { path, error }),
+            };
+            let Ok(text) = String::from_utf8(text) else {
+                return Err(Failure::ConfigNotUtf8 { path });
+            };
+            match config::parse_file(&text) {
+                Ok(s) => s,
+                Err(error) => return Err(Failure::ConfigFile { path, error }),
+            }
         }
         None => Settings::default(),
     };
@@ -123,7 +355,7 @@ pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> 
         .transpose()?;
     let mut from_init_data = Settings::default();
     if let Some(d) = &init_data
-        && let Some(kbs) = d.kbs()?
+        && let Some(kbs) = d.kbs().map_err(Failure::InitData)?
     {
         from_init_data.kbs_url = Some(kbs.url);
     }
@@ -138,22 +370,12 @@ pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> 
     Ok(Loaded { config, init_data })
 }
 
-fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut buf)?;
-    if buf.len() as u64 > limit {
-        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
-    }
-    Ok(buf)
-}
-
 /// Generates the tee key, picks the attester and connects the client.
 fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTransport>, Failure> {
-    let url =
-        Url::parse(&cfg.kbs_url).map_err(|e| Failure(format!("KBS URL '{}': {e}", cfg.kbs_url)))?;
+    let url = Url::parse(&cfg.kbs_url).map_err(|error| Failure::KbsUrl {
+        url: cfg.kbs_url.clone(),
+        error,
+    })?;
     let mut attester = Attester::from_config(cfg)?;
     if let Some(d) = init_data {
         attester.check_init_data(d)?;
@@ -166,7 +388,7 @@ fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTran
         request_timeout: io * 2,
         ..ClientConfig::default()
     };
-    let key = TeeKey::generate(cfg.key_algorithm, &mut os_rng::os_rng())?;
+    let key = TeeKey::generate(cfg.key_algorithm, &mut os_rng::os_rng()).map_err(Failure::TeeKey)?;
     debug!("tee key: {}", cfg.key_algorithm.jwe_alg());
     let deadline = Instant::now() + Duration::from_secs(cfg.deadline_secs);
     Ok(Client::new(
@@ -200,9 +422,7 @@ pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     } = load_config(opts, sources)?;
     let plan = plan(&cfg)?;
     if plan.is_empty() {
-        return Err(Failure(
-            "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=) or --sealed-secrets".into(),
-        ));
+        return Err(Failure::NothingToUnseal);
     }
 
     let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
@@ -212,8 +432,15 @@ pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let mut secrets: Vec<(RelPath, Zeroizing<Vec<u8>>)> = Vec::with_capacity(plan.len());
     for (path, source) in &plan {
         let plaintext = match source {
-            Source::Resource(uri) => client.fetch(uri).map_err(|e| fetch_failure(path, e))?,
-            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, path, sealed)?,
+            Source::Resource(uri) => client.fetch(uri).map_err(|error| Failure::Fetch {
+                path: path.clone(),
+                error,
+            })?,
+            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, path, sealed)
+                .map_err(|error| Failure::Sealed {
+                    path: path.clone(),
+                    error,
+                })?,
         };
         secrets.push((path.clone(), plaintext));
     }
@@ -238,44 +465,51 @@ pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     Ok(())
 }
 
-fn fetch_failure(path: &RelPath, e: ClientError) -> Failure {
-    Failure(format!("{path}: {e}; nothing was written"))
-}
-
 /// Everything to produce, with validated output paths, before any I/O on the network.
 fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
     let mut plan = Vec::new();
     for spec in &cfg.resources {
-        let path = RelPath::parse(&spec.path)
-            .map_err(|e| Failure(format!("output path for {}: {e}", spec.uri)))?;
+        let path = RelPath::parse(&spec.path).map_err(|error| Failure::OutputPath {
+            uri: spec.uri.to_string(),
+            error,
+        })?;
         plan.push((path, Source::Resource(spec.uri.clone())));
     }
     if let Some(dir) = &cfg.sealed_secrets_dir {
-        let inputs = inputdir::read_sealed_inputs(dir, &InputLimits::default())?;
+        let inputs = inputdir::read_sealed_inputs(dir, &InputLimits::default())
+            .map_err(Failure::Input)?;
         if inputs.is_empty() {
             warn!("no sealed secrets found under {dir}");
         }
         for (path, bytes) in inputs {
             let bytes = Zeroizing::new(bytes);
             let text = trim_ascii_end(&bytes);
+            let file = || format!("{dir}/{path}");
             let sealed = match SealedSecret::parse(text) {
                 Ok(s) => Sealed::Signed(s),
                 Err(e) if cfg.allow_unsigned => {
-                    warn!("INSECURE: {dir}/{path}: {e}; accepting it unverified as configured");
-                    Sealed::Unverified(
-                        sealed::parse_unverified(text)
-                            .map_err(|e| Failure(format!("{dir}/{path}: {e}")))?,
-                    )
+                    warn!("INSECURE: {}: {e}; accepting it unverified as configured", file());
+                    Sealed::Unverified(sealed::parse_unverified(text).map_err(|error| {
+                        Failure::SealedInput {
+                            file: file(),
+                            error,
+                        }
+                    })?)
                 }
-                Err(e) => return Err(Failure(format!("{dir}/{path}: {e}"))),
+                Err(error) => {
+                    return Err(Failure::SealedInput {
+                        file: file(),
+                        error,
+                    });
+                }
             };
             plan.push((path, Source::Sealed(Box::new(sealed))));
         }
     }
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for (path, _) in &plan {
         if !seen.insert(path.clone()) {
-            return Err(Failure(format!("two secrets would be written to {path}")));
+            return Err(Failure::DuplicateOutput(path.clone()));
         }
     }
     Ok(plan)
@@ -296,10 +530,7 @@ fn unseal_one(
     keys: &mut BTreeMap<String, PublicJwk>,
     path: &RelPath,
     sealed: &Sealed,
-) -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let ctx = |e: &dyn std::fmt::Display| {
-        Failure(format!("sealed secret {path}: {e}; nothing was written"))
-    };
+) -> Result<Zeroizing<Vec<u8>>, SealedFailure> {
     let verified;
     let secret = match sealed {
         Sealed::Signed(s) => {
@@ -311,13 +542,13 @@ fn unseal_one(
                     }
                     // Without a key nothing can be verified; with the insecure flag the
                     // secret is then accepted like any unverifiable one (below).
-                    Err(e) if cfg.allow_unsigned => debug!("sealed secret {path}: {}", e.0),
-                    Err(e) => return Err(ctx(&e.0)),
+                    Err(e) if cfg.allow_unsigned => debug!("sealed secret {path}: {e}"),
+                    Err(e) => return Err(SealedFailure::Key(e)),
                 }
             }
             let verdict = match keys.get(&kid) {
-                Some(key) => s.verify(key).map_err(|e| e.to_string()),
-                None => Err(format!("no verification key for kid '{kid}'")),
+                Some(key) => s.verify(key).map_err(SealedFailure::Sealed),
+                None => Err(SealedFailure::Key(KeyFailure::Missing(kid))),
             };
             match verdict {
                 Ok(secret) => {
@@ -328,18 +559,18 @@ fn unseal_one(
                     warn!(
                         "INSECURE: sealed secret {path}: {e}; accepting it unverified as configured"
                     );
-                    verified = s.payload_unverified().map_err(|e| ctx(&e))?;
+                    verified = s.payload_unverified().map_err(SealedFailure::Sealed)?;
                     &verified
                 }
-                Err(e) => return Err(ctx(&e)),
+                Err(e) => return Err(e),
             }
         }
         Sealed::Unverified(secret) => secret,
     };
-    match secret.resolve().map_err(|e| ctx(&e))? {
+    match secret.resolve().map_err(SealedFailure::Sealed)? {
         Unseal::KbsResource(name) => {
-            let uri = ResourceUri::parse(name).map_err(|e| ctx(&e))?;
-            client.fetch(&uri).map_err(|e| ctx(&e))
+            let uri = ResourceUri::parse(name).map_err(SealedFailure::Uri)?;
+            client.fetch(&uri).map_err(SealedFailure::Fetch)
         }
     }
 }
@@ -350,31 +581,38 @@ fn verification_key(
     cfg: &Config,
     client: &mut Client<HttpTransport>,
     s: &SealedSecret,
-) -> Result<PublicJwk, Failure> {
-    let bytes = match s.key_source()? {
+) -> Result<PublicJwk, KeyFailure> {
+    let bytes = match s.key_source().map_err(KeyFailure::Kid)? {
         KeySource::Kbs(uri) => {
-            let uri = ResourceUri::parse(uri)?;
-            client.fetch(&uri)?
+            let uri = ResourceUri::parse(uri).map_err(KeyFailure::Uri)?;
+            client.fetch(&uri).map_err(KeyFailure::Fetch)?
         }
         KeySource::Local(name) => {
-            let base = std::fs::canonicalize(&cfg.sealed_secret_keys_dir).map_err(|e| {
-                Failure(format!(
-                    "verification key directory {}: {e}",
-                    cfg.sealed_secret_keys_dir
-                ))
-            })?;
-            let file: PathBuf = std::fs::canonicalize(base.join(name))
-                .map_err(|e| Failure(format!("verification key '{name}': {e}")))?;
-            if !file.starts_with(&base) {
-                return Err(Failure(format!(
-                    "verification key '{name}' resolves outside {}",
-                    base.display()
-                )));
+            let dir = &cfg.sealed_secret_keys_dir;
+            match fs::read_beneath(dir, name, MAX_VERIFICATION_KEY) {
+                Ok(b) => Zeroizing::new(b),
+                Err(ReadError::Escapes) => {
+                    return Err(KeyFailure::Outside {
+                        name: name.into(),
+                        dir: dir.clone(),
+                    });
+                }
+                Err(ReadError::Os(e)) if !fs::exists(dir) => {
+                    return Err(KeyFailure::Directory {
+                        dir: dir.clone(),
+                        error: ReadError::Os(e),
+                    });
+                }
+                Err(error) => {
+                    return Err(KeyFailure::File {
+                        name: name.into(),
+                        error,
+                    });
+                }
             }
-            Zeroizing::new(read_bounded(&file, 64 << 10)?)
         }
     };
-    Ok(PublicJwk::from_json(&bytes)?)
+    PublicJwk::from_json(&bytes).map_err(KeyFailure::Jwk)
 }
 
 fn seal_options(cfg: &Config) -> SealOptions {
@@ -393,16 +631,13 @@ fn seal_options(cfg: &Config) -> SealOptions {
 
 /// `sealgate get-resource URI`: one resource to stdout.
 pub fn get_resource(opts: &Options, uri: &str) -> Result<(), Failure> {
-    let uri = ResourceUri::parse(uri)?;
+    let uri = ResourceUri::parse(uri).map_err(Failure::ResourceUri)?;
     let Loaded {
         config: cfg,
         init_data,
     } = load_config(opts, read_sources(opts)?)?;
     let mut client = connect(&cfg, init_data.as_ref())?;
-    let secret = client.fetch(&uri)?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&secret)
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure(format!("writing to stdout: {e}")))?;
-    Ok(())
+    let secret = client.fetch(&uri).map_err(Failure::GetResource)?;
+    sealgate_linux::stdio::write_all(sealgate_linux::stdio::stdout(), &secret)
+        .map_err(Failure::Stdout)
 }

@@ -20,13 +20,16 @@
 //! A failure of the sandbox itself (no `unshare`, no user namespaces) fails the test:
 //! it never skips silently.
 
+#[path = "common/bins.rs"]
+mod bins;
+
+use bins::sealgate_bin;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const SEALGATE: &str = env!("CARGO_BIN_EXE_sealgate");
 const HELPER_ENV: &str = "SEALGATE_INIT_SANDBOX";
 const SECRET: &[u8] = b"init-sandbox-secret-9d1c";
 const KBS_URL: &str = "http://10.0.2.2:8080";
@@ -274,7 +277,7 @@ fn run(mut cmd: Command) -> Ran {
 /// sealgate as PID 1 of a new PID (and mount) namespace, with `args`.
 fn as_pid1(args: &[&str]) -> Command {
     let mut c = Command::new("unshare");
-    c.args(["--pid", "--fork", "--mount", "--", SEALGATE])
+    c.args(["--pid", "--fork", "--mount", "--", sealgate_bin()])
         .args(args);
     c
 }
@@ -540,7 +543,8 @@ fn wrapper(w: &World) {
         "-c",
     ])
     .arg(format!(
-        "sleep 30 & exec {SEALGATE} init --kernel-cmdline {} --log-level debug",
+        "sleep 30 & exec {} init --kernel-cmdline {} --log-level debug",
+        sealgate_bin(),
         cmdline.display()
     ));
     let ran = run(c);
@@ -554,7 +558,7 @@ fn wrapper(w: &World) {
     assert!(ran.stderr.contains("/proc was mounted already"), "{show}");
 
     // Not PID 1: the same report, then exit 0; a failure exits 1. Nothing is stopped.
-    let mut c = Command::new(SEALGATE);
+    let mut c = Command::new(sealgate_bin());
     c.args(["init", "--report", "--no-net", "--sealed-dir"])
         .arg(w.dir.join("sealed2"));
     let ran = run(c);
@@ -568,7 +572,7 @@ fn wrapper(w: &World) {
         ran.report("end"),
         ["SEALGATE-REPORT end secrets=1 status=ok"]
     );
-    let mut c = Command::new(SEALGATE);
+    let mut c = Command::new(sealgate_bin());
     c.args([
         "init",
         "--report",
