@@ -155,7 +155,7 @@ impl<T: Transport> Client<T> {
         let evidence = self
             .attester
             .evidence(&digest)
-            .map_err(ClientError::Evidence)?;
+            .map_err(|e| ClientError::Evidence(e.to_string()))?;
         let call = hs.attest_call(&evidence, self.init_data.as_deref());
         let resp = match send(&mut self.transport, &call)? {
             Attempt::Done(r) => r,

@@ -1,6 +1,8 @@
 //! sealgate: the guest agent. See `sealgate --help`.
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 use sealgate_linux as shell;
 use sealgate_linux::error;
 
