@@ -1,60 +1,61 @@
-//! Which TEE this guest runs in (feature `std`).
+//! Which TEE this guest runs in (feature `device`).
 //!
 //! SNP if `<sys>/devices/platform/sev-guest` or `<dev>/sev-guest` exists, or configfs-tsm reports
 //! provider `sev_guest`; TDX if `<dev>/tdx_guest` exists or configfs-tsm reports `tdx_guest`;
 //! otherwise none. Never "sample": the agent uses the sample attester only when told to.
 
-use std::path::PathBuf;
+use alloc::string::String;
 
+use crate::sys::join;
 use crate::tsm::{self, KernelFs, TsmClient, TsmFs};
 
-/// A TEE sealgate can attest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Tee {
-    /// AMD SEV-SNP.
-    Snp,
-    /// Intel TDX.
-    Tdx,
-}
-
-impl Tee {
-    /// The KBS protocol name (`"snp"`, `"tdx"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Tee::Snp => "snp",
-            Tee::Tdx => "tdx",
-        }
-    }
-}
+pub use crate::Tee;
 
 /// The filesystem roots detection looks under (configurable for tests and odd layouts).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Roots {
     /// sysfs (`/sys`).
-    pub sys: PathBuf,
+    pub sys: String,
     /// devtmpfs (`/dev`).
-    pub dev: PathBuf,
+    pub dev: String,
     /// The configfs-tsm report root ([`tsm::DEFAULT_ROOT`]).
-    pub tsm_report: PathBuf,
+    pub tsm_report: String,
 }
 
 impl Default for Roots {
     fn default() -> Self {
         Roots {
-            sys: PathBuf::from("/sys"),
-            dev: PathBuf::from("/dev"),
-            tsm_report: PathBuf::from(tsm::DEFAULT_ROOT),
+            sys: String::from("/sys"),
+            dev: String::from("/dev"),
+            tsm_report: String::from(tsm::DEFAULT_ROOT),
         }
     }
 }
 
-/// A detected TEE and the path that gave it away.
+impl Roots {
+    /// `<dev>/sev-guest`.
+    pub fn sev_guest(&self) -> String {
+        join(&self.dev, "sev-guest")
+    }
+
+    /// `<dev>/tdx_guest`.
+    pub fn tdx_guest(&self) -> String {
+        join(&self.dev, "tdx_guest")
+    }
+
+    /// `<sys>/devices/virtual/misc/tdx_guest/measurements` (Linux 6.16+: MRCONFIGID, RTMRs).
+    pub fn tdx_measurements(&self) -> String {
+        join(&self.sys, "devices/virtual/misc/tdx_guest/measurements")
+    }
+}
+
+/// A detected TEE and the path that gave it away. Detection never yields [`Tee::Sample`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Detection {
     /// The TEE.
     pub tee: Tee,
     /// The file, or the configfs-tsm root whose provider named it.
-    pub via: PathBuf,
+    pub via: String,
 }
 
 /// Detects the TEE on the real filesystem.
@@ -65,9 +66,9 @@ pub fn detect(roots: &Roots) -> Option<Detection> {
 /// Detects the TEE through a [`TsmFs`] (which also answers the path checks).
 pub fn detect_with<F: TsmFs>(fs: &F, roots: &Roots) -> Option<Detection> {
     let checks = [
-        (Tee::Snp, roots.sys.join("devices/platform/sev-guest")),
-        (Tee::Snp, roots.dev.join("sev-guest")),
-        (Tee::Tdx, roots.dev.join("tdx_guest")),
+        (Tee::Snp, join(&roots.sys, "devices/platform/sev-guest")),
+        (Tee::Snp, roots.sev_guest()),
+        (Tee::Tdx, roots.tdx_guest()),
     ];
     for (tee, via) in checks {
         if fs.exists(&via) {
@@ -89,14 +90,16 @@ pub fn detect_with<F: TsmFs>(fs: &F, roots: &Roots) -> Option<Detection> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
     use crate::tsm::fake::FakeTsm;
-    use std::path::Path;
+    use std::string::ToString;
 
     fn roots(fake: &FakeTsm) -> Roots {
         Roots {
-            sys: PathBuf::from("/fake/sys"),
-            dev: PathBuf::from("/fake/dev"),
+            sys: String::from("/fake/sys"),
+            dev: String::from("/fake/dev"),
             tsm_report: fake.root.clone(),
         }
     }
@@ -123,21 +126,22 @@ mod tests {
 
     #[test]
     fn by_device_paths_on_a_real_tree() {
-        let base = std::env::temp_dir().join(format!("fwglue-detect-{}", std::process::id()));
+        let base = std::env::temp_dir().join(std::format!("fwglue-detect-{}", std::process::id()));
+        let base = base.to_str().unwrap().to_string();
         let _ = std::fs::remove_dir_all(&base);
         let r = Roots {
-            sys: base.join("sys"),
-            dev: base.join("dev"),
-            tsm_report: base.join("config/tsm/report"),
+            sys: join(&base, "sys"),
+            dev: join(&base, "dev"),
+            tsm_report: join(&base, "config/tsm/report"),
         };
         std::fs::create_dir_all(&r.dev).unwrap();
         assert_eq!(detect(&r), None);
-        std::fs::write(r.dev.join("tdx_guest"), b"").unwrap();
+        std::fs::write(r.tdx_guest(), b"").unwrap();
         assert_eq!(detect(&r).unwrap().tee, Tee::Tdx);
-        std::fs::create_dir_all(r.sys.join("devices/platform/sev-guest")).unwrap();
+        std::fs::create_dir_all(join(&r.sys, "devices/platform/sev-guest")).unwrap();
         let d = detect(&r).unwrap();
         assert_eq!(d.tee, Tee::Snp);
-        assert!(d.via.ends_with(Path::new("devices/platform/sev-guest")));
+        assert!(d.via.ends_with("/devices/platform/sev-guest"));
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

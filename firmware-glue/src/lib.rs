@@ -1,9 +1,11 @@
 //! # firmware-glue: sealgate's TEE firmware interfaces
 //!
 //! Byte-exact views of what AMD SEV-SNP and Intel TDX firmware return, the evidence JSON a
-//! Trustee KBS verifies, and (feature `std`) the Linux interfaces that produce them.
+//! Trustee KBS verifies, and (feature `device`) the Linux interfaces that produce them. The
+//! crate is `no_std` + `alloc` with every feature; device access makes its system calls
+//! through `rustix` (raw Linux syscalls, no libc, no std).
 //!
-//! ## Without `std` (no_std + alloc)
+//! ## Always (no_std + alloc)
 //! - [`snp`]: [`snp::Report`] (checked view of the 1184-byte ATTESTATION_REPORT, versions 2–5),
 //!   [`snp::ReportRepr`] (owned form that re-encodes exactly like the `sev` crate),
 //!   [`snp::CertTable`] (GHCB certificate table), [`snp::evidence_json`] /
@@ -13,12 +15,18 @@
 //!   [`tdx::evidence_json`] / [`tdx::parse_evidence_json`] (`{"cc_eventlog", "quote"}`), and the
 //!   `/dev/tdx_guest` ABI in [`tdx::abi`].
 //! - [`der`]: a bounded DER walker for the VCEK/VLEK certificates (public key, extensions).
+//! - [`Tee`]: the TEE names of the KBS protocol.
 //!
 //! ## With `sim` (tests only)
 //! - `sim`: simulated SEV-SNP and TDX firmware (reports, quotes, certificate chains) signed by
 //!   test keys derived from a seed, and the small DER writer they need.
 //!
-//! ## With `std`
+//! ## With `device`
+//! Paths are Linux paths as `&str`/`String`. Attribute files (sysfs, configfs) are opened
+//! `O_NONBLOCK` and must be regular files, device nodes character devices; reads are bounded.
+//! - `evidence`: the `EvidenceProvider` trait (`tee()`, `evidence(binding)`,
+//!   `init_data_binding()`) with its implementations `SnpIoctl` (`/dev/sev-guest`), `SnpTsm`
+//!   and `TdxTsm` (configfs-tsm), and the typed `EvidenceError` (`is_transient()`).
 //! - `tsm`: the configfs-tsm report procedure, over the `tsm::TsmFs` trait
 //!   (`tsm::KernelFs` by default; an in-process fake or simulated firmware otherwise).
 //! - `snp::get_evidence(&SnpSource, &[u8; 64]) -> SnpEvidence { report, certs }` through
@@ -28,14 +36,21 @@
 //!   `tdx::mrconfigid(measurements_dir, dev)`.
 //! - `detect`: which TEE this guest is in.
 //!
-//! The agent's flow: `detect::detect` (or configuration) picks the TEE; REPORT_DATA is the
-//! 48-byte SHA-384 binding digest followed by 16 zero bytes; `snp::get_evidence(..)?.to_json()`
-//! or `tdx::evidence_json(&tdx::get_quote(..)?, None)` is the `primary_evidence`.
+//! ## With `test-double` (tests only)
+//! - `tsm::fake::FakeTsm`: an in-process configfs-tsm (with fault knobs and pluggable
+//!   firmware) behind the same `TsmFs` trait, so the providers and the agent's logic can be
+//!   tested without FUSE or root.
 //!
-//! `unsafe` exists only in the two ioctl wrappers (`snp` and `tdx` device code), each with a
+//! The agent's flow: `detect::detect` (or configuration) picks the TEE and its provider;
+//! REPORT_DATA is the 48-byte SHA-384 binding digest followed by 16 zero bytes;
+//! `EvidenceProvider::evidence` returns the `primary_evidence` JSON and
+//! `EvidenceProvider::init_data_binding` the HOST_DATA / MRCONFIGID the init-data digest must
+//! equal.
+//!
+//! `unsafe` exists only in the ioctl wrappers (`snp` and `tdx` device code), each with a
 //! `SAFETY:` argument; everything else is `deny(unsafe_code)`.
 
-#![cfg_attr(not(feature = "std"), no_std)]
+#![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -49,15 +64,46 @@ pub mod snp;
 pub mod tdx;
 mod util;
 
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 pub mod detect;
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
+pub mod evidence;
+#[cfg(feature = "device")]
 mod sys;
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 pub mod tsm;
 
 use alloc::string::String;
 use core::fmt;
+
+/// A TEE as the KBS protocol names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tee {
+    /// The test-only sample TEE: no hardware, proves nothing. Detection never yields it; an
+    /// agent uses it only when configured to.
+    Sample,
+    /// AMD SEV-SNP.
+    Snp,
+    /// Intel TDX.
+    Tdx,
+}
+
+impl Tee {
+    /// The KBS protocol name (`"sample"`, `"snp"`, `"tdx"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tee::Sample => "sample",
+            Tee::Snp => "snp",
+            Tee::Tdx => "tdx",
+        }
+    }
+}
+
+impl fmt::Display for Tee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Why evidence JSON could not be read back (verifier side).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,13 +12,12 @@
 //! plain directory cannot behave like configfs (attributes appear on `mkdir`, `outblob` is
 //! generated when read).
 
-use std::format;
-use std::path::{Path, PathBuf};
-use std::string::String;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::vec::Vec;
-
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::io::Errno;
 
@@ -61,36 +60,42 @@ impl fmt::Display for Provider {
     }
 }
 
+/// The errno a [`TsmFs`] reports for an attribute path that is not a regular file (a FIFO,
+/// socket, device or directory where configfs has attribute files). [`KernelFs`] opens
+/// attributes `O_NONBLOCK` and checks them with `fstat`, so such a file never blocks the agent.
+pub const NOT_A_FILE: Errno = sys::WRONG_FILE_TYPE;
+
 /// The five filesystem operations the procedure needs. Errors are raw errnos, because the
-/// kernel's errnos carry the meaning (ENXIO: no provider, EINVAL: rejected inblob, …).
+/// kernel's errnos carry the meaning (ENXIO: no provider, EINVAL: rejected inblob, …);
+/// [`NOT_A_FILE`] for an attribute that is not a regular file.
 pub trait TsmFs {
     /// Whether `path` exists.
-    fn exists(&self, path: &Path) -> bool;
+    fn exists(&self, path: &str) -> bool;
     /// `mkdir(2)`.
-    fn mkdir(&self, path: &Path) -> Result<(), Errno>;
+    fn mkdir(&self, path: &str) -> Result<(), Errno>;
     /// `rmdir(2)`.
-    fn rmdir(&self, path: &Path) -> Result<(), Errno>;
-    /// Reads a whole attribute; `EFBIG` once it exceeds `limit` bytes.
-    fn read(&self, path: &Path, limit: usize) -> Result<Vec<u8>, Errno>;
+    fn rmdir(&self, path: &str) -> Result<(), Errno>;
+    /// Reads a whole attribute (a regular file); `EFBIG` once it exceeds `limit` bytes.
+    fn read(&self, path: &str, limit: usize) -> Result<Vec<u8>, Errno>;
     /// Writes `data` with a single `write(2)` on a fresh open (configfs binary attributes are
     /// committed when that file is closed).
-    fn write(&self, path: &Path, data: &[u8]) -> Result<(), Errno>;
+    fn write(&self, path: &str, data: &[u8]) -> Result<(), Errno>;
 }
 
 impl<T: TsmFs + ?Sized> TsmFs for &T {
-    fn exists(&self, path: &Path) -> bool {
+    fn exists(&self, path: &str) -> bool {
         (**self).exists(path)
     }
-    fn mkdir(&self, path: &Path) -> Result<(), Errno> {
+    fn mkdir(&self, path: &str) -> Result<(), Errno> {
         (**self).mkdir(path)
     }
-    fn rmdir(&self, path: &Path) -> Result<(), Errno> {
+    fn rmdir(&self, path: &str) -> Result<(), Errno> {
         (**self).rmdir(path)
     }
-    fn read(&self, path: &Path, limit: usize) -> Result<Vec<u8>, Errno> {
+    fn read(&self, path: &str, limit: usize) -> Result<Vec<u8>, Errno> {
         (**self).read(path, limit)
     }
-    fn write(&self, path: &Path, data: &[u8]) -> Result<(), Errno> {
+    fn write(&self, path: &str, data: &[u8]) -> Result<(), Errno> {
         (**self).write(path, data)
     }
 }
@@ -100,19 +105,19 @@ impl<T: TsmFs + ?Sized> TsmFs for &T {
 pub struct KernelFs;
 
 impl TsmFs for KernelFs {
-    fn exists(&self, path: &Path) -> bool {
+    fn exists(&self, path: &str) -> bool {
         sys::exists(path)
     }
-    fn mkdir(&self, path: &Path) -> Result<(), Errno> {
+    fn mkdir(&self, path: &str) -> Result<(), Errno> {
         rustix::fs::mkdir(path, rustix::fs::Mode::RWXU)
     }
-    fn rmdir(&self, path: &Path) -> Result<(), Errno> {
+    fn rmdir(&self, path: &str) -> Result<(), Errno> {
         rustix::fs::rmdir(path)
     }
-    fn read(&self, path: &Path, limit: usize) -> Result<Vec<u8>, Errno> {
+    fn read(&self, path: &str, limit: usize) -> Result<Vec<u8>, Errno> {
         sys::read_bounded(path, limit)
     }
-    fn write(&self, path: &Path, data: &[u8]) -> Result<(), Errno> {
+    fn write(&self, path: &str, data: &[u8]) -> Result<(), Errno> {
         sys::write_once(path, data)
     }
 }
@@ -148,12 +153,12 @@ pub enum TsmError {
     /// The report root does not exist.
     NoConfigfsTsm {
         /// The root looked for.
-        root: PathBuf,
+        root: String,
     },
     /// `mkdir` failed with ENXIO: no provider is registered.
     NoProvider {
         /// The root.
-        root: PathBuf,
+        root: String,
     },
     /// The entry reports another provider.
     ProviderMismatch {
@@ -165,7 +170,7 @@ pub enum TsmError {
     /// Permission denied creating or using an entry.
     PermissionDenied {
         /// The path.
-        path: PathBuf,
+        path: String,
     },
     /// `privlevel` was refused (EINVAL: below `privlevel_floor` or above 3).
     PrivlevelRejected {
@@ -214,14 +219,19 @@ pub enum TsmError {
         /// The operation.
         op: &'static str,
         /// The path.
-        path: PathBuf,
+        path: String,
         /// The errno.
         errno: Errno,
+    },
+    /// An attribute is not a regular file (see [`NOT_A_FILE`]).
+    NotAFile {
+        /// The path.
+        path: String,
     },
     /// The report was obtained but its entry could not be removed.
     Cleanup {
         /// The entry.
-        path: PathBuf,
+        path: String,
         /// The errno.
         errno: Errno,
     },
@@ -233,12 +243,12 @@ impl fmt::Display for TsmError {
             TsmError::NoConfigfsTsm { root } => write!(
                 f,
                 "configfs-tsm not found at {}: mount configfs (`mount -t configfs none /sys/kernel/config`) on a kernel with CONFIG_TSM_REPORTS (Linux 6.7+) and the TEE guest driver",
-                root.display()
+                root
             ),
             TsmError::NoProvider { root } => write!(
                 f,
                 "no configfs-tsm provider registered under {} (mkdir: ENXIO): the sev-guest or tdx-guest driver is not loaded, or this is not a confidential guest",
-                root.display()
+                root
             ),
             TsmError::ProviderMismatch { expected, found } => write!(
                 f,
@@ -247,7 +257,7 @@ impl fmt::Display for TsmError {
             TsmError::PermissionDenied { path } => write!(
                 f,
                 "permission denied on {}: configfs-tsm needs root (or CAP_SYS_ADMIN)",
-                path.display()
+                path
             ),
             TsmError::PrivlevelRejected { privlevel } => write!(
                 f,
@@ -306,30 +316,55 @@ impl fmt::Display for TsmError {
                 "another process wrote to sealgate's configfs-tsm entry on each of {attempts} attempts (generation {found}, expected {expected}); refusing a report that may not carry our REPORT_DATA"
             ),
             TsmError::Io { op, path, errno } => {
-                write!(f, "configfs-tsm {op} {} failed: {errno}", path.display())
+                write!(f, "configfs-tsm {op} {} failed: {errno}", path)
             }
+            TsmError::NotAFile { path } => write!(
+                f,
+                "{path} is not a regular file (FIFO, socket, device or directory): the configfs-tsm report root does not point at configfs; refused"
+            ),
             TsmError::Cleanup { path, errno } => write!(
                 f,
                 "could not remove configfs-tsm entry {} ({errno}); remove it with rmdir",
-                path.display()
+                path
             ),
         }
     }
 }
 
-impl std::error::Error for TsmError {}
+impl core::error::Error for TsmError {}
+
+impl TsmError {
+    /// Whether trying again later may succeed without anyone changing the guest: another
+    /// writer raced this process on every attempt, the host did not answer in time, a
+    /// previous request is still in flight, or (TDX) the host's quote generation service did
+    /// not answer. An SNP transport failure (EIO) is not transient: the kernel disabled the
+    /// VMPCK and only a reboot helps.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TsmError::GenerationRace { .. } => true,
+            TsmError::ReportFailed {
+                provider, errno, ..
+            } => matches!(
+                (provider, *errno),
+                (_, Errno::TIMEDOUT | Errno::BUSY | Errno::AGAIN) | (Provider::TdxGuest, Errno::IO)
+            ),
+            TsmError::Io { errno, .. } => matches!(*errno, Errno::BUSY | Errno::AGAIN),
+            _ => false,
+        }
+    }
+}
 
 /// A configfs-tsm report client.
 #[derive(Clone, Debug)]
 pub struct TsmClient<F: TsmFs = KernelFs> {
     fs: F,
-    root: PathBuf,
+    root: String,
     attempts: u32,
 }
 
 impl TsmClient<KernelFs> {
     /// A client for the real configfs at `root` (usually [`DEFAULT_ROOT`]).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    pub fn new(root: impl Into<String>) -> Self {
         TsmClient::with_fs(KernelFs, root)
     }
 }
@@ -349,7 +384,7 @@ enum Attempt {
 
 impl<F: TsmFs> TsmClient<F> {
     /// A client over another filesystem implementation (tests, simulated firmware).
-    pub fn with_fs(fs: F, root: impl Into<PathBuf>) -> Self {
+    pub fn with_fs(fs: F, root: impl Into<String>) -> Self {
         TsmClient {
             fs,
             root: root.into(),
@@ -364,7 +399,7 @@ impl<F: TsmFs> TsmClient<F> {
     }
 
     /// The report root.
-    pub fn root(&self) -> &Path {
+    pub fn root(&self) -> &str {
         &self.root
     }
 
@@ -426,11 +461,11 @@ impl<F: TsmFs> TsmClient<F> {
         }
     }
 
-    fn create_entry(&self) -> Result<PathBuf, TsmError> {
-        let pid = std::process::id();
+    fn create_entry(&self) -> Result<String, TsmError> {
+        let pid = rustix::process::getpid().as_raw_nonzero();
         for _ in 0..EEXIST_RETRIES {
             let n = ENTRY_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir = self.root.join(format!("sealgate-{pid}-{n}"));
+            let dir = sys::join(&self.root, &format!("sealgate-{pid}-{n}"));
             match self.fs.mkdir(&dir) {
                 Ok(()) => return Ok(dir),
                 Err(Errno::EXIST) => continue,
@@ -463,8 +498,8 @@ impl<F: TsmFs> TsmClient<F> {
         })
     }
 
-    fn read_provider(&self, dir: &Path) -> Result<String, TsmError> {
-        let path = dir.join("provider");
+    fn read_provider(&self, dir: &str) -> Result<String, TsmError> {
+        let path = sys::join(dir, "provider");
         let raw = self.fs.read(&path, TEXT_MAX).map_err(|errno| match errno {
             Errno::NXIO => TsmError::NoProvider {
                 root: self.root.clone(),
@@ -475,7 +510,7 @@ impl<F: TsmFs> TsmClient<F> {
         Ok(text.strip_suffix('\n').unwrap_or(&text).into())
     }
 
-    fn run(&self, dir: &Path, req: &TsmRequest) -> Attempt {
+    fn run(&self, dir: &str, req: &TsmRequest) -> Attempt {
         match self.run_inner(dir, req) {
             Ok(r) => Attempt::Done(Ok(r)),
             Err(Step::Race { expected, found }) => Attempt::Race { expected, found },
@@ -483,7 +518,7 @@ impl<F: TsmFs> TsmClient<F> {
         }
     }
 
-    fn run_inner(&self, dir: &Path, req: &TsmRequest) -> Result<TsmReport, Step> {
+    fn run_inner(&self, dir: &str, req: &TsmRequest) -> Result<TsmReport, Step> {
         let found = self.read_provider(dir)?;
         if found != req.provider.name() {
             return Err(TsmError::ProviderMismatch {
@@ -495,7 +530,7 @@ impl<F: TsmFs> TsmClient<F> {
 
         let mut writes = 0u64;
         if let Some(privlevel) = req.privlevel {
-            let path = dir.join("privlevel");
+            let path = sys::join(dir, "privlevel");
             self.fs
                 .write(&path, format!("{privlevel}\n").as_bytes())
                 .map_err(|errno| match errno {
@@ -506,7 +541,7 @@ impl<F: TsmFs> TsmClient<F> {
             writes += 1;
         }
 
-        let path = dir.join("inblob");
+        let path = sys::join(dir, "inblob");
         self.fs
             .write(&path, &req.inblob)
             .map_err(|errno| io_error("write", &path, errno))?;
@@ -541,16 +576,18 @@ impl<F: TsmFs> TsmClient<F> {
 
     fn read_blob(
         &self,
-        dir: &Path,
+        dir: &str,
         provider: Provider,
         attr: &'static str,
     ) -> Result<Vec<u8>, Step> {
-        let path = dir.join(attr);
+        let path = sys::join(dir, attr);
         self.fs.read(&path, BLOB_MAX).map_err(|errno| {
             match errno {
                 Errno::INVAL => TsmError::InblobRejected { provider },
                 Errno::FBIG => TsmError::BlobTooLarge { attr },
-                Errno::NOENT | Errno::ACCESS | Errno::PERM => io_error("read", &path, errno),
+                Errno::NOENT | Errno::ACCESS | Errno::PERM | NOT_A_FILE => {
+                    io_error("read", &path, errno)
+                }
                 errno => TsmError::ReportFailed {
                     provider,
                     attr,
@@ -561,8 +598,8 @@ impl<F: TsmFs> TsmClient<F> {
         })
     }
 
-    fn check_generation(&self, dir: &Path, writes: u64) -> Result<u64, Step> {
-        let path = dir.join("generation");
+    fn check_generation(&self, dir: &str, writes: u64) -> Result<u64, Step> {
+        let path = sys::join(dir, "generation");
         let raw = self
             .fs
             .read(&path, TEXT_MAX)
@@ -595,60 +632,109 @@ impl From<TsmError> for Step {
     }
 }
 
-fn io_error(op: &'static str, path: &Path, errno: Errno) -> TsmError {
+fn io_error(op: &'static str, path: &str, errno: Errno) -> TsmError {
     match errno {
+        NOT_A_FILE => TsmError::NotAFile {
+            path: path.to_owned(),
+        },
         Errno::ACCESS | Errno::PERM => TsmError::PermissionDenied {
-            path: path.to_path_buf(),
+            path: path.to_owned(),
         },
         errno => TsmError::Io {
             op,
-            path: path.to_path_buf(),
+            path: path.to_owned(),
             errno,
         },
     }
 }
 
-#[cfg(test)]
-pub(crate) mod fake {
-    //! An in-process configfs-tsm that behaves like the kernel's report.c, with fault knobs.
+#[cfg(any(test, feature = "test-double"))]
+pub mod fake {
+    //! An in-process configfs-tsm (feature `test-double`; never in the shipped agent) that
+    //! behaves like the kernel's `report.c`, with fault knobs, so that logic above the
+    //! configfs-tsm procedure can be tested without FUSE or root.
+    //!
+    //! By default the "firmware" answers with a recognisable 100-byte dummy report
+    //! ([`FakeTsm::report_for`]); [`FakeTsm::firmware`] plugs in real report bytes (for
+    //! instance from the `sim` feature's simulated SEV-SNP or TDX firmware).
 
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use std::vec;
+    use alloc::boxed::Box;
+    use alloc::collections::BTreeMap;
+    use alloc::vec;
+    use core::cell::RefCell;
 
-    #[derive(Default)]
-    pub(crate) struct Entry {
+    /// What the firmware behind the fake returns for `(inblob, privlevel)`: `outblob` and
+    /// `auxblob` (empty: none), or the errno reading `outblob` fails with.
+    pub type Firmware = dyn Fn(&[u8], u32) -> Result<(Vec<u8>, Vec<u8>), Errno>;
+
+    /// One report entry (a directory under the root).
+    #[derive(Debug, Default)]
+    pub struct Entry {
+        /// Writes to `inblob`/`privlevel` so far (the kernel's `write_generation`).
         pub write_generation: u64,
+        /// The generation the cached blobs belong to.
         pub read_generation: u64,
+        /// The last `inblob` written.
         pub inblob: Vec<u8>,
+        /// The last `privlevel` written.
         pub privlevel: u32,
+        /// The cached `outblob`.
         pub outblob: Option<Vec<u8>>,
+        /// The cached `auxblob`.
         pub auxblob: Vec<u8>,
     }
 
-    pub(crate) struct FakeTsm {
-        pub root: PathBuf,
+    /// The fake configfs-tsm report root. Paths outside it do not exist (unless listed in
+    /// [`FakeTsm::files`]).
+    pub struct FakeTsm {
+        /// The report root (`/fake/tsm/report` by default).
+        pub root: String,
+        /// Whether the root exists (configfs mounted, `CONFIG_TSM_REPORTS`).
         pub root_exists: bool,
-        /// `None`: no provider registered.
+        /// The registered provider's name; `None`: none registered (`mkdir` fails ENXIO).
         pub provider: Option<&'static str>,
+        /// The lowest `privlevel` accepted (SNP: the guest's VMPL).
         pub privlevel_floor: u32,
-        pub entries: RefCell<BTreeMap<PathBuf, Entry>>,
-        pub mkdirs: RefCell<Vec<PathBuf>>,
-        pub rmdirs: RefCell<Vec<PathBuf>>,
-        /// Every `outblob` read, someone else writes this many times to the entry first.
+        /// The live entries.
+        pub entries: RefCell<BTreeMap<String, Entry>>,
+        /// Every `mkdir`, in order.
+        pub mkdirs: RefCell<Vec<String>>,
+        /// Every `rmdir`, in order.
+        pub rmdirs: RefCell<Vec<String>>,
+        /// Every `outblob` read pops one number: someone else writes that many times to the
+        /// entry first (a concurrent writer).
         pub racing_writes: RefCell<Vec<u64>>,
         /// Fail `outblob` reads with this errno.
         pub outblob_errno: Option<Errno>,
+        /// The `auxblob` of the default firmware (empty: none).
         pub auxblob: Vec<u8>,
+        /// Fail `rmdir` with this errno.
         pub rmdir_errno: Option<Errno>,
-        pub taken_names: Vec<PathBuf>,
+        /// Entry names `mkdir` reports as already existing.
+        pub taken_names: Vec<String>,
+        /// Other regular files that exist outside the root (e.g. a sysfs `mrconfigid`),
+        /// readable with [`TsmFs::read`].
+        pub files: BTreeMap<String, Vec<u8>>,
+        /// The firmware; `None`: [`FakeTsm::report_for`] and [`FakeTsm::auxblob`].
+        pub firmware: Option<Box<Firmware>>,
+    }
+
+    impl fmt::Debug for FakeTsm {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("FakeTsm")
+                .field("root", &self.root)
+                .field("provider", &self.provider)
+                .field("entries", &self.entries.borrow().len())
+                .finish_non_exhaustive()
+        }
     }
 
     impl FakeTsm {
-        pub(crate) fn new(provider: &'static str) -> Self {
+        /// A fake whose provider is `provider` (`"sev_guest"`, `"tdx_guest"`, …).
+        pub fn new(provider: &'static str) -> Self {
             FakeTsm {
-                root: PathBuf::from("/fake/tsm/report"),
+                root: String::from("/fake/tsm/report"),
                 root_exists: true,
                 provider: Some(provider),
                 privlevel_floor: 0,
@@ -660,16 +746,32 @@ pub(crate) mod fake {
                 auxblob: Vec::new(),
                 rmdir_errno: None,
                 taken_names: Vec::new(),
+                files: BTreeMap::new(),
+                firmware: None,
             }
         }
 
-        fn split<'p>(&self, path: &'p Path) -> Option<(PathBuf, &'p str)> {
-            let attr = path.file_name()?.to_str()?;
-            Some((path.parent()?.to_path_buf(), attr))
+        /// Sets the firmware (see [`Firmware`]).
+        pub fn with_firmware(
+            mut self,
+            firmware: impl Fn(&[u8], u32) -> Result<(Vec<u8>, Vec<u8>), Errno> + 'static,
+        ) -> Self {
+            self.firmware = Some(Box::new(firmware));
+            self
         }
 
-        /// The report the fake firmware produces for an inblob.
-        pub(crate) fn report_for(inblob: &[u8], privlevel: u32) -> Vec<u8> {
+        /// Whether every entry created was removed again.
+        pub fn is_clean(&self) -> bool {
+            self.entries.borrow().is_empty() && *self.mkdirs.borrow() == *self.rmdirs.borrow()
+        }
+
+        fn split<'p>(&self, path: &'p str) -> Option<(&'p str, &'p str)> {
+            path.rsplit_once('/')
+        }
+
+        /// The report the default fake firmware produces for an inblob: the inblob, then
+        /// `0xAB` up to 100 bytes, the last byte being the privlevel.
+        pub fn report_for(inblob: &[u8], privlevel: u32) -> Vec<u8> {
             let mut r = vec![0xAB; 100];
             r[..inblob.len()].copy_from_slice(inblob);
             r[99] = privlevel as u8;
@@ -678,12 +780,14 @@ pub(crate) mod fake {
     }
 
     impl TsmFs for FakeTsm {
-        fn exists(&self, path: &Path) -> bool {
-            (path == self.root && self.root_exists) || self.entries.borrow().contains_key(path)
+        fn exists(&self, path: &str) -> bool {
+            (path == self.root && self.root_exists)
+                || self.entries.borrow().contains_key(path)
+                || self.files.contains_key(path)
         }
 
-        fn mkdir(&self, path: &Path) -> Result<(), Errno> {
-            if !self.root_exists || path.parent() != Some(&self.root) {
+        fn mkdir(&self, path: &str) -> Result<(), Errno> {
+            if !self.root_exists || self.split(path).map(|(dir, _)| dir) != Some(&*self.root) {
                 return Err(Errno::NOENT);
             }
             if self.provider.is_none() {
@@ -694,15 +798,15 @@ pub(crate) mod fake {
             {
                 return Err(Errno::EXIST);
             }
-            self.mkdirs.borrow_mut().push(path.to_path_buf());
+            self.mkdirs.borrow_mut().push(path.to_owned());
             self.entries
                 .borrow_mut()
-                .insert(path.to_path_buf(), Entry::default());
+                .insert(path.to_owned(), Entry::default());
             Ok(())
         }
 
-        fn rmdir(&self, path: &Path) -> Result<(), Errno> {
-            self.rmdirs.borrow_mut().push(path.to_path_buf());
+        fn rmdir(&self, path: &str) -> Result<(), Errno> {
+            self.rmdirs.borrow_mut().push(path.to_owned());
             if let Some(e) = self.rmdir_errno {
                 return Err(e);
             }
@@ -713,10 +817,16 @@ pub(crate) mod fake {
                 .ok_or(Errno::NOENT)
         }
 
-        fn read(&self, path: &Path, limit: usize) -> Result<Vec<u8>, Errno> {
+        fn read(&self, path: &str, limit: usize) -> Result<Vec<u8>, Errno> {
+            if let Some(data) = self.files.get(path) {
+                if data.len() > limit {
+                    return Err(Errno::FBIG);
+                }
+                return Ok(data.clone());
+            }
             let (dir, attr) = self.split(path).ok_or(Errno::NOENT)?;
             let mut entries = self.entries.borrow_mut();
-            let e = entries.get_mut(&dir).ok_or(Errno::NOENT)?;
+            let e = entries.get_mut(dir).ok_or(Errno::NOENT)?;
             let data = match attr {
                 "provider" => format!("{}\n", self.provider.ok_or(Errno::NXIO)?).into_bytes(),
                 "generation" => format!("{}\n", e.write_generation).into_bytes(),
@@ -738,8 +848,15 @@ pub(crate) mod fake {
                         if e.inblob.len() != INBLOB_LEN {
                             return Err(Errno::INVAL);
                         }
-                        e.outblob = Some(Self::report_for(&e.inblob, e.privlevel));
-                        e.auxblob = self.auxblob.clone();
+                        let (out, aux) = match &self.firmware {
+                            Some(fw) => fw(&e.inblob, e.privlevel)?,
+                            None => (
+                                Self::report_for(&e.inblob, e.privlevel),
+                                self.auxblob.clone(),
+                            ),
+                        };
+                        e.outblob = Some(out);
+                        e.auxblob = aux;
                         e.read_generation = e.write_generation;
                     }
                     if attr == "outblob" {
@@ -756,10 +873,10 @@ pub(crate) mod fake {
             Ok(data)
         }
 
-        fn write(&self, path: &Path, data: &[u8]) -> Result<(), Errno> {
+        fn write(&self, path: &str, data: &[u8]) -> Result<(), Errno> {
             let (dir, attr) = self.split(path).ok_or(Errno::NOENT)?;
             let mut entries = self.entries.borrow_mut();
-            let e = entries.get_mut(&dir).ok_or(Errno::NOENT)?;
+            let e = entries.get_mut(dir).ok_or(Errno::NOENT)?;
             match attr {
                 "inblob" => {
                     if data.len() > INBLOB_LEN {
@@ -769,7 +886,7 @@ pub(crate) mod fake {
                     e.write_generation += 1;
                 }
                 "privlevel" if self.provider == Some("sev_guest") => {
-                    let text = std::str::from_utf8(data).map_err(|_| Errno::INVAL)?;
+                    let text = core::str::from_utf8(data).map_err(|_| Errno::INVAL)?;
                     let v: u32 = text.trim_end().parse().map_err(|_| Errno::INVAL)?;
                     if v < self.privlevel_floor || v > 3 {
                         return Err(Errno::INVAL);
@@ -786,8 +903,11 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::fake::FakeTsm;
     use super::*;
+    use std::string::ToString;
     use std::vec;
 
     fn req(provider: Provider) -> TsmRequest {
@@ -808,6 +928,7 @@ mod tests {
     fn assert_clean(fake: &FakeTsm) {
         assert!(fake.entries.borrow().is_empty(), "entry left behind");
         assert_eq!(*fake.mkdirs.borrow(), *fake.rmdirs.borrow());
+        assert!(fake.is_clean());
     }
 
     #[test]
@@ -969,11 +1090,11 @@ mod tests {
     #[test]
     fn name_collision_uses_next_name() {
         let mut fake = FakeTsm::new("tdx_guest");
-        let pid = std::process::id();
+        let pid = rustix::process::getpid().as_raw_nonzero();
         // Occupy the next few names this process would pick.
         let next = ENTRY_COUNTER.load(Ordering::Relaxed);
         fake.taken_names = (next..next + 64)
-            .map(|n| fake.root.join(format!("sealgate-{pid}-{n}")))
+            .map(|n| sys::join(&fake.root, &format!("sealgate-{pid}-{n}")))
             .step_by(2)
             .collect();
         client(&fake).generate(&req(Provider::TdxGuest)).unwrap();
@@ -1010,24 +1131,71 @@ mod tests {
     fn kernel_fs_on_a_plain_directory() {
         // KernelFs itself: bounded reads and single writes on ordinary files.
         let dir = std::env::temp_dir().join(format!("fwglue-tsm-{}", std::process::id()));
+        let dir = dir.to_str().unwrap().to_string();
         let _ = std::fs::remove_dir_all(&dir);
         KernelFs.mkdir(&dir).unwrap();
         assert!(KernelFs.exists(&dir));
-        let f = dir.join("blob");
+        let f = sys::join(&dir, "blob");
         std::fs::write(&f, vec![7u8; 10_000]).unwrap();
         assert_eq!(KernelFs.read(&f, 10_000).unwrap().len(), 10_000);
         assert_eq!(KernelFs.read(&f, 9_999), Err(Errno::FBIG));
-        let g = dir.join("attr");
+        let g = sys::join(&dir, "attr");
         std::fs::write(&g, b"").unwrap();
         KernelFs.write(&g, b"abc").unwrap();
         assert_eq!(std::fs::read(&g).unwrap(), b"abc");
         assert_eq!(
-            KernelFs.write(&dir.join("missing"), b"x"),
+            KernelFs.write(&sys::join(&dir, "missing"), b"x"),
             Err(Errno::NOENT)
         );
+        // A directory where an attribute belongs is refused, with a message.
+        assert_eq!(KernelFs.read(&dir, 10), Err(NOT_A_FILE));
+        let err = io_error("read", &dir, NOT_A_FILE);
+        assert!(err.to_string().contains("not a regular file"), "{err}");
         std::fs::remove_file(&f).unwrap();
         std::fs::remove_file(&g).unwrap();
         KernelFs.rmdir(&dir).unwrap();
         assert!(!KernelFs.exists(&dir));
+    }
+
+    #[test]
+    fn transient_errors() {
+        let race = TsmError::GenerationRace {
+            attempts: 3,
+            expected: 1,
+            found: 2,
+        };
+        assert!(race.is_transient());
+        let failed = |provider, errno| TsmError::ReportFailed {
+            provider,
+            attr: "outblob",
+            errno,
+        };
+        assert!(failed(Provider::TdxGuest, Errno::IO).is_transient());
+        assert!(failed(Provider::SevGuest, Errno::TIMEDOUT).is_transient());
+        assert!(!failed(Provider::SevGuest, Errno::IO).is_transient());
+        assert!(!failed(Provider::SevGuest, Errno::NOTTY).is_transient());
+        assert!(
+            !TsmError::NoProvider {
+                root: "/x".to_string()
+            }
+            .is_transient()
+        );
+    }
+
+    #[test]
+    fn fake_firmware_and_files() {
+        let mut fake = FakeTsm::new("sev_guest")
+            .with_firmware(|inblob, vmpl| Ok((inblob.to_vec(), vec![vmpl as u8])));
+        fake.files.insert("/sys/x".to_string(), b"abc".to_vec());
+        assert!(fake.exists("/sys/x"));
+        assert_eq!(fake.read("/sys/x", 3).unwrap(), b"abc");
+        assert_eq!(fake.read("/sys/x", 2), Err(Errno::FBIG));
+        let mut r = req(Provider::SevGuest);
+        r.auxblob = true;
+        r.privlevel = Some(1);
+        let out = client(&fake).generate(&r).unwrap();
+        assert_eq!(out.outblob, r.inblob);
+        assert_eq!(out.auxblob.as_deref(), Some(&[1u8][..]));
+        assert_clean(&fake);
     }
 }

@@ -2,7 +2,7 @@
 //! byte for byte, plus the response header and the firmware status codes.
 //!
 //! These are plain data (no_std) so layouts can be tested anywhere and simulated firmware can
-//! fill the same structures; the calls themselves are `SevGuest`'s (feature `std`).
+//! fill the same structures; the calls themselves are `SevGuest`'s (feature `device`).
 
 use core::fmt;
 

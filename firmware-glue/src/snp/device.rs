@@ -1,4 +1,4 @@
-//! `/dev/sev-guest` (feature `std`): `SNP_GET_EXT_REPORT` with the certificate buffer
+//! `/dev/sev-guest` (feature `device`): `SNP_GET_EXT_REPORT` with the certificate buffer
 //! negotiation, and plain `SNP_GET_REPORT` (reference §1.2, §1.3; kernel
 //! `drivers/virt/coco/sev-guest/sev-guest.c`).
 //!
@@ -13,10 +13,11 @@
 //!   with `exitinfo2` untouched (0xff), i.e. no request reached the host;
 //! - every other error is final.
 
-use std::boxed::Box;
-use std::path::{Path, PathBuf};
-use std::vec;
-use std::vec::Vec;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use core::fmt;
 
@@ -50,7 +51,7 @@ pub enum SevGuestError {
     /// The device could not be opened.
     Open {
         /// The path.
-        path: PathBuf,
+        path: String,
         /// The errno.
         errno: Errno,
     },
@@ -80,10 +81,13 @@ impl fmt::Display for SevGuestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SevGuestError::Open { path, errno } => {
-                write!(f, "cannot open {}: {errno}", path.display())?;
+                write!(f, "cannot open {path}: {errno}")?;
                 f.write_str(match *errno {
                     Errno::NOENT | Errno::NODEV | Errno::NXIO => {
                         " (not an SEV-SNP guest, or the sev-guest driver is not loaded: modprobe sev-guest)"
+                    }
+                    crate::sys::WRONG_FILE_TYPE => {
+                        " (not a character device: something other than the sev-guest driver put a file there; refused)"
                     }
                     Errno::ACCESS | Errno::PERM => " (run as root)",
                     _ => "",
@@ -131,7 +135,22 @@ impl fmt::Display for SevGuestError {
     }
 }
 
-impl std::error::Error for SevGuestError {}
+impl core::error::Error for SevGuestError {}
+
+impl SevGuestError {
+    /// Whether trying again later may succeed: only the host's 60 s of throttling
+    /// (`ETIMEDOUT`). Every other failure is final, most because the kernel disabled the
+    /// VMPCK (retrying would not help and is not attempted).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SevGuestError::Request {
+                errno: Errno::TIMEDOUT,
+                ..
+            }
+        )
+    }
+}
 
 /// A report and, if the host supplied any, its certificate table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,12 +168,13 @@ pub struct SevGuest {
 }
 
 impl SevGuest {
-    /// Opens the device read-only (ioctls work on an O_RDONLY descriptor).
-    pub fn open(path: &Path) -> Result<Self, SevGuestError> {
-        crate::sys::open_ro(path)
+    /// Opens the device read-only (ioctls work on an O_RDONLY descriptor), non-blocking and
+    /// only if it is a character device.
+    pub fn open(path: &str) -> Result<Self, SevGuestError> {
+        crate::sys::open_device(path)
             .map(|fd| SevGuest { fd })
             .map_err(|errno| SevGuestError::Open {
-                path: path.to_path_buf(),
+                path: path.to_owned(),
                 errno,
             })
     }
@@ -303,7 +323,10 @@ fn get_report(
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
+    use std::string::ToString;
 
     #[test]
     fn opcodes_match_rustix_iowr() {
@@ -320,7 +343,7 @@ mod tests {
 
     #[test]
     fn open_missing_device_says_what_to_do() {
-        let err = SevGuest::open(Path::new("/nonexistent/sev-guest")).unwrap_err();
+        let err = SevGuest::open("/nonexistent/sev-guest").unwrap_err();
         assert!(matches!(
             err,
             SevGuestError::Open {
@@ -329,12 +352,14 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("modprobe sev-guest"), "{err}");
+        let err = SevGuest::open("/").unwrap_err();
+        assert!(err.to_string().contains("not a character device"), "{err}");
     }
 
     #[test]
     fn ioctl_on_a_non_device_fails_cleanly() {
         // /dev/null does not implement the ioctl: ENOTTY, exitinfo2 untouched by any driver.
-        let dev = SevGuest::open(Path::new("/dev/null")).unwrap();
+        let dev = SevGuest::open("/dev/null").unwrap();
         assert_eq!(
             dev.ext_report(&[0; 64]),
             Err(SevGuestError::Request {

@@ -1,8 +1,8 @@
 //! AMD SEV-SNP: the attestation report, the host's certificate table, the evidence JSON Trustee
-//! verifies, and (feature `std`) getting a report from the kernel.
+//! verifies, and (feature `device`) getting a report from the kernel.
 //!
 //! ```no_run
-//! # #[cfg(feature = "std")] fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[cfg(feature = "device")] fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use firmware_glue::snp::{self, SnpSource};
 //! let report_data = [0u8; 64]; // SHA-384 binding digest ‖ 16 zero bytes
 //! let ev = snp::get_evidence(&SnpSource::Ioctl(snp::DEFAULT_DEVICE.into()), &report_data)?;
@@ -12,7 +12,7 @@
 
 pub mod abi;
 mod certs;
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 mod device;
 mod json;
 mod report;
@@ -21,7 +21,7 @@ pub use certs::{
     CertEntry, CertTable, CertTableError, CertType, ENTRY_LEN as CERT_TABLE_ENTRY_LEN,
     MAX_ENTRIES as CERT_TABLE_MAX_ENTRIES, guid,
 };
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 pub use device::{
     DEFAULT_DEVICE, ExtReport, INITIAL_CERTS_LEN, MAX_CERTS_LEN, SevGuest, SevGuestError,
 };
@@ -34,14 +34,13 @@ pub use report::{
     SignatureRepr, SigningKey, TcbVersion, field, policy, signature_fields_from_p384,
 };
 
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 pub use evidence::*;
 
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 mod evidence {
-    use std::path::{Path, PathBuf};
-    use std::vec::Vec;
-
+    use alloc::string::String;
+    use alloc::vec::Vec;
     use core::fmt;
 
     use serde_json::Value;
@@ -57,15 +56,15 @@ mod evidence {
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub enum SnpSource {
         /// configfs-tsm, at this report root (usually [`crate::tsm::DEFAULT_ROOT`]).
-        Tsm(PathBuf),
+        Tsm(String),
         /// The `/dev/sev-guest` ioctls, at this device path (usually [`DEFAULT_DEVICE`]).
-        Ioctl(PathBuf),
+        Ioctl(String),
     }
 
     impl SnpSource {
         /// The upstream choice: the ioctl device if it exists under `roots.dev`, else configfs.
         pub fn auto(roots: &Roots) -> Self {
-            let dev = roots.dev.join("sev-guest");
+            let dev = roots.sev_guest();
             if crate::sys::exists(&dev) {
                 SnpSource::Ioctl(dev)
             } else {
@@ -76,7 +75,7 @@ mod evidence {
 
     impl Default for SnpSource {
         fn default() -> Self {
-            SnpSource::Ioctl(PathBuf::from(DEFAULT_DEVICE))
+            SnpSource::Ioctl(String::from(DEFAULT_DEVICE))
         }
     }
 
@@ -151,7 +150,19 @@ mod evidence {
         }
     }
 
-    impl std::error::Error for SnpError {}
+    impl core::error::Error for SnpError {}
+
+    impl SnpError {
+        /// Whether trying again later may succeed (see [`TsmError::is_transient`] and
+        /// [`SevGuestError::is_transient`]); a malformed or mismatching report is final.
+        pub fn is_transient(&self) -> bool {
+            match self {
+                SnpError::Tsm(e) => e.is_transient(),
+                SnpError::Device(e) => e.is_transient(),
+                _ => false,
+            }
+        }
+    }
 
     /// A report for `report_data` at VMPL 0, with the host's certificates: through
     /// `SNP_GET_EXT_REPORT` (falling back to `SNP_GET_REPORT` only where the extended request
@@ -167,10 +178,7 @@ mod evidence {
     }
 
     /// [`get_evidence`] through `/dev/sev-guest` at `path`.
-    pub fn get_evidence_ioctl(
-        path: &Path,
-        report_data: &[u8; 64],
-    ) -> Result<SnpEvidence, SnpError> {
+    pub fn get_evidence_ioctl(path: &str, report_data: &[u8; 64]) -> Result<SnpEvidence, SnpError> {
         let dev = SevGuest::open(path).map_err(SnpError::Device)?;
         let ext = dev
             .ext_report_or_report(report_data)
@@ -209,24 +217,32 @@ mod evidence {
     /// HOST_DATA (the init-data binding): from a fresh report with zero REPORT_DATA, through
     /// plain `SNP_GET_REPORT` (as guest-components does) or configfs-tsm without `auxblob`.
     pub fn host_data(source: &SnpSource) -> Result<[u8; 32], SnpError> {
-        let zero = [0u8; 64];
-        let report = match source {
-            SnpSource::Ioctl(path) => SevGuest::open(path)
-                .and_then(|d| d.report(&zero))
-                .map_err(SnpError::Device)?
-                .to_vec(),
-            SnpSource::Tsm(root) => {
-                TsmClient::new(root.clone())
-                    .generate(&TsmRequest {
-                        provider: Provider::SevGuest,
-                        inblob: zero,
-                        privlevel: None,
-                        auxblob: false,
-                    })
-                    .map_err(SnpError::Tsm)?
-                    .outblob
-            }
-        };
+        match source {
+            SnpSource::Ioctl(path) => host_data_ioctl(path),
+            SnpSource::Tsm(root) => host_data_tsm(&TsmClient::new(root.clone())),
+        }
+    }
+
+    /// [`host_data`] through `/dev/sev-guest` at `path`.
+    pub fn host_data_ioctl(path: &str) -> Result<[u8; 32], SnpError> {
+        let report = SevGuest::open(path)
+            .and_then(|d| d.report(&[0u8; 64]))
+            .map_err(SnpError::Device)?;
+        let report = Report::new(&report).map_err(SnpError::Report)?;
+        Ok(*report.host_data())
+    }
+
+    /// [`host_data`] through any configfs-tsm implementation (real or simulated).
+    pub fn host_data_tsm<F: TsmFs>(client: &TsmClient<F>) -> Result<[u8; 32], SnpError> {
+        let report = client
+            .generate(&TsmRequest {
+                provider: Provider::SevGuest,
+                inblob: [0u8; 64],
+                privlevel: None,
+                auxblob: false,
+            })
+            .map_err(SnpError::Tsm)?
+            .outblob;
         let report = Report::new(&report).map_err(SnpError::Report)?;
         Ok(*report.host_data())
     }

@@ -1,7 +1,8 @@
-//! `/dev/tdx_guest` (feature `std`): `TDX_CMD_GET_REPORT0` (reference §2.1; kernel
+//! `/dev/tdx_guest` (feature `device`): `TDX_CMD_GET_REPORT0` (reference §2.1; kernel
 //! `drivers/virt/coco/tdx-guest/tdx-guest.c`). Quotes come from configfs-tsm, not from here.
 
-use std::path::{Path, PathBuf};
+use alloc::borrow::ToOwned;
+use alloc::string::String;
 
 use core::fmt;
 
@@ -21,7 +22,7 @@ pub enum TdxGuestError {
     /// The device could not be opened.
     Open {
         /// The path.
-        path: PathBuf,
+        path: String,
         /// The errno.
         errno: Errno,
     },
@@ -36,10 +37,13 @@ impl fmt::Display for TdxGuestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TdxGuestError::Open { path, errno } => {
-                write!(f, "cannot open {}: {errno}", path.display())?;
+                write!(f, "cannot open {path}: {errno}")?;
                 f.write_str(match *errno {
                     Errno::NOENT | Errno::NODEV | Errno::NXIO => {
                         " (not a TDX guest, or the tdx-guest driver is not loaded: modprobe tdx-guest)"
+                    }
+                    crate::sys::WRONG_FILE_TYPE => {
+                        " (not a character device: something other than the tdx-guest driver put a file there; refused)"
                     }
                     Errno::ACCESS | Errno::PERM => " (run as root)",
                     _ => "",
@@ -58,7 +62,7 @@ impl fmt::Display for TdxGuestError {
     }
 }
 
-impl std::error::Error for TdxGuestError {}
+impl core::error::Error for TdxGuestError {}
 
 /// An open `/dev/tdx_guest`.
 #[derive(Debug)]
@@ -67,12 +71,12 @@ pub struct TdxGuest {
 }
 
 impl TdxGuest {
-    /// Opens the device read-only.
-    pub fn open(path: &Path) -> Result<Self, TdxGuestError> {
-        crate::sys::open_ro(path)
+    /// Opens the device read-only, non-blocking and only if it is a character device.
+    pub fn open(path: &str) -> Result<Self, TdxGuestError> {
+        crate::sys::open_device(path)
             .map(|fd| TdxGuest { fd })
             .map_err(|errno| TdxGuestError::Open {
-                path: path.to_path_buf(),
+                path: path.to_owned(),
                 errno,
             })
     }
@@ -98,7 +102,10 @@ impl TdxGuest {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
+    use std::string::ToString;
 
     #[test]
     fn opcode_matches_rustix_iowr() {
@@ -110,9 +117,9 @@ mod tests {
 
     #[test]
     fn errors() {
-        let err = TdxGuest::open(Path::new("/nonexistent/tdx_guest")).unwrap_err();
+        let err = TdxGuest::open("/nonexistent/tdx_guest").unwrap_err();
         assert!(err.to_string().contains("modprobe tdx-guest"), "{err}");
-        let dev = TdxGuest::open(Path::new("/dev/null")).unwrap();
+        let dev = TdxGuest::open("/dev/null").unwrap();
         assert_eq!(
             dev.tdreport(&[0; 64]),
             Err(TdxGuestError::Ioctl {

@@ -1,23 +1,23 @@
-//! Intel TDX: TDREPORT and TD quote views, the evidence JSON, and (feature `std`) quotes from
+//! Intel TDX: TDREPORT and TD quote views, the evidence JSON, and (feature `device`) quotes from
 //! configfs-tsm, TDREPORTs from `/dev/tdx_guest`, MRCONFIGID for init-data checks.
 //!
 //! ```no_run
-//! # #[cfg(feature = "std")] fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[cfg(feature = "device")] fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use firmware_glue::{tdx, tsm};
 //! let report_data = [0u8; 64]; // SHA-384 binding digest ‖ 16 zero bytes
-//! let quote = tdx::get_quote(tsm::DEFAULT_ROOT.as_ref(), &report_data)?;
+//! let quote = tdx::get_quote(tsm::DEFAULT_ROOT, &report_data)?;
 //! let json = tdx::evidence_json(&quote, None); // {"cc_eventlog": null, "quote": "<b64>"}
 //! # let _ = json; Ok(()) }
 //! ```
 
 pub mod abi;
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 mod device;
 mod json;
 mod quote;
 mod report;
 
-#[cfg(feature = "std")]
+#[cfg(feature = "device")]
 pub use device::{DEFAULT_DEVICE, TdxGuest, TdxGuestError};
 pub use json::{ParsedTdxEvidence, TdxEvidenceJson, evidence_json, parse_evidence_json};
 pub use quote::{
@@ -27,20 +27,20 @@ pub use quote::{
 };
 pub use report::{REPORT_TYPE_TDX, TDREPORT_LEN, TdReport, TdReportError, field};
 
-#[cfg(feature = "std")]
-pub use std_api::*;
+#[cfg(feature = "device")]
+pub use device_api::*;
 
-#[cfg(feature = "std")]
-mod std_api {
-    use std::path::{Path, PathBuf};
-    use std::vec::Vec;
-
+#[cfg(feature = "device")]
+mod device_api {
+    use alloc::string::String;
+    use alloc::vec::Vec;
     use core::fmt;
 
     use rustix::io::Errno;
 
     use super::{Quote, QuoteError, TdReport, TdReportError, TdxGuest, TdxGuestError};
-    use crate::tsm::{Provider, TsmClient, TsmError, TsmFs, TsmRequest};
+    use crate::sys::join;
+    use crate::tsm::{KernelFs, Provider, TsmClient, TsmError, TsmFs, TsmRequest};
 
     /// Where kernels 6.16+ expose MRCONFIGID and the RTMRs.
     pub const DEFAULT_MEASUREMENTS: &str = "/sys/devices/virtual/misc/tdx_guest/measurements";
@@ -61,14 +61,14 @@ mod std_api {
         /// Reading a sysfs measurement failed.
         Sysfs {
             /// The file.
-            path: PathBuf,
+            path: String,
             /// The errno (`EFBIG` if longer than 48 bytes).
             errno: Errno,
         },
         /// A sysfs measurement that is not 48 bytes.
         SysfsLength {
             /// The file.
-            path: PathBuf,
+            path: String,
             /// Its length.
             got: usize,
         },
@@ -85,20 +85,35 @@ mod std_api {
                 TdxError::Device(e) => fmt::Display::fmt(e, f),
                 TdxError::TdReport(e) => fmt::Display::fmt(e, f),
                 TdxError::Sysfs { path, errno } => {
-                    write!(f, "cannot read {}: {errno}", path.display())
+                    write!(f, "cannot read {path}: {errno}")?;
+                    if *errno == crate::sys::WRONG_FILE_TYPE {
+                        f.write_str(" (not a regular sysfs file; refused)")?;
+                    }
+                    Ok(())
                 }
                 TdxError::SysfsLength { path, got } => {
-                    write!(f, "{} holds {got} bytes, expected 48", path.display())
+                    write!(f, "{path} holds {got} bytes, expected 48")
                 }
             }
         }
     }
 
-    impl std::error::Error for TdxError {}
+    impl core::error::Error for TdxError {}
+
+    impl TdxError {
+        /// Whether trying again later may succeed (see [`TsmError::is_transient`]: a race,
+        /// a busy or silent host, an unreachable quote generation service).
+        pub fn is_transient(&self) -> bool {
+            match self {
+                TdxError::Tsm(e) => e.is_transient(),
+                _ => false,
+            }
+        }
+    }
 
     /// A TD quote for `report_data` from configfs-tsm (`tdx_guest`) at `tsm_root`, checked
     /// with [`Quote::parse`] and for its REPORTDATA.
-    pub fn get_quote(tsm_root: &Path, report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
+    pub fn get_quote(tsm_root: &str, report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
         get_quote_tsm(&TsmClient::new(tsm_root), report_data)
     }
 
@@ -123,7 +138,7 @@ mod std_api {
     }
 
     /// A TDREPORT for `report_data` through `TDX_CMD_GET_REPORT0` on `device`, checked.
-    pub fn tdreport(device: &Path, report_data: &[u8; 64]) -> Result<[u8; 1024], TdxError> {
+    pub fn tdreport(device: &str, report_data: &[u8; 64]) -> Result<[u8; 1024], TdxError> {
         let raw = TdxGuest::open(device)
             .and_then(|d| d.tdreport(report_data))
             .map_err(TdxError::Device)?;
@@ -133,10 +148,20 @@ mod std_api {
 
     /// MRCONFIGID (the init-data binding): `<measurements>/mrconfigid` when the kernel exposes
     /// it (6.16+), else from a TDREPORT through `device`, as guest-components does.
-    pub fn mrconfigid(measurements: &Path, device: &Path) -> Result<[u8; 48], TdxError> {
-        let path = measurements.join("mrconfigid");
-        if crate::sys::exists(&path) {
-            let raw = crate::sys::read_bounded(&path, 48).map_err(|errno| TdxError::Sysfs {
+    pub fn mrconfigid(measurements: &str, device: &str) -> Result<[u8; 48], TdxError> {
+        mrconfigid_with(&KernelFs, measurements, device)
+    }
+
+    /// [`mrconfigid`] with the sysfs check and read through `fs` (a test double answers them;
+    /// the TDREPORT ioctl always goes to the real `device`).
+    pub fn mrconfigid_with<F: TsmFs>(
+        fs: &F,
+        measurements: &str,
+        device: &str,
+    ) -> Result<[u8; 48], TdxError> {
+        let path = join(measurements, "mrconfigid");
+        if fs.exists(&path) {
+            let raw = fs.read(&path, 48).map_err(|errno| TdxError::Sysfs {
                 path: path.clone(),
                 errno,
             })?;

@@ -179,7 +179,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
     // 2. /dev/sev-guest.
     if Path::new("/dev/sev-guest").exists() {
         c.check("SNP_GET_EXT_REPORT", {
-            SevGuest::open(Path::new("/dev/sev-guest"))
+            SevGuest::open("/dev/sev-guest")
                 .and_then(|d| d.ext_report(&inblob(3)))
                 .map_err(|e| e.to_string())
                 .and_then(|r| {
@@ -193,7 +193,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
                 })
         });
         c.check("SNP_GET_REPORT", {
-            SevGuest::open(Path::new("/dev/sev-guest"))
+            SevGuest::open("/dev/sev-guest")
                 .and_then(|d| d.report(&inblob(4)))
                 .map_err(|e| e.to_string())
                 .and_then(|r| {

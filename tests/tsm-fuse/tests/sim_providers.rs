@@ -22,6 +22,14 @@ fn mount(provider: Arc<dyn tsm_fuse::Provider>) -> TsmMount {
         .unwrap_or_else(|e| panic!("cannot mount the configfs-tsm emulation: {e}"))
 }
 
+/// The report root as the `&str` path firmware-glue takes.
+fn report_root(tsm: &TsmMount) -> String {
+    tsm.report_dir()
+        .into_os_string()
+        .into_string()
+        .expect("the temporary mount path is UTF-8")
+}
+
 /// A binding digest and the REPORT_DATA that carries it (digest ‖ 16 zeros).
 fn binding(seed: u8) -> ([u8; 48], [u8; 64]) {
     let digest: [u8; 48] = Sha384::digest([seed]).into();
@@ -37,14 +45,14 @@ fn snp_evidence_through_configfs_tsm_verifies() {
     config.host_data.copy_from_slice(&init_digest[..32]);
     let provider = Arc::new(SnpProvider::new(SnpSim::new(config)));
     let tsm = mount(provider.clone());
-    let client = TsmClient::new(tsm.report_dir());
+    let client = TsmClient::new(report_root(&tsm));
     let verifier = SnpVerifier::from_sim_seed(DEFAULT_SEED, SnpPolicy::default());
 
     let (digest, rd) = binding(1);
     let ev = snp::get_evidence_tsm(&client, &rd).expect("SNP evidence over configfs-tsm");
     assert!(ev.certs.is_some(), "auxblob carried the VCEK");
     assert_eq!(
-        snp::host_data(&snp::SnpSource::Tsm(tsm.report_dir())).unwrap()[..],
+        snp::host_data(&snp::SnpSource::Tsm(report_root(&tsm))).unwrap()[..],
         init_digest[..32]
     );
     let json = ev.to_json().unwrap();
@@ -167,7 +175,7 @@ fn tdx_quote_through_configfs_tsm_verifies() {
     };
     let provider = Arc::new(TdxProvider::new(TdxSim::new(config)));
     let tsm = mount(provider.clone());
-    let client = TsmClient::new(tsm.report_dir());
+    let client = TsmClient::new(report_root(&tsm));
     let verifier = TdxVerifier::from_sim_seed(DEFAULT_SEED, TdxPolicy::default());
 
     let entry = tsm.report_dir().join("attrs");

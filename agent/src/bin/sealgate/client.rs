@@ -53,7 +53,7 @@ pub trait Transport {
 }
 
 /// What the evidence provider reports when it cannot produce evidence.
-pub type EvidenceError = String;
+pub type EvidenceError = crate::evidence::AttesterError;
 
 /// Why the agent could not get a secret: the KBS refused or said something unusable, the
 /// network failed for good, the deadline passed while retrying (naming the last transient

@@ -1,202 +1,276 @@
 //! Evidence for the attestation: which TEE, its primary evidence object for a binding
 //! digest, and the init-data check against what the TEE was launched with.
 //!
+//! Every TEE is a [`firmware_glue::evidence::EvidenceProvider`]: SNP through `/dev/sev-guest`
+//! or configfs-tsm, TDX through configfs-tsm (MRCONFIGID through sysfs, the TDREPORT ioctl or
+//! a quote), both from firmware-glue, and the sample TEE ([`Sample`]) here.
+//!
 //! On SNP and TDX every failure to get evidence is fatal: sealgate fails closed and never
 //! falls back to the sample TEE, which is used only when configured explicitly.
 
-use crate::run::Failure;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use firmware_glue::Tee as FwTee;
 use firmware_glue::detect::{self, Roots};
-use firmware_glue::snp::{self, SnpSource};
-use firmware_glue::tdx;
+use firmware_glue::evidence::{EvidenceError, EvidenceProvider, TdxTsm, snp_provider};
+use firmware_glue::snp::SnpSource;
 use sealgate_core::config::{Config, TeeChoice};
 use sealgate_core::initdata::InitData;
-use sealgate_core::rcar::{self, SampleEvidence, Tee};
+use sealgate_core::rcar::{SampleEvidence, Tee};
+use sealgate_linux::fs::exists;
 use sealgate_linux::{debug, info, warn};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+
+/// The sample TEE: no hardware, proves nothing (tests and demos). Its evidence carries the
+/// binding digest itself; it has nowhere to bind init-data.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample;
+
+impl EvidenceProvider for Sample {
+    fn tee(&self) -> FwTee {
+        FwTee::Sample
+    }
+
+    fn evidence(&mut self, binding: &[u8]) -> Result<Value, EvidenceError> {
+        serde_json::to_value(SampleEvidence::new(binding)).map_err(|e| EvidenceError::Other {
+            tee: FwTee::Sample,
+            detail: e.to_string(),
+        })
+    }
+
+    fn init_data_binding(&mut self) -> Result<Vec<u8>, EvidenceError> {
+        Err(EvidenceError::NoInitDataBinding { tee: FwTee::Sample })
+    }
+}
+
+/// Why the attester could not be set up, the init-data check failed, or no evidence came.
+#[derive(Debug)]
+pub enum AttesterError {
+    /// `tee = auto` and nothing was found.
+    NoTeeDetected {
+        /// The configfs-tsm report root looked at.
+        configfs_tsm: String,
+    },
+    /// The interface the configured TEE needs is absent.
+    InterfaceMissing {
+        /// The TEE asked for.
+        tee: Tee,
+        /// The configfs-tsm report root looked at.
+        configfs_tsm: String,
+    },
+    /// HOST_DATA / MRCONFIGID could not be read.
+    InitDataBinding {
+        /// `"SNP HOST_DATA"` or `"TDX MRCONFIGID"`.
+        field: &'static str,
+        /// Why.
+        source: EvidenceError,
+    },
+    /// The TEE was launched with other init-data.
+    InitDataMismatch {
+        /// `"SNP HOST_DATA"` or `"TDX MRCONFIGID"`.
+        field: &'static str,
+        /// The value the TEE holds.
+        bound: Vec<u8>,
+        /// The init-data's digest algorithm.
+        algorithm: &'static str,
+        /// The value the init-data's digest gives.
+        expected: Vec<u8>,
+    },
+    /// No evidence for the binding digest.
+    Evidence(EvidenceError),
+}
+
+impl AttesterError {
+    /// Whether trying again later may succeed (a busy host, an unreachable TDX quote
+    /// service); see [`EvidenceError::is_transient`].
+    #[allow(dead_code)] // for the integrator's retry policy; not yet used by the client
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AttesterError::InitDataBinding { source, .. } => source.is_transient(),
+            AttesterError::Evidence(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for AttesterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttesterError::NoTeeDetected { configfs_tsm } => write!(
+                f,
+                "no TEE detected: no /dev/sev-guest, /sys/devices/platform/sev-guest or /dev/tdx_guest, \
+                 and no configfs-tsm provider under {configfs_tsm}; sealgate never falls back to the sample TEE \
+                 (use --tee sample only for tests)"
+            ),
+            AttesterError::InterfaceMissing { tee, configfs_tsm } => {
+                let (what, interface) = match tee {
+                    Tee::Snp => (
+                        "SEV-SNP",
+                        format!("neither /dev/sev-guest nor configfs-tsm at {configfs_tsm}"),
+                    ),
+                    _ => ("TDX", format!("configfs-tsm at {configfs_tsm}")),
+                };
+                write!(
+                    f,
+                    "{what} requested, but {interface} is not present (is the guest driver loaded and configfs mounted?)"
+                )
+            }
+            AttesterError::InitDataBinding { field, source } => {
+                write!(f, "cannot read {field}: {source}")
+            }
+            AttesterError::InitDataMismatch {
+                field,
+                bound,
+                algorithm,
+                expected,
+            } => write!(
+                f,
+                "init-data does not match this TEE: {field} is {} but the {algorithm} digest of the init-data is {}; \
+                 refusing to attest (was the VM launched with this init-data?)",
+                hex(bound),
+                hex(expected)
+            ),
+            AttesterError::Evidence(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl core::error::Error for AttesterError {}
 
 /// The source of evidence for this run.
-pub enum Attester {
-    /// The sample TEE: no hardware, proves nothing (tests and demos).
-    Sample,
-    /// AMD SEV-SNP through `/dev/sev-guest` or configfs-tsm.
-    Snp(SnpSource),
-    /// Intel TDX: quotes through configfs-tsm; MRCONFIGID through sysfs or the TDREPORT.
-    Tdx {
-        /// configfs-tsm report directory.
-        tsm: PathBuf,
-        /// `/dev/tdx_guest`.
-        device: PathBuf,
-        /// sysfs measurements directory (kernel 6.16+).
-        measurements: PathBuf,
-    },
+pub struct Attester {
+    provider: Box<dyn EvidenceProvider>,
 }
 
 fn roots(cfg: &Config) -> Roots {
     Roots {
-        tsm_report: PathBuf::from(&cfg.configfs_tsm),
+        tsm_report: cfg.configfs_tsm.clone(),
         ..Roots::default()
     }
 }
 
 impl Attester {
     /// The attester the configuration asks for.
-    pub fn from_config(cfg: &Config) -> Result<Attester, Failure> {
+    pub fn from_config(cfg: &Config) -> Result<Attester, AttesterError> {
         let roots = roots(cfg);
         let tee = match cfg.tee {
             TeeChoice::Sample => {
                 warn!(
                     "using the sample TEE: the KBS learns nothing trustworthy about this machine"
                 );
-                return Ok(Attester::Sample);
+                return Ok(Attester {
+                    provider: Box::new(Sample),
+                });
             }
             TeeChoice::Snp => Tee::Snp,
             TeeChoice::Tdx => Tee::Tdx,
             TeeChoice::Auto => match detect::detect(&roots) {
                 Some(d) => {
-                    info!("detected {:?} (via {})", d.tee, d.via.display());
+                    info!("detected {:?} (via {})", d.tee, d.via);
                     match d.tee {
-                        detect::Tee::Snp => Tee::Snp,
-                        detect::Tee::Tdx => Tee::Tdx,
+                        FwTee::Snp => Tee::Snp,
+                        FwTee::Tdx => Tee::Tdx,
+                        // Detection never yields the sample TEE; refuse rather than assume.
+                        FwTee::Sample => {
+                            return Err(AttesterError::NoTeeDetected {
+                                configfs_tsm: cfg.configfs_tsm.clone(),
+                            });
+                        }
                     }
                 }
                 None => {
-                    return Err(Failure(format!(
-                        "no TEE detected: no /dev/sev-guest, /sys/devices/platform/sev-guest or /dev/tdx_guest, \
-                         and no configfs-tsm provider under {}; sealgate never falls back to the sample TEE \
-                         (use --tee sample only for tests)",
-                        cfg.configfs_tsm
-                    )));
+                    return Err(AttesterError::NoTeeDetected {
+                        configfs_tsm: cfg.configfs_tsm.clone(),
+                    });
                 }
             },
         };
         // Fail before any network use if the interface the TEE needs is absent.
-        let missing = |what: &str| {
-            Failure(format!(
-                "{what} requested, but {} is not present (is the guest driver loaded and configfs mounted?)",
-                match tee {
-                    Tee::Snp => format!(
-                        "neither /dev/sev-guest nor configfs-tsm at {}",
-                        cfg.configfs_tsm
-                    ),
-                    _ => format!("configfs-tsm at {}", cfg.configfs_tsm),
-                }
-            ))
+        let missing = || AttesterError::InterfaceMissing {
+            tee,
+            configfs_tsm: cfg.configfs_tsm.clone(),
         };
-        Ok(match tee {
+        let provider: Box<dyn EvidenceProvider> = match tee {
             Tee::Snp => {
                 let source = SnpSource::auto(&roots);
                 let present = match &source {
-                    SnpSource::Ioctl(dev) => dev.exists(),
-                    SnpSource::Tsm(root) => root.exists(),
+                    SnpSource::Ioctl(dev) => exists(dev),
+                    SnpSource::Tsm(root) => exists(root),
                 };
                 if !present {
-                    return Err(missing("SEV-SNP"));
+                    return Err(missing());
                 }
-                Attester::Snp(source)
+                snp_provider(&source)
             }
             _ => {
-                if !roots.tsm_report.exists() {
-                    return Err(missing("TDX"));
+                if !exists(&roots.tsm_report) {
+                    return Err(missing());
                 }
-                Attester::Tdx {
-                    tsm: roots.tsm_report,
-                    device: roots.dev.join("tdx_guest"),
-                    measurements: roots
-                        .sys
-                        .join("devices/virtual/misc/tdx_guest/measurements"),
-                }
+                Box::new(TdxTsm::new(
+                    roots.tsm_report.clone(),
+                    roots.tdx_guest(),
+                    roots.tdx_measurements(),
+                ))
             }
-        })
+        };
+        Ok(Attester { provider })
     }
 
     /// The TEE name sent in `/auth`.
     pub fn tee(&self) -> Tee {
-        match self {
-            Attester::Sample => Tee::Sample,
-            Attester::Snp(_) => Tee::Snp,
-            Attester::Tdx { .. } => Tee::Tdx,
+        match self.provider.tee() {
+            FwTee::Sample => Tee::Sample,
+            FwTee::Snp => Tee::Snp,
+            FwTee::Tdx => Tee::Tdx,
         }
     }
 
     /// Checks that the TEE was launched with this init-data: SNP HOST_DATA or TDX
     /// MRCONFIGID must equal its digest (regularized as Trustee does). Runs before anything
     /// is sent to the KBS. The sample TEE has nowhere to bind init-data: nothing to check.
-    pub fn check_init_data(&mut self, init_data: &InitData) -> Result<(), Failure> {
-        let (field, bound, expected): (&str, Vec<u8>, Vec<u8>) = match self {
-            Attester::Sample => {
+    pub fn check_init_data(&mut self, init_data: &InitData) -> Result<(), AttesterError> {
+        let (field, expected): (&'static str, Vec<u8>) = match self.tee() {
+            Tee::Sample => {
                 debug!("sample TEE: init-data is sent but cannot be bound to anything");
                 return Ok(());
             }
-            Attester::Snp(source) => {
-                let hd = snp::host_data(source)
-                    .map_err(|e| Failure(format!("cannot read SNP HOST_DATA: {e}")))?;
-                (
-                    "SNP HOST_DATA",
-                    hd.to_vec(),
-                    init_data.snp_host_data().to_vec(),
-                )
-            }
-            Attester::Tdx {
-                tsm,
-                device,
-                measurements,
-            } => (
-                "TDX MRCONFIGID",
-                tdx_mrconfigid(tsm, device, measurements)?.to_vec(),
-                init_data.tdx_mrconfigid().to_vec(),
-            ),
+            Tee::Snp => ("SNP HOST_DATA", init_data.snp_host_data().to_vec()),
+            Tee::Tdx => ("TDX MRCONFIGID", init_data.tdx_mrconfigid().to_vec()),
         };
+        let bound = self
+            .provider
+            .init_data_binding()
+            .map_err(|source| AttesterError::InitDataBinding { field, source })?;
+        let algorithm = init_data.algorithm().as_str();
         if bound != expected {
-            return Err(Failure(format!(
-                "init-data does not match this TEE: {field} is {} but the {} digest of the init-data is {}; \
-                 refusing to attest (was the VM launched with this init-data?)",
-                hex(&bound),
-                init_data.algorithm().as_str(),
-                hex(&expected)
-            )));
+            return Err(AttesterError::InitDataMismatch {
+                field,
+                bound,
+                algorithm,
+                expected,
+            });
         }
-        info!(
-            "init-data matches {field} ({} digest)",
-            init_data.algorithm().as_str()
-        );
+        info!("init-data matches {field} ({algorithm} digest)");
         Ok(())
     }
 
     /// The primary evidence binding `digest` (the KBS binding hash).
-    pub fn evidence(&mut self, digest: &[u8]) -> Result<Value, String> {
-        let report_data = rcar::report_data_64(digest);
-        match self {
-            Attester::Sample => {
-                serde_json::to_value(SampleEvidence::new(digest)).map_err(|e| e.to_string())
-            }
-            Attester::Snp(source) => {
-                let evidence =
-                    snp::get_evidence(source, &report_data).map_err(|e| e.to_string())?;
-                evidence.to_json().map_err(|e| e.to_string())
-            }
-            Attester::Tdx { tsm, .. } => {
-                let quote = tdx::get_quote(tsm, &report_data).map_err(|e| e.to_string())?;
-                Ok(tdx::evidence_json(&quote, None))
-            }
-        }
+    pub fn evidence(&mut self, digest: &[u8]) -> Result<Value, AttesterError> {
+        self.provider
+            .evidence(digest)
+            .map_err(AttesterError::Evidence)
     }
-}
-
-/// MRCONFIGID from sysfs (6.16+) or the TDREPORT ioctl, as upstream reads it; on a guest
-/// that only has configfs-tsm, from a quote (its TD report body carries the same value).
-fn tdx_mrconfigid(tsm: &Path, device: &Path, measurements: &Path) -> Result<[u8; 48], Failure> {
-    if measurements.join("mrconfigid").exists() || device.exists() {
-        return tdx::mrconfigid(measurements, device)
-            .map_err(|e| Failure(format!("cannot read TDX MRCONFIGID: {e}")));
-    }
-    let quote = tdx::get_quote(tsm, &[0u8; 64])
-        .map_err(|e| Failure(format!("cannot read TDX MRCONFIGID: {e}")))?;
-    let parsed = tdx::Quote::parse(&quote)
-        .map_err(|e| Failure(format!("cannot read TDX MRCONFIGID: {e}")))?;
-    Ok(*parsed.mr_config_id())
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    use core::fmt::Write;
+    let mut s = String::with_capacity(2 * b.len());
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
 }

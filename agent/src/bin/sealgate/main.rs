@@ -17,7 +17,9 @@ mod initdata_source;
 mod run;
 mod transport;
 
-/// The alloc items every module uses (a no_std crate has no std prelude).
+/// The alloc items every module uses (a no_std crate has no std prelude); not every
+/// module needs each of them.
+#[allow(unused_imports)]
 mod prelude {
     pub use alloc::borrow::ToOwned;
     pub use alloc::boxed::Box;

@@ -55,7 +55,7 @@ fn console(line: &str) {
 
 /// The operator's reading of a failure (never secret material).
 fn reason(failure: &Failure) -> String {
-    failure.0.clone()
+    failure.to_string()
 }
 
 /// Runs `f`, logging its duration at debug level.

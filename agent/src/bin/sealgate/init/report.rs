@@ -181,7 +181,7 @@ fn open_dir<Fd: AsFd>(at: Fd, path: &CStr, follow: bool) -> Result<OwnedFd, Errn
 fn names(fd: &OwnedFd) -> Result<Vec<CString>, Errno> {
     let mut out = Vec::new();
     for entry in rustix::fs::Dir::read_from(fd)? {
-        let name = entry?.file_name().to_owned();
+        let name = alloc::borrow::ToOwned::to_owned(entry?.file_name());
         if name.as_bytes() != b"." && name.as_bytes() != b".." {
             out.push(name);
         }
