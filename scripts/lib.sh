@@ -52,6 +52,17 @@ build_static_agent() {
     build_guest release
 }
 
+# The P-256-only guest binary (--no-default-features: no RSA-OAEP-256, no P-521 tee keys).
+# cargo writes it to the same path as the default build, so it is copied aside to
+# sealgate-p256 and the default build is put back (both stay cached: no rebuild).
+build_p256_agent() {
+    local bin
+    bin=$(build_guest release --no-default-features)
+    cp "$bin" "$bin-p256"
+    build_guest release >/dev/null
+    echo "$bin-p256"
+}
+
 # The same binary with its symbol table (profile release-symbols): for check_no_c and the
 # size table. Built into its own profile directory, so the shipped binary is untouched.
 build_symbols_agent() {
