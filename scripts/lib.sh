@@ -96,16 +96,20 @@ build_symbols_agent() {
 #  4. no ".comment" note from a C compiler ("GCC:" or "clang version"): every object
 #     compiled from C leaves one; Rust objects say "rustc version" and the linker adds none.
 check_no_c() {
-    local bin="$1" syms="${2:-$1}" found=() phdrs dynamic symbols hits comment
+    local bin="$1" syms="${2:-$1}" found=() phdrs dynamic symbols nm_ok=1 hits comment
+    if [ ! -f "$bin" ] || [ ! -f "$syms" ]; then
+        echo "cannot check for C code: no binary at '$bin' or '$syms'"
+        return 1
+    fi
     # Captured first: `cmd | grep -q` under pipefail fails when grep stops reading early.
     phdrs=$(readelf -lW "$bin") dynamic=$(readelf -dW "$bin")
-    symbols=$(nm --defined-only "$syms" 2>&1 || true)
+    symbols=$(nm --defined-only "$syms" 2>&1) || nm_ok=0
     comment=$(readelf -p .comment "$syms" 2>/dev/null || true)
     grep -q '^ *INTERP ' <<<"$phdrs" && found+=("an INTERP program header (needs ld.so)")
     if grep -q '(NEEDED)' <<<"$dynamic"; then
         found+=("NEEDED $(sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' <<<"$dynamic" | paste -sd, -)")
     fi
-    if grep -q 'no symbols' <<<"$symbols"; then
+    if [ "$nm_ok" = 0 ] || grep -q 'no symbols' <<<"$symbols"; then
         found+=("no symbol table in $syms to check (use the release-symbols build)")
     else
         hits=$(awk '{print $NF}' <<<"$symbols" | grep -E "$NO_C_SYMBOLS" | sort -u || true)
