@@ -26,13 +26,16 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The RUSTFLAGS of the guest build. Two states of the tree:
 # - the libc-free binary (no_std + no_main, origin starts it): agent/build.rs passes
-#   `-nostartfiles -static` to the linker itself, so no flag is needed here;
+#   `-nostartfiles -static` to the linker itself, so no flag is needed here. It must not get
+#   `+crt-static` either: that makes it a static-pie, which origin does not relocate
+#   (tried with origin 0.26: such a hello-world segfaults at start);
 # - the std binary: static glibc through `+crt-static`.
 # Not passed: `-C force-unwind-tables=no` (release has panic = "abort"): measured with rustc
 # 1.95, it leaves the binary byte-identical, std build and origin build alike; the
 # .eh_frame comes from the precompiled core/alloc/std.
 guest_rustflags() {
-    if [ -f "$ROOT/agent/build.rs" ] && grep -q -- '-nostartfiles' "$ROOT/agent/build.rs"; then
+    if grep -qs -- '-nostartfiles' "$ROOT/agent/build.rs" ||
+        grep -qs '^#!\[no_main\]' "$ROOT/agent/src/bin/sealgate/main.rs"; then
         echo ""
     else
         echo "-C target-feature=+crt-static"
