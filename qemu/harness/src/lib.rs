@@ -118,11 +118,16 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// The RUSTFLAGS of a static build, as `guest_rustflags` in scripts/lib.sh: none for sealgate
-/// once its build script links it without libc itself (`-nostartfiles`), else static glibc.
+/// once it starts itself without libc (`#![no_main]`, its build script links it with
+/// `-nostartfiles -static`; `+crt-static` would make it a static-pie that origin does not
+/// relocate), else static glibc.
 fn static_rustflags(package: &str) -> &'static str {
+    let read = |path: &str| fs::read_to_string(repo_root().join(path)).unwrap_or_default();
     let links_itself = package == "sealgate"
-        && fs::read_to_string(repo_root().join("agent/build.rs"))
-            .is_ok_and(|script| script.contains("-nostartfiles"));
+        && (read("agent/build.rs").contains("-nostartfiles")
+            || read("agent/src/bin/sealgate/main.rs")
+                .lines()
+                .any(|l| l.starts_with("#![no_main]")));
     if links_itself {
         ""
     } else {
