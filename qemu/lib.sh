@@ -4,6 +4,17 @@ set -euo pipefail
 QEMU_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$QEMU_DIR/.." && pwd)"
 CACHE="${SEALGATE_CACHE:-$ROOT/.cache}"
+# cargo's target directory, as scripts/lib.sh resolves it: $CARGO_TARGET_DIR (a relative
+# one against the starting directory, exported absolute so that cargo, run after a cd,
+# agrees), else the workspace's target/.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    case "$CARGO_TARGET_DIR" in
+        /*) ;;
+        *) CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR" ;;
+    esac
+    export CARGO_TARGET_DIR
+fi
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -31,9 +31,29 @@ pub fn repo_root() -> PathBuf {
         .expect("repository root")
 }
 
+/// cargo's target directory, as scripts/lib.sh and qemu/lib.sh resolve it:
+/// `$CARGO_TARGET_DIR` (those scripts export it absolute), else the outermost directory
+/// above this executable that cargo tagged with `CACHEDIR.TAG`, else the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+    {
+        return dir;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .filter(|dir| dir.join("CACHEDIR.TAG").is_file())
+                .last()
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
 /// Scratch space for images and logs (under the target directory, git-ignored).
 pub fn work_dir(name: &str) -> PathBuf {
-    let dir = repo_root().join("target/qemu-tests").join(name);
+    let dir = target_dir().join("qemu-tests").join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("work dir");
     dir
@@ -97,21 +117,32 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-/// `cargo build --release` of one binary, static (`+crt-static`) for [`TARGET`], in its own
-/// cargo invocation so that features are not unified with other packages (the shipped agent
-/// must not be built with the simulator's features).
+/// The RUSTFLAGS of a static build: none for sealgate, which starts itself without libc
+/// (its build script links it with `-nostartfiles -static`; `+crt-static` would make it a
+/// static-pie that origin does not relocate); static glibc for the test-only guest-sim.
+fn static_rustflags(package: &str) -> &'static str {
+    if package == "sealgate" {
+        ""
+    } else {
+        "-C target-feature=+crt-static"
+    }
+}
+
+/// `cargo build --release` of one binary, static for [`TARGET`], in its own cargo invocation
+/// so that features are not unified with other packages (the shipped agent must not be built
+/// with the simulator's features).
 pub fn build_static(package: &str, bin: &str) -> PathBuf {
     let root = repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("RUSTFLAGS", static_rustflags(package))
         .args(["build", "--release", "--locked", "--target", TARGET])
         .args(["-p", package, "--bin", bin])
         .status()
         .expect("cargo");
     assert!(status.success(), "building {package} failed");
-    root.join("target").join(TARGET).join("release").join(bin)
+    target_dir().join(TARGET).join("release").join(bin)
 }
 
 /// `cargo build --release` of a host tool.
@@ -132,7 +163,7 @@ pub fn build_host(package: &str, bin: &str) -> PathBuf {
         .status()
         .expect("cargo");
     assert!(status.success(), "building {bin} failed");
-    root.join("target/release").join(bin)
+    target_dir().join("release").join(bin)
 }
 
 /// Everything the boots need, built once.
@@ -164,7 +195,7 @@ impl Artifacts {
             tsm_sim: PathBuf::from(tsm_sim.trim()),
             sealgate,
             guest_sim: build_static("guest-sim", "guest-sim"),
-            sealctl: build_host("sealgate", "sealctl"),
+            sealctl: build_host("sealctl", "sealctl"),
         }
     }
 
