@@ -277,7 +277,8 @@ impl fmt::Display for TsmError {
             } => {
                 write!(
                     f,
-                    "reading {attr} from the {provider} provider failed: {errno}"
+                    "reading {attr} from the {provider} provider failed: {errno}",
+                    errno = crate::util::os(errno)
                 )?;
                 f.write_str(match (provider, *errno) {
                     (Provider::SevGuest, Errno::NXIO) => {
@@ -316,7 +317,12 @@ impl fmt::Display for TsmError {
                 "another process wrote to sealgate's configfs-tsm entry on each of {attempts} attempts (generation {found}, expected {expected}); refusing a report that may not carry our REPORT_DATA"
             ),
             TsmError::Io { op, path, errno } => {
-                write!(f, "configfs-tsm {op} {} failed: {errno}", path)
+                write!(
+                    f,
+                    "configfs-tsm {op} {} failed: {errno}",
+                    path,
+                    errno = crate::util::os(errno)
+                )
             }
             TsmError::NotAFile { path } => write!(
                 f,
@@ -325,7 +331,8 @@ impl fmt::Display for TsmError {
             TsmError::Cleanup { path, errno } => write!(
                 f,
                 "could not remove configfs-tsm entry {} ({errno}); remove it with rmdir",
-                path
+                path,
+                errno = crate::util::os(errno)
             ),
         }
     }

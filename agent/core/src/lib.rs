@@ -13,6 +13,7 @@ extern crate std;
 pub mod b64;
 pub mod config;
 pub mod dns;
+pub mod errno;
 pub mod gzip;
 pub mod hosts;
 pub mod http;

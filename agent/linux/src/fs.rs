@@ -53,7 +53,7 @@ impl ReadError {
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReadError::Os(e) => write!(f, "{e}"),
+            ReadError::Os(e) => write!(f, "{}", crate::os(e)),
             ReadError::NotAFile(what) => write!(f, "not a regular file but a {what}; refused"),
             ReadError::TooLarge { limit } => write!(f, "larger than {limit} bytes"),
             ReadError::Escapes => f.write_str("resolves outside its directory"),
@@ -91,7 +91,8 @@ fn type_name(t: FileType) -> &'static str {
     }
 }
 
-/// Opens `path` for reading without blocking and checks what it is.
+/// Opens `path` for reading without blocking and checks what it is: a regular file, the
+/// null device (empty), or where `kind` allows it a block device.
 pub fn open_checked(path: &str, kind: Kind) -> Result<OwnedFd, ReadError> {
     let fd = retry(|| {
         rustix::fs::open(
@@ -105,8 +106,16 @@ pub fn open_checked(path: &str, kind: Kind) -> Result<OwnedFd, ReadError> {
     let t = FileType::from_raw_mode(st.st_mode);
     match (t, kind) {
         (FileType::RegularFile, _) | (FileType::BlockDevice, Kind::RegularOrBlock) => Ok(fd),
+        // `/dev/null` (1:3, whatever its name) reads as an empty file: `--config /dev/null`
+        // is the usual way to say "no config file". Other devices are refused: opening
+        // some has side effects (a watchdog starts, a tape rewinds).
+        (FileType::CharacterDevice, _) if is_null_device(st.st_rdev) => Ok(fd),
         _ => Err(ReadError::NotAFile(type_name(t))),
     }
+}
+
+fn is_null_device(rdev: u64) -> bool {
+    rustix::fs::major(rdev) == 1 && rustix::fs::minor(rdev) == 3
 }
 
 /// Reads at most `limit` bytes from `fd`; more is an error. The loop ends: every read
@@ -258,9 +267,11 @@ mod tests {
         assert_eq!(read_file(&f, 10), Err(ReadError::NotAFile("FIFO")));
         assert_eq!(read_file(&d, 10), Err(ReadError::NotAFile("directory")));
         assert_eq!(
-            read_file("/dev/null", 10),
+            read_file("/dev/zero", 10),
             Err(ReadError::NotAFile("character device"))
         );
+        // The null device reads as an empty file (`--config /dev/null`).
+        assert_eq!(read_file("/dev/null", 10), Ok(Vec::new()));
     }
 
     #[test]

@@ -113,7 +113,9 @@ pub enum InputError {
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InputError::Io { op, path, errno } => write!(f, "{op} {path}: {errno}"),
+            InputError::Io { op, path, errno } => {
+                write!(f, "{op} {path}: {errno}", errno = crate::os(errno))
+            }
             InputError::FileTooLarge { path, limit } => {
                 write!(f, "sealed input {path} is larger than {limit} bytes")
             }

@@ -21,3 +21,9 @@ pub mod process;
 pub mod sealdir;
 pub mod stdio;
 pub mod time;
+
+/// An OS error as an operator reads it: "No such file or directory (os error 2)", as std
+/// prints it (rustix alone, without std, prints only the number).
+pub fn os(e: impl core::borrow::Borrow<rustix::io::Errno>) -> sealgate_core::errno::OsError {
+    sealgate_core::errno::OsError(e.borrow().raw_os_error())
+}

@@ -348,12 +348,12 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Open(e) => write!(f, "open: {e}"),
+            LoadError::Open(e) => write!(f, "open: {}", crate::os(e)),
             LoadError::NulInParams => f.write_str("NUL byte in the parameters"),
             LoadError::NoDecompression => f.write_str(
                 "the kernel cannot decompress modules (CONFIG_MODULE_DECOMPRESS); pack them uncompressed",
             ),
-            LoadError::Load(e) => write!(f, "finit_module: {e}"),
+            LoadError::Load(e) => write!(f, "finit_module: {}", crate::os(e)),
         }
     }
 }

@@ -77,14 +77,19 @@ fn try_mount(spec: &Spec) -> Mounted {
     if !exists(target)
         && let Err(e) = rustix::fs::mkdir(target, Mode::from_raw_mode(spec.dir_mode))
     {
-        warn!("init: cannot create {}: {e}", spec.target);
+        warn!("init: cannot create {}: {e}", spec.target, e = crate::os(e));
         return Mounted::Failed;
     }
     match mount(spec.fstype, target, spec.fstype, spec.flags, spec.data) {
         Ok(()) => Mounted::Now,
         Err(Errno::BUSY) => Mounted::Already,
         Err(e) => {
-            warn!("init: mount {} on {}: {e}", spec.fstype, spec.target);
+            warn!(
+                "init: mount {} on {}: {e}",
+                spec.fstype,
+                spec.target,
+                e = crate::os(e)
+            );
             Mounted::Failed
         }
     }

@@ -195,7 +195,7 @@ impl fmt::Display for NetError {
             NetErrorKind::NotFound(detail) if detail.is_empty() => f.write_str("no address found"),
             NetErrorKind::NotFound(detail) => f.write_str(detail),
             NetErrorKind::Timeout(d) => write!(f, "timed out after {} ms", d.as_millis()),
-            NetErrorKind::Io(errno) => write!(f, "{errno}"),
+            NetErrorKind::Io(errno) => write!(f, "{errno}", errno = crate::os(errno)),
             NetErrorKind::Http(e) => write!(f, "{e}"),
         }
     }
@@ -217,7 +217,7 @@ impl fmt::Display for SocketError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SocketError::Timeout(d) => write!(f, "timed out after {} ms", d.as_millis()),
-            SocketError::Os(errno) => write!(f, "{errno}"),
+            SocketError::Os(errno) => write!(f, "{errno}", errno = crate::os(errno)),
         }
     }
 }

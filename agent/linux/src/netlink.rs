@@ -315,7 +315,7 @@ pub enum NetlinkError {
 impl fmt::Display for NetlinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetlinkError::Os(e) => write!(f, "{e}"),
+            NetlinkError::Os(e) => write!(f, "{}", crate::os(e)),
             NetlinkError::Decode(e) => write!(f, "{e}"),
             NetlinkError::Timeout => f.write_str("no answer from the kernel"),
         }

@@ -74,7 +74,7 @@ pub fn setup(plan: &NetPlan) {
     if !plan.dns.is_empty() {
         match write_resolv_conf(plan) {
             Ok(()) => debug!("init: wrote {RESOLV_CONF}"),
-            Err(e) => warn!("init: {RESOLV_CONF}: {e}"),
+            Err(e) => warn!("init: {RESOLV_CONF}: {}", crate::os(e)),
         }
     }
 }

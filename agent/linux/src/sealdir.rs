@@ -279,7 +279,9 @@ pub enum SealError {
 impl fmt::Display for SealError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SealError::Io { op, path, errno } => write!(f, "{op} {path}: {errno}"),
+            SealError::Io { op, path, errno } => {
+                write!(f, "{op} {path}: {errno}", errno = crate::os(errno))
+            }
             SealError::Symlink { path } => write!(f, "refusing to follow symlink {path}"),
             SealError::NotADirectory { path } => write!(f, "{path} exists and is not a directory"),
             SealError::NotTmpfs { path, fs_type } => write!(
@@ -565,7 +567,8 @@ impl SealDir {
                     Ok(()) => crate::info!("removed leftover temporary {}", self.show(&child)),
                     Err(errno) => crate::warn!(
                         "cannot remove leftover temporary {}: {errno}",
-                        self.show(&child)
+                        self.show(&child),
+                        errno = crate::os(errno)
                     ),
                 }
                 continue;
@@ -860,7 +863,8 @@ impl Txn<'_> {
                 if let Err(errno) = fs::unlinkat(&dir.fd, bak.as_str(), AtFlags::empty()) {
                     crate::warn!(
                         "cannot remove backup {}: {errno} (removed at next start)",
-                        self.sd.show(&join_rel(&dir.rel, &bak))
+                        self.sd.show(&join_rel(&dir.rel, &bak)),
+                        errno = crate::os(errno)
                     );
                 }
             }
@@ -896,7 +900,8 @@ impl Txn<'_> {
                 Err(errno) => {
                     crate::error!(
                         "rollback of {} failed: {errno}; it keeps the new content",
-                        self.sd.show(item.target.as_str())
+                        self.sd.show(item.target.as_str()),
+                        errno = crate::os(errno)
                     );
                     not_rolled_back.push(item.target.clone());
                 }
@@ -924,7 +929,8 @@ impl Txn<'_> {
                 if let Err(errno) = fs::unlinkat(&dir.fd, name.as_str(), AtFlags::empty()) {
                     crate::warn!(
                         "cannot remove {}: {errno} (removed at next start)",
-                        self.sd.show(&join_rel(&dir.rel, &name))
+                        self.sd.show(&join_rel(&dir.rel, &name)),
+                        errno = crate::os(errno)
                     );
                 }
             }
@@ -935,7 +941,11 @@ impl Txn<'_> {
                 Ok(()) => dir.touched = true,
                 Err(Errno::NOTEMPTY) => {}
                 Err(errno) => {
-                    crate::warn!("cannot remove directory {}: {errno}", self.sd.show(&rel))
+                    crate::warn!(
+                        "cannot remove directory {}: {errno}",
+                        self.sd.show(&rel),
+                        errno = crate::os(errno)
+                    )
                 }
             }
         }
@@ -945,7 +955,11 @@ impl Txn<'_> {
     fn sync_dirs(&mut self) {
         for dir in self.dirs.iter_mut().filter(|d| d.touched) {
             if let Err(errno) = fs::fsync(&dir.fd) {
-                crate::warn!("fsync {}: {errno}", self.sd.show(&dir.rel));
+                crate::warn!(
+                    "fsync {}: {errno}",
+                    self.sd.show(&dir.rel),
+                    errno = crate::os(errno)
+                );
             }
             dir.touched = false;
         }

@@ -81,7 +81,11 @@ impl fmt::Display for SevGuestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SevGuestError::Open { path, errno } => {
-                write!(f, "cannot open {path}: {errno}")?;
+                write!(
+                    f,
+                    "cannot open {path}: {errno}",
+                    errno = crate::util::os(errno)
+                )?;
                 f.write_str(match *errno {
                     Errno::NOENT | Errno::NODEV | Errno::NXIO => {
                         " (not an SEV-SNP guest, or the sev-guest driver is not loaded: modprobe sev-guest)"
@@ -102,7 +106,8 @@ impl fmt::Display for SevGuestError {
                 let vmm = (*exitinfo2 >> 32) as u32;
                 write!(
                     f,
-                    "{ioctl} failed: {errno} (exitinfo2 0x{exitinfo2:x}: firmware error 0x{fw:x}, VMM error {vmm})"
+                    "{ioctl} failed: {errno} (exitinfo2 0x{exitinfo2:x}: firmware error 0x{fw:x}, VMM error {vmm})",
+                    errno = crate::util::os(errno)
                 )?;
                 let issued = *exitinfo2 != EXITINFO2_UNTOUCHED;
                 f.write_str(match *errno {

@@ -37,7 +37,11 @@ impl fmt::Display for TdxGuestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TdxGuestError::Open { path, errno } => {
-                write!(f, "cannot open {path}: {errno}")?;
+                write!(
+                    f,
+                    "cannot open {path}: {errno}",
+                    errno = crate::util::os(errno)
+                )?;
                 f.write_str(match *errno {
                     Errno::NOENT | Errno::NODEV | Errno::NXIO => {
                         " (not a TDX guest, or the tdx-guest driver is not loaded: modprobe tdx-guest)"
@@ -56,7 +60,8 @@ impl fmt::Display for TdxGuestError {
                     " (the TDG.MR.REPORT TDCALL failed)"
                 } else {
                     ""
-                }
+                },
+                errno = crate::util::os(errno)
             ),
         }
     }

@@ -85,7 +85,11 @@ mod device_api {
                 TdxError::Device(e) => fmt::Display::fmt(e, f),
                 TdxError::TdReport(e) => fmt::Display::fmt(e, f),
                 TdxError::Sysfs { path, errno } => {
-                    write!(f, "cannot read {path}: {errno}")?;
+                    write!(
+                        f,
+                        "cannot read {path}: {errno}",
+                        errno = crate::util::os(errno)
+                    )?;
                     if *errno == crate::sys::WRONG_FILE_TYPE {
                         f.write_str(" (not a regular sysfs file; refused)")?;
                     }

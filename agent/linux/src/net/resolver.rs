@@ -64,7 +64,7 @@ impl Failure {
         match self {
             Failure::Rcode(rcode) => format!("{rcode} from {s}"),
             Failure::Timeout => format!("timed out asking {s}"),
-            Failure::Io(e) => format!("error asking {s}: {e}"),
+            Failure::Io(e) => format!("error asking {s}: {}", crate::os(e)),
             Failure::BadAnswer(e) => format!("bad answer from {s}: {e}"),
             Failure::TruncatedOverTcp => format!("truncated answer over TCP from {s}"),
             Failure::Closed => format!("{s} closed the TCP connection before answering"),

@@ -84,19 +84,6 @@ pub enum AttesterError {
     Evidence(EvidenceError),
 }
 
-impl AttesterError {
-    /// Whether trying again later may succeed (a busy host, an unreachable TDX quote
-    /// service); see [`EvidenceError::is_transient`].
-    #[allow(dead_code)] // for the integrator's retry policy; not yet used by the client
-    pub fn is_transient(&self) -> bool {
-        match self {
-            AttesterError::InitDataBinding { source, .. } => source.is_transient(),
-            AttesterError::Evidence(e) => e.is_transient(),
-            _ => false,
-        }
-    }
-}
-
 impl fmt::Display for AttesterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

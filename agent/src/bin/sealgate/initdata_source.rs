@@ -92,10 +92,8 @@ fn scan() -> Result<InitData, InitDataSourceError> {
         let dev = format!("/dev/{name}");
         match read_head(&dev) {
             Ok(bytes) if bytes.starts_with(BLOCK_MAGIC) => {
-                return decode(&bytes).map_err(|error| InitDataSourceError::Invalid {
-                    source: dev,
-                    error,
-                });
+                return decode(&bytes)
+                    .map_err(|error| InitDataSourceError::Invalid { source: dev, error });
             }
             Ok(_) => debug!("{dev}: no init-data magic"),
             Err(e) => debug!("{dev}: {e}"),

@@ -113,9 +113,8 @@ fn with_log_level(opts: &cli::Options, process: &Process) -> Result<(), String> 
         .clone()
         .or_else(|| process.var("SEALGATE_LOG").map(String::from));
     if let Some(name) = level {
-        let level = Level::parse(&name).ok_or_else(|| {
-            format!("invalid log level '{name}' (error, warn, info or debug)")
-        })?;
+        let level = Level::parse(&name)
+            .ok_or_else(|| format!("invalid log level '{name}' (error, warn, info or debug)"))?;
         log::set_level(level);
     }
     Ok(())

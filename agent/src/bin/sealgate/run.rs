@@ -18,7 +18,9 @@ use sealgate_core::config::{self, Config, ConfigError, Settings};
 use sealgate_core::hosts::{AddrError, Url};
 use sealgate_core::initdata::{InitData, InitDataError};
 use sealgate_core::outpath::{PathError, RelPath};
-use sealgate_core::sealed::{self, KeySource, PublicJwk, SealedError, SealedSecret, Secret, Unseal};
+use sealgate_core::sealed::{
+    self, KeySource, PublicJwk, SealedError, SealedSecret, Secret, Unseal,
+};
 use sealgate_core::teekey::{KeyError, TeeKey};
 use sealgate_core::uri::{ResourceUri, UriError};
 use sealgate_linux::fs::{self, ReadError};
@@ -238,7 +240,7 @@ impl fmt::Display for Failure {
             }
             Failure::ResourceUri(e) => write!(f, "{e}"),
             Failure::GetResource(e) => write!(f, "{e}"),
-            Failure::Stdout(e) => write!(f, "writing to stdout: {e}"),
+            Failure::Stdout(e) => write!(f, "writing to stdout: {}", sealgate_linux::os(e)),
         }
     }
 }
@@ -388,7 +390,8 @@ fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTran
         request_timeout: io * 2,
         ..ClientConfig::default()
     };
-    let key = TeeKey::generate(cfg.key_algorithm, &mut os_rng::os_rng()).map_err(Failure::TeeKey)?;
+    let key =
+        TeeKey::generate(cfg.key_algorithm, &mut os_rng::os_rng()).map_err(Failure::TeeKey)?;
     debug!("tee key: {}", cfg.key_algorithm.jwe_alg());
     let deadline = Instant::now() + Duration::from_secs(cfg.deadline_secs);
     Ok(Client::new(
@@ -476,8 +479,8 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
         plan.push((path, Source::Resource(spec.uri.clone())));
     }
     if let Some(dir) = &cfg.sealed_secrets_dir {
-        let inputs = inputdir::read_sealed_inputs(dir, &InputLimits::default())
-            .map_err(Failure::Input)?;
+        let inputs =
+            inputdir::read_sealed_inputs(dir, &InputLimits::default()).map_err(Failure::Input)?;
         if inputs.is_empty() {
             warn!("no sealed secrets found under {dir}");
         }
@@ -488,7 +491,10 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
             let sealed = match SealedSecret::parse(text) {
                 Ok(s) => Sealed::Signed(s),
                 Err(e) if cfg.allow_unsigned => {
-                    warn!("INSECURE: {}: {e}; accepting it unverified as configured", file());
+                    warn!(
+                        "INSECURE: {}: {e}; accepting it unverified as configured",
+                        file()
+                    );
                     Sealed::Unverified(sealed::parse_unverified(text).map_err(|error| {
                         Failure::SealedInput {
                             file: file(),

@@ -188,7 +188,10 @@ pub fn main<E: AsRef<[u8]>>(
                 .collect();
             let e = process::exec(&next, &argv, env);
             fail_and_stop(
-                &format!("cannot start the next init {next}: {e}"),
+                &format!(
+                    "cannot start the next init {next}: {}",
+                    sealgate_linux::os(e)
+                ),
                 Stop::after_failure(init.on_failure),
                 pid1,
             )
