@@ -146,6 +146,13 @@ impl serde::de::Expected for ExpectedLen {
     }
 }
 
+/// An OS error as an operator reads it ("Input/output error (os error 5)"): rustix without
+/// std prints only the number.
+#[cfg(feature = "device")]
+pub(crate) fn os(e: impl core::borrow::Borrow<rustix::io::Errno>) -> sealgate_core::errno::OsError {
+    sealgate_core::errno::OsError(e.borrow().raw_os_error())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,11 +175,4 @@ mod tests {
         assert_eq!(parse_guid("63da758d-e664-4564-adc5-f4b93be8accg"), None);
         assert_eq!(parse_guid("63da758d_e664-4564-adc5-f4b93be8accd"), None);
     }
-}
-
-/// An OS error as an operator reads it ("Input/output error (os error 5)"): rustix without
-/// std prints only the number.
-#[cfg(feature = "device")]
-pub(crate) fn os(e: impl core::borrow::Borrow<rustix::io::Errno>) -> sealgate_core::errno::OsError {
-    sealgate_core::errno::OsError(e.borrow().raw_os_error())
 }
