@@ -1,48 +1,28 @@
 //! sealgate: the guest agent. See `sealgate --help`.
 //!
-//! A `no_std`, `no_main` program with no libc: `sealgate-rt` (origin) starts it, and every
-//! system call goes through the platform layer (`sealgate-linux`, on rustix).
-// Unit tests build with std and the test harness; the program itself is no_std/no_main.
-#![cfg_attr(not(test), no_std)]
-#![cfg_attr(not(test), no_main)]
+//! A `no_std`, `no_main` program with no libc: `sealgate-rt` (origin) starts it, the
+//! `sealgate` library holds the logic, and every system call goes through the platform
+//! layer (`sealgate-linux`, on rustix).
+#![no_std]
+#![no_main]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
-mod cli;
-mod client;
-mod evidence;
-mod init;
-mod initdata_source;
-mod run;
-mod transport;
-
-/// The alloc items every module uses (a no_std crate has no std prelude); not every
-/// module needs each of them.
-#[allow(unused_imports)]
-mod prelude {
-    pub use alloc::borrow::ToOwned;
-    pub use alloc::boxed::Box;
-    pub use alloc::collections::{BTreeMap, BTreeSet};
-    pub use alloc::format;
-    pub use alloc::string::{String, ToString};
-    pub use alloc::vec;
-    pub use alloc::vec::Vec;
-}
-
-use prelude::*;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use sealgate::{cli, init, run};
 use sealgate_linux::log::{self, Level};
 use sealgate_linux::{eprintln, error, print, println};
 use sealgate_rt::Process;
 
-#[cfg(not(test))]
 sealgate_rt::program!(main);
 
 /// Exit statuses (README, "Exit status").
 const EXIT_FAILURE: i32 = 1;
 const EXIT_USAGE: i32 = 2;
 
-#[cfg_attr(test, allow(dead_code))]
 fn main(process: Process) -> i32 {
     let start_us = sealgate_linux::time::boottime_us();
     let args: Vec<String> = process.args.iter().skip(1).cloned().collect();
