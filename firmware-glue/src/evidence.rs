@@ -176,7 +176,7 @@ impl EvidenceProvider for SnpIoctl {
 
     fn evidence(&mut self, binding: &[u8]) -> Result<Value, EvidenceError> {
         let rd = report_data(binding)?;
-        Ok(snp::get_evidence_ioctl(&self.device, &rd)?.to_json()?)
+        Ok(snp::get_evidence_ioctl(&self.device, &rd)?.to_json())
     }
 
     fn init_data_binding(&mut self) -> Result<Vec<u8>, EvidenceError> {
@@ -216,7 +216,7 @@ impl<F: TsmFs> EvidenceProvider for SnpTsm<F> {
 
     fn evidence(&mut self, binding: &[u8]) -> Result<Value, EvidenceError> {
         let rd = report_data(binding)?;
-        Ok(snp::get_evidence_tsm(&self.client, &rd)?.to_json()?)
+        Ok(snp::get_evidence_tsm(&self.client, &rd)?.to_json())
     }
 
     fn init_data_binding(&mut self) -> Result<Vec<u8>, EvidenceError> {
@@ -275,7 +275,8 @@ impl<F: TsmFs> EvidenceProvider for TdxTsm<F> {
 
     fn evidence(&mut self, binding: &[u8]) -> Result<Value, EvidenceError> {
         let rd = report_data(binding)?;
-        let quote = tdx::get_quote_tsm(&self.client, &rd)?;
+        // The whole outblob, as guest-components sends it (trailing bytes included).
+        let quote = tdx::get_quote_tsm(&self.client, &rd)?.into_inner();
         Ok(tdx::evidence_json(&quote, None))
     }
 
@@ -285,8 +286,7 @@ impl<F: TsmFs> EvidenceProvider for TdxTsm<F> {
             return Ok(tdx::mrconfigid_with(fs, &self.measurements, &self.device)?.to_vec());
         }
         let quote = tdx::get_quote_tsm(&self.client, &[0u8; REPORT_DATA_LEN])?;
-        let parsed = tdx::Quote::parse(&quote).map_err(TdxError::Quote)?;
-        Ok(parsed.mr_config_id().to_vec())
+        Ok(quote.mr_config_id().to_vec())
     }
 }
 
@@ -439,7 +439,7 @@ mod tests {
         let json = p.evidence(&[4u8; 48]).unwrap();
         let quote = tdx::parse_evidence_json(&json).unwrap().quote;
         assert_eq!(
-            tdx::Quote::parse(&quote).unwrap().report_data()[..48],
+            tdx::Quote::new_checked(&quote).unwrap().report_data()[..48],
             [4u8; 48]
         );
     }

@@ -14,6 +14,11 @@
 //! - [`tdx`]: [`tdx::TdReport`] (TDREPORT), [`tdx::Quote`] (DCAP quote v4/v5),
 //!   [`tdx::evidence_json`] / [`tdx::parse_evidence_json`] (`{"cc_eventlog", "quote"}`), and the
 //!   `/dev/tdx_guest` ABI in [`tdx::abi`].
+//!
+//!   The views are generic over their buffer, as smoltcp's `Packet<T: AsRef<[u8]>>`:
+//!   `new_checked(buf)` checks once, the accessors read through `&self`, `into_inner()` gives
+//!   the buffer back. `Report<&[u8]>` is zero-copy; an owner keeps `Report<Vec<u8>>` (the
+//!   proof that the bytes were checked) instead of a `Vec<u8>` it would have to parse again.
 //! - [`der`]: a bounded DER walker for the VCEK/VLEK certificates (public key, extensions).
 //! - [`Tee`]: the TEE names of the KBS protocol.
 //!
@@ -29,10 +34,12 @@
 //!   and `TdxTsm` (configfs-tsm), and the typed `EvidenceError` (`is_transient()`).
 //! - `tsm`: the configfs-tsm report procedure, over the `tsm::TsmFs` trait
 //!   (`tsm::KernelFs` by default; an in-process fake or simulated firmware otherwise).
-//! - `snp::get_evidence(&SnpSource, &[u8; 64]) -> SnpEvidence { report, certs }` through
+//! - `snp::get_evidence(&SnpSource, &[u8; 64]) -> SnpEvidence` (a checked `Report<Vec<u8>>`
+//!   and `Option<CertTable<Vec<u8>>>`) through
 //!   `SNP_GET_EXT_REPORT` (certificate negotiation, never a retry that would cost the VMPCK) or
 //!   configfs-tsm; `snp::host_data(&SnpSource)` for the init-data check.
-//! - `tdx::get_quote(tsm_root, &[u8; 64])`, `tdx::tdreport(dev, ..)`,
+//! - `tdx::get_quote(tsm_root, &[u8; 64]) -> Quote<Vec<u8>>`,
+//!   `tdx::tdreport(dev, ..) -> TdReport<[u8; 1024]>`,
 //!   `tdx::mrconfigid(measurements_dir, dev)`.
 //! - `detect`: which TEE this guest is in.
 //!

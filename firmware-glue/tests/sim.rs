@@ -12,7 +12,8 @@ use firmware_glue::sim::snp::{CertTableFault, SnpConfig, SnpSim};
 use firmware_glue::sim::tdx::{TdxConfig, TdxSim, qe_report};
 use firmware_glue::sim::{self, DEFAULT_SEED, SimError};
 use firmware_glue::snp::{
-    self, CertTable, CertTableError, CertType, Generation, Report, ReportError, TcbVersion,
+    self, CertTable, CertTableError, CertType, Generation, Report, ReportError, ReportRepr,
+    TcbVersion,
 };
 use firmware_glue::tdx::{self, BodyKind, Quote, QuoteError, TdReport};
 use p256::ecdsa::signature::Verifier as _;
@@ -69,7 +70,7 @@ fn spl(cert: &Certificate<'_>, oid: &[u8]) -> u64 {
 }
 
 fn report_signature_ok(raw: &[u8], vcek_der: &[u8]) -> bool {
-    let report = Report::new(raw).unwrap();
+    let report = Report::new_checked(raw).unwrap();
     let cert = der::parse_certificate(vcek_der).unwrap();
     let key =
         p384::ecdsa::VerifyingKey::from_sec1_bytes(cert.ec_public_key(oid::SECP384R1).unwrap())
@@ -90,7 +91,7 @@ fn snp_report_layout_signature_and_chain() {
             let sim = SnpSim::new(config.clone());
             let user_data = [0x5a; 64];
             let raw = sim.report(&user_data, 0).unwrap();
-            let r = Report::new(&raw).unwrap();
+            let r = Report::new_checked(&raw).unwrap();
             let what = format!("{generation:?} v{version}");
             assert_eq!(r.version(), version, "{what}");
             // v2 has no CPUID fields: Milan and Genoa share the layout the `sev` crate guesses
@@ -159,7 +160,7 @@ fn snp_cert_table_shapes_and_faults() {
     config.include_ca_certs = true;
     let mut sim = SnpSim::new(config);
     let table = sim.cert_table();
-    let t = CertTable::parse(&table).unwrap();
+    let t = CertTable::new_checked(&table).unwrap();
     assert_eq!(t.len(), 3);
     assert_eq!(t.find(CertType::Ark), Some(sim.ark_der()));
     assert_eq!(t.find(CertType::Ask), Some(sim.ask_der()));
@@ -173,7 +174,7 @@ fn snp_cert_table_shapes_and_faults() {
 
     sim.faults_mut().cert_table = CertTableFault::Malformed;
     assert!(matches!(
-        CertTable::parse(&sim.cert_table()),
+        CertTable::new_checked(&sim.cert_table()),
         Err(CertTableError::OutOfBounds { index: 2, .. })
     ));
     assert!(matches!(
@@ -185,7 +186,7 @@ fn snp_cert_table_shapes_and_faults() {
     let big = sim.cert_table();
     assert!(big.len() > 32 * 1024);
     assert_eq!(
-        CertTable::parse(&big).unwrap().len(),
+        CertTable::new_checked(&big).unwrap().len(),
         4,
         "well-formed, just big"
     );
@@ -208,11 +209,11 @@ fn snp_fault_knobs_and_vmpl() {
         Err(SimError::Vmpl { .. })
     ));
     let raw = sim.report(&[0; 64], 2).unwrap();
-    assert_eq!(Report::new(&raw).unwrap().vmpl(), 2);
+    assert_eq!(Report::new_checked(&raw).unwrap().vmpl(), 2);
 
     sim.faults_mut().force_vmpl = Some(0);
     let raw = sim.report(&[0; 64], 1).unwrap();
-    assert_eq!(Report::new(&raw).unwrap().vmpl(), 0);
+    assert_eq!(Report::new_checked(&raw).unwrap().vmpl(), 0);
     assert!(
         report_signature_ok(&raw, sim.vcek_der()),
         "signed as forced"
@@ -220,11 +221,14 @@ fn snp_fault_knobs_and_vmpl() {
 
     sim.faults_mut().force_version = Some(4);
     let raw = sim.report(&[0; 64], 1).unwrap();
-    assert_eq!(Report::new(&raw).unwrap().version(), 4);
+    assert_eq!(Report::new_checked(&raw).unwrap().version(), 4);
     assert!(report_signature_ok(&raw, sim.vcek_der()));
     sim.faults_mut().force_version = Some(9);
     let raw = sim.report(&[0; 64], 1).unwrap();
-    assert_eq!(Report::new(&raw), Err(ReportError::UnsupportedVersion(9)));
+    assert_eq!(
+        Report::new_checked(&raw),
+        Err(ReportError::UnsupportedVersion(9))
+    );
 
     sim.faults_mut().force_version = None;
     sim.faults_mut().corrupt_signature = true;
@@ -274,7 +278,7 @@ fn p256_verify(point_xy: &[u8], msg: &[u8], sig: &[u8]) -> bool {
 
 /// The cryptographic part of DCAP quote verification, with the crate's views.
 fn dcap_check(raw: &[u8], root_der: &[u8]) -> Result<(), &'static str> {
-    let q = Quote::parse(raw).map_err(|_| "parse")?;
+    let q = Quote::new_checked(raw).map_err(|_| "parse")?;
     let certs = pem_certs(q.pck_cert_chain());
     if certs.len() != 3 || certs[2] != root_der {
         return Err("chain");
@@ -320,7 +324,7 @@ fn tdx_quotes_parse_and_verify() {
         let sim = TdxSim::new(config.clone());
         let report_data = [0x77; 64];
         let raw = sim.quote(&report_data);
-        let q = Quote::parse(&raw).unwrap();
+        let q = Quote::new_checked(&raw).unwrap();
         assert_eq!(q.version(), version);
         assert_eq!(q.body_kind(), body);
         assert_eq!(q.len(), raw.len());
@@ -362,7 +366,7 @@ fn tdx_fault_knobs() {
     *sim.faults_mut() = Default::default();
     sim.faults_mut().force_version = Some(3);
     assert_eq!(
-        Quote::parse(&sim.quote(&[0; 64])),
+        Quote::new_checked(&sim.quote(&[0; 64])),
         Err(QuoteError::UnsupportedVersion(3))
     );
     let other = TdxSim::new(TdxConfig::from_seed(b"another platform"));
@@ -401,7 +405,7 @@ fn tdreport_has_the_ioctl_layout() {
     config.mr_config_id = [0x21; 48];
     let sim = TdxSim::new(config.clone());
     let raw = sim.tdreport(&[0x42; 64]);
-    let r = TdReport::new(&raw).unwrap();
+    let r = TdReport::new_checked(&raw).unwrap();
     assert_eq!(r.report_data(), &[0x42; 64]);
     assert_eq!(r.mrtd(), &config.mr_td);
     assert_eq!(r.mrconfigid(), &[0x21; 48]);
@@ -438,4 +442,43 @@ fn deterministic_roots_are_stable() {
     let mut c = SnpConfig::default();
     c.tcb = TcbVersion { snp: 1, ..c.tcb };
     assert_eq!(SnpSim::new(c).ark_der(), ark);
+}
+
+/// A view checks once and then owns or borrows its buffer: owned, borrowed and array-backed
+/// views of the same bytes agree, and `into_inner` gives the buffer back unchanged.
+#[test]
+fn views_own_or_borrow_their_buffer() {
+    let sim = SnpSim::new(SnpConfig::default());
+    let raw = sim.report(&[0x33; 64], 0).unwrap();
+    let borrowed = Report::new_checked(&raw[..]).unwrap();
+    let owned = Report::new_checked(raw.to_vec()).unwrap();
+    let array = Report::new_checked(raw).unwrap();
+    assert_eq!(owned.as_bytes(), borrowed.as_bytes());
+    assert_eq!(array.report_data(), owned.report_data());
+    assert_eq!(
+        ReportRepr::parse(&borrowed),
+        ReportRepr::parse(&owned),
+        "same fields whatever the buffer"
+    );
+    assert_eq!(owned.into_inner(), raw.to_vec());
+    assert_eq!(array.into_inner(), raw);
+
+    let sim = TdxSim::new(TdxConfig::default());
+    let mut quote = sim.quote(&[0x44; 64]);
+    let len = quote.len();
+    quote.extend_from_slice(&[0; 7]); // trailing bytes are tolerated and kept
+    let owned = Quote::new_checked(quote.clone()).unwrap();
+    assert_eq!(owned.len(), len);
+    assert_eq!(owned.as_bytes(), &quote[..len]);
+    assert_eq!(owned.report_data(), &[0x44; 64]);
+    assert_eq!(
+        Quote::new_checked(&quote[..]).unwrap().pck_cert_chain(),
+        owned.pck_cert_chain()
+    );
+    assert_eq!(owned.into_inner(), quote);
+
+    let raw = sim.tdreport(&[0x55; 64]);
+    let report = TdReport::new_checked(raw).unwrap();
+    assert_eq!(report.report_data(), &[0x55; 64]);
+    assert_eq!(report.into_inner(), raw);
 }

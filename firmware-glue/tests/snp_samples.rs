@@ -28,7 +28,7 @@ fn hex(s: &str) -> Vec<u8> {
 
 /// ECDSA P-384/SHA-384 over `signed`, signature as stored in the report (72-byte LE r, s),
 /// public key from the certificate's SubjectPublicKeyInfo.
-fn verify(report: &Report<'_>, signed: &[u8], cert_der: &[u8]) -> bool {
+fn verify<T: AsRef<[u8]>>(report: &Report<T>, signed: &[u8], cert_der: &[u8]) -> bool {
     let cert = der::parse_certificate(cert_der).expect("certificate walks");
     let point = cert.ec_public_key(oid::SECP384R1).expect("P-384 key");
     let key = VerifyingKey::from_sec1_bytes(point).expect("valid point");
@@ -40,7 +40,7 @@ fn verify(report: &Report<'_>, signed: &[u8], cert_der: &[u8]) -> bool {
 #[test]
 fn v2_vcek_report_fields() {
     let raw = vector("snp-test-report.bin");
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     assert_eq!(r.version(), 2);
     assert_eq!(r.guest_svn(), 4);
     assert_eq!(r.policy(), 0x3001f);
@@ -104,7 +104,7 @@ fn v2_vcek_report_fields() {
 #[test]
 fn v3_vlek_report_fields() {
     let raw = vector("snp-test-vlek-report.bin");
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     assert_eq!(r.version(), 3);
     assert_eq!(
         r.vmpl(),
@@ -149,7 +149,7 @@ fn signatures_verify_with_certificate_keys() {
     ] {
         let raw = vector(report);
         let der = vector(cert);
-        let r = Report::new(&raw).unwrap();
+        let r = Report::new_checked(&raw).unwrap();
         assert!(verify(&r, r.signed_bytes(), &der), "{report} with {cert}");
         // and a single flipped signed bit breaks it
         let mut tampered = r.signed_bytes().to_vec();
@@ -158,7 +158,7 @@ fn signatures_verify_with_certificate_keys() {
     }
     // the wrong key does not verify
     let raw = vector("snp-test-report.bin");
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     assert!(!verify(&r, r.signed_bytes(), &vector("snp-test-vlek.der")));
 }
 
@@ -172,7 +172,7 @@ fn vcek_extensions_match_the_reported_tcb() {
         "the VCEK serial is zero (not positive)"
     );
     let raw = vector("snp-test-report.bin");
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     let tcb = r.reported_tcb();
     let spl = |o: &[u8]| {
         cert.extension(o)
@@ -197,7 +197,7 @@ fn vcek_extensions_match_the_reported_tcb() {
     let vlek = vector("snp-test-vlek.der");
     let cert = der::parse_certificate(&vlek).unwrap();
     let raw = vector("snp-test-vlek-report.bin");
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     let ucode = cert.extension(oid::AMD_UCODE_SPL).unwrap().unwrap();
     assert_eq!(
         ucode.value_tlv().unwrap().as_u64().unwrap(),
@@ -240,9 +240,9 @@ fn evidence_json_round_trip_on_real_reports() {
     ] {
         let raw = vector(report);
         let der = vector(cert);
-        let r = Report::new(&raw).unwrap();
+        let r = Report::new_checked(&raw).unwrap();
         let table = CertTable::build(&[(cert_type, &der)]);
-        let table = CertTable::parse(&table).unwrap();
+        let table = CertTable::new_checked(&table).unwrap();
         let v = snp::evidence_json(&r, Some(&table));
 
         // through text, as it travels
@@ -260,7 +260,7 @@ fn evidence_json_round_trip_on_real_reports() {
         assert_eq!(chain[0].cert_type, cert_type);
         assert_eq!(chain[0].data, der);
 
-        let re = Report::new(&parsed.report).unwrap();
+        let re = Report::new_checked(&parsed.report).unwrap();
         assert!(verify(&re, &parsed.report[field::SIGNED], &chain[0].data));
     }
 }
@@ -269,9 +269,9 @@ fn evidence_json_round_trip_on_real_reports() {
 fn evidence_json_shape_and_order() {
     let raw = vector("snp-test-report.bin");
     let der = vector("snp-test-vcek.der");
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     let table_bytes = CertTable::build(&[(CertType::Ask, b"ask"), (CertType::Vcek, &der)]);
-    let table = CertTable::parse(&table_bytes).unwrap();
+    let table = CertTable::new_checked(&table_bytes).unwrap();
     let text = serde_json::to_string(&SnpEvidenceJson::new(&r, Some(&table))).unwrap();
 
     // serde declaration order of sev's AttestationReport
@@ -329,9 +329,12 @@ fn evidence_json_shape_and_order() {
     assert_eq!(rep["signature"]["s"].as_array().unwrap().len(), 72);
 
     // no table, or an empty one: null (Trustee rejects a chain without VCEK/VLEK)
-    assert_eq!(snp::evidence_json(&r, None)["cert_chain"], Value::Null);
+    assert_eq!(
+        snp::evidence_json(&r, None::<&CertTable<&[u8]>>)["cert_chain"],
+        Value::Null
+    );
     let empty = CertTable::build(&[]);
-    let empty = CertTable::parse(&empty).unwrap();
+    let empty = CertTable::new_checked(&empty).unwrap();
     assert_eq!(
         snp::evidence_json(&r, Some(&empty))["cert_chain"],
         Value::Null
@@ -341,13 +344,13 @@ fn evidence_json_shape_and_order() {
 #[test]
 fn other_cert_types_use_the_uuid_form() {
     let raw = vector("snp-test-report.bin");
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     let g = [
         0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd,
         0xef,
     ];
     let t = CertTable::build(&[(CertType::Other(g), b"x"), (CertType::Crl, b"crl")]);
-    let t = CertTable::parse(&t).unwrap();
+    let t = CertTable::new_checked(&t).unwrap();
     let v = snp::evidence_json(&r, Some(&t));
     assert_eq!(
         v["cert_chain"],
@@ -381,13 +384,13 @@ fn turin_v5_round_trip() {
     }
     raw[field::LAUNCH_MIT_VECTOR].copy_from_slice(&7u64.to_le_bytes());
     raw[field::CURRENT_MIT_VECTOR].copy_from_slice(&3u64.to_le_bytes());
-    let r = Report::new(&raw).unwrap();
+    let r = Report::new_checked(&raw).unwrap();
     assert_eq!(r.generation(), Generation::Turin);
     assert_eq!(r.current_tcb().fmc, Some(9));
     assert_eq!(r.launch_tcb().fmc, Some(12));
     assert_eq!(r.launch_mit_vector(), Some(7));
     assert_eq!(r.current_mit_vector(), Some(3));
-    let v = snp::evidence_json(&r, None);
+    let v = snp::evidence_json(&r, None::<&CertTable<&[u8]>>);
     assert_eq!(v["attestation_report"]["current_tcb"]["fmc"], 9);
     assert_eq!(v["attestation_report"]["launch_mit_vector"], 7);
     assert_eq!(v["attestation_report"]["cpuid_mod_id"], 2);
@@ -402,19 +405,25 @@ fn bad_reports_are_rejected() {
     let good = vector("snp-test-vlek-report.bin");
     let v2 = vector("snp-test-report.bin");
     assert_eq!(
-        Report::new(&good[..REPORT_LEN - 1]),
+        Report::new_checked(&good[..REPORT_LEN - 1]),
         Err(ReportError::Length { got: 1183 })
     );
     let mut long = good.clone();
     long.push(0);
-    assert_eq!(Report::new(&long), Err(ReportError::Length { got: 1185 }));
-    assert_eq!(Report::new(&[]), Err(ReportError::Length { got: 0 }));
+    assert_eq!(
+        Report::new_checked(&long),
+        Err(ReportError::Length { got: 1185 })
+    );
+    assert_eq!(
+        Report::new_checked(&[]),
+        Err(ReportError::Length { got: 0 })
+    );
 
     for version in [0u32, 1, 6, 0x0100_0003] {
         let mut b = good.clone();
         b[0..4].copy_from_slice(&version.to_le_bytes());
         assert_eq!(
-            Report::new(&b),
+            Report::new_checked(&b),
             Err(ReportError::UnsupportedVersion(version))
         );
     }
@@ -426,7 +435,7 @@ fn bad_reports_are_rejected() {
         let mut b = good.clone();
         b[off] = 1;
         assert_eq!(
-            Report::new(&b),
+            Report::new_checked(&b),
             Err(ReportError::ReservedNonZero { offset: off }),
             "v3 {off:#x}"
         );
@@ -436,7 +445,7 @@ fn bad_reports_are_rejected() {
         let mut b = v2.clone();
         b[off] = 1;
         assert_eq!(
-            Report::new(&b),
+            Report::new_checked(&b),
             Err(ReportError::ReservedNonZero { offset: off }),
             "v2 {off:#x}"
         );
@@ -446,22 +455,22 @@ fn bad_reports_are_rejected() {
     b[0] = 5;
     b[0x1F8] = 1;
     b[0x207] = 1;
-    assert!(Report::new(&b).is_ok());
+    assert!(Report::new_checked(&b).is_ok());
     b[0x208] = 1;
     assert_eq!(
-        Report::new(&b),
+        Report::new_checked(&b),
         Err(ReportError::ReservedNonZero { offset: 0x208 })
     );
     // the signature's reserved tail is not checked (not signed, not checked by sev)
     let mut b = good.clone();
     b[0x400] = 1;
-    assert!(Report::new(&b).is_ok());
+    assert!(Report::new_checked(&b).is_ok());
 
     // unknown CPU for v3+
     let mut b = good.clone();
     b[field::CPUID_FAM_ID] = 0x17;
     assert_eq!(
-        Report::new(&b),
+        Report::new_checked(&b),
         Err(ReportError::UnknownCpu {
             family: 0x17,
             model: 0x01
@@ -471,7 +480,7 @@ fn bad_reports_are_rejected() {
     let mut b = good.clone();
     b[field::CPUID_FAM_ID] = 0x1A;
     assert_eq!(
-        Report::new(&b),
+        Report::new_checked(&b),
         Err(ReportError::TcbUnusedBytes {
             offset: field::CURRENT_TCB.start
         })
@@ -480,7 +489,7 @@ fn bad_reports_are_rejected() {
     let mut b = good.clone();
     b[field::LAUNCH_TCB.start + 3] = 1;
     assert_eq!(
-        Report::new(&b),
+        Report::new_checked(&b),
         Err(ReportError::TcbUnusedBytes {
             offset: field::LAUNCH_TCB.start
         })
@@ -488,14 +497,14 @@ fn bad_reports_are_rejected() {
     // v2 with a masked CHIP_ID: generation unknown
     let mut b = v2.clone();
     b[field::CHIP_ID].fill(0);
-    assert_eq!(Report::new(&b), Err(ReportError::MaskedChipIdV2));
+    assert_eq!(Report::new_checked(&b), Err(ReportError::MaskedChipIdV2));
 }
 
 #[test]
 fn evidence_json_inverse_follows_serde_semantics() {
     let raw = vector("snp-test-vlek-report.bin");
-    let r = Report::new(&raw).unwrap();
-    let base = snp::evidence_json(&r, None);
+    let r = Report::new_checked(&raw).unwrap();
+    let base = snp::evidence_json(&r, None::<&CertTable<&[u8]>>);
 
     // mit-vector keys and cert_chain may be absent (Trustee's e2e evidence.json omits them),
     // unknown keys are ignored
@@ -567,8 +576,8 @@ fn evidence_json_inverse_follows_serde_semantics() {
 
     // version 2 in JSON uses the CHIP_ID rule; cpuid fields are ignored, not encoded
     let raw2 = vector("snp-test-report.bin");
-    let r2 = Report::new(&raw2).unwrap();
-    let mut v = snp::evidence_json(&r2, None);
+    let r2 = Report::new_checked(&raw2).unwrap();
+    let mut v = snp::evidence_json(&r2, None::<&CertTable<&[u8]>>);
     v["attestation_report"]["cpuid_fam_id"] = json!(0x19);
     assert_eq!(
         snp::report_from_evidence_json(&v).unwrap().as_slice(),
@@ -588,9 +597,9 @@ fn cert_table_truncations_never_panic() {
     let der = vector("snp-test-vcek.der");
     let blob = CertTable::build(&[(CertType::Ark, b"ark"), (CertType::Vcek, &der)]);
     for n in 0..blob.len() {
-        assert!(CertTable::parse(&blob[..n]).is_err(), "prefix {n}");
+        assert!(CertTable::new_checked(&blob[..n]).is_err(), "prefix {n}");
     }
-    assert_eq!(CertTable::parse(&blob).unwrap().len(), 2);
+    assert_eq!(CertTable::new_checked(&blob).unwrap().len(), 2);
 }
 
 /// Whatever `Report::new` accepts re-encodes identically through the JSON (the property
@@ -608,12 +617,12 @@ fn every_accepted_mutation_round_trips() {
         for off in field::SIGNED {
             let mut b = raw.clone();
             b[off] ^= 0x5a;
-            let Ok(r) = Report::new(&b) else {
+            let Ok(r) = Report::new_checked(&b) else {
                 rejected += 1;
                 continue;
             };
             accepted += 1;
-            let v = snp::evidence_json(&r, None);
+            let v = snp::evidence_json(&r, None::<&CertTable<&[u8]>>);
             let back = snp::report_from_evidence_json(&v).unwrap();
             assert_eq!(&back[..0x330], &b[..0x330], "{name} byte {off:#x}");
         }

@@ -22,7 +22,7 @@ fn hex(s: &str) -> Vec<u8> {
 #[test]
 fn tdreport_sample() {
     let raw = vector("tdx_report_1.bin");
-    let r = TdReport::new(&raw).unwrap();
+    let r = TdReport::new_checked(&raw).unwrap();
     assert_eq!(r.report_type(), &[0x81, 0x00, 0x01, 0x00]);
     assert_eq!(r.version(), 1, "TDX 1.5 module");
     // guest-components' get_runtime_measurement test values (PCR 1 -> RTMR0, PCR 2 -> RTMR1)
@@ -51,13 +51,13 @@ fn tdreport_sample() {
     assert_eq!(r.report_data(), &[0u8; 64]);
 
     assert_eq!(
-        TdReport::new(&raw[..1023]),
+        TdReport::new_checked(&raw[..1023]),
         Err(TdReportError::Length { got: 1023 })
     );
     let mut b = raw.clone();
     b[0] = 0;
     assert_eq!(
-        TdReport::new(&b),
+        TdReport::new_checked(&b),
         Err(TdReportError::NotTdx { report_type: 0 })
     );
 }
@@ -66,7 +66,7 @@ fn tdreport_sample() {
 fn quote_v4_sample() {
     let raw = vector("tdx_quote_4.dat");
     assert_eq!(raw.len(), 4936);
-    let q = Quote::parse(&raw).unwrap();
+    let q = Quote::new_checked(&raw).unwrap();
     assert_eq!(q.version(), 4);
     assert_eq!(q.att_key_type(), 2);
     assert_eq!(q.tee_type(), 0x81);
@@ -127,7 +127,7 @@ fn quote_v4_sample() {
 fn quote_v5_sample() {
     let raw = vector("tdx_quote_5.dat");
     assert_eq!(raw.len(), 5006);
-    let q = Quote::parse(&raw).unwrap();
+    let q = Quote::new_checked(&raw).unwrap();
     assert_eq!(q.version(), 5);
     assert_eq!(q.body_type(), Some(3));
     assert_eq!(q.body_kind(), BodyKind::Tdx15);
@@ -171,20 +171,20 @@ fn quotes_with_lying_lengths() {
     // every truncation fails, none panics
     for q in [&v4, &v5] {
         for n in 0..q.len() {
-            assert!(Quote::parse(&q[..n]).is_err(), "prefix {n}");
+            assert!(Quote::new_checked(&q[..n]).is_err(), "prefix {n}");
         }
     }
     // trailing bytes are tolerated and excluded from the quote
     let mut t = v4.clone();
     t.extend_from_slice(&[0; 16]);
-    let q = Quote::parse(&t).unwrap();
+    let q = Quote::new_checked(&t).unwrap();
     assert_eq!(q.len(), 4936);
     assert_eq!(q.as_bytes(), &v4[..]);
 
     let with = |f: &dyn Fn(&mut Vec<u8>)| {
         let mut b = v4.clone();
         f(&mut b);
-        Quote::parse(&b).unwrap_err()
+        Quote::new_checked(&b).unwrap_err()
     };
     // signature data length: too long for the buffer, too short for its contents, absurd
     assert!(matches!(
@@ -259,7 +259,7 @@ fn quotes_with_lying_lengths() {
     let with5 = |f: &dyn Fn(&mut Vec<u8>)| {
         let mut b = v5.clone();
         f(&mut b);
-        Quote::parse(&b).unwrap_err()
+        Quote::new_checked(&b).unwrap_err()
     };
     assert_eq!(
         with5(&|b| put_u32(b, 50, 584)),

@@ -6,7 +6,7 @@
 //! use firmware_glue::snp::{Generation, Report};
 //! let sim = SnpSim::new(SnpConfig::from_seed(b"my seed", Generation::Genoa));
 //! let raw = sim.report(&[7; 64], 0)?;
-//! assert_eq!(Report::new(&raw)?.report_data(), &[7; 64]);
+//! assert_eq!(Report::new_checked(&raw)?.report_data(), &[7; 64]);
 //! let table = sim.cert_table(); // GHCB certificate table with the VCEK
 //! # let _ = table; Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
@@ -518,12 +518,12 @@ impl SnpSim {
     /// `report_data`, at VMPL 0 (or the floor), with this simulator's certificate table.
     pub fn evidence_json(&self, report_data: &[u8; 64]) -> Result<Value, SimError> {
         let raw = self.report(report_data, self.config.vmpl_floor)?;
-        let report = Report::new(&raw).map_err(SimError::Report)?;
+        let report = Report::new_checked(&raw).map_err(SimError::Report)?;
         let table = self.cert_table();
         let table = if table.is_empty() {
             None
         } else {
-            Some(CertTable::parse(&table).map_err(SimError::CertTable)?)
+            Some(CertTable::new_checked(&table).map_err(SimError::CertTable)?)
         };
         Ok(evidence_json(&report, table.as_ref()))
     }

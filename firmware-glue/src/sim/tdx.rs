@@ -8,7 +8,7 @@
 //! use firmware_glue::tdx::Quote;
 //! let sim = TdxSim::new(TdxConfig::from_seed(b"my seed"));
 //! let quote = sim.quote(&[7; 64]);
-//! assert_eq!(Quote::parse(&quote)?.report_data(), &[7; 64]);
+//! assert_eq!(Quote::new_checked(&quote)?.report_data(), &[7; 64]);
 //! # Ok::<(), firmware_glue::tdx::QuoteError>(())
 //! ```
 

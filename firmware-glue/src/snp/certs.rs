@@ -215,61 +215,35 @@ impl fmt::Display for CertTableError {
 
 impl core::error::Error for CertTableError {}
 
-/// A checked view of a GHCB certificate table.
+/// A checked view of a GHCB certificate table, over any buffer that dereferences to bytes:
+/// `CertTable<&[u8]>` borrows (zero-copy), `CertTable<Vec<u8>>` owns.
+///
+/// Construction ([`CertTable::new_checked`]) checks the whole table once; an owner keeps the
+/// `CertTable<T>` (the proof) and reads entries through it without parsing again. `T::as_ref`
+/// must return the same bytes every time (as slices, arrays, `Vec` and `Box` do); a buffer
+/// that changes under the view makes the accessors panic, never read out of bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CertTable<'a> {
-    buf: &'a [u8],
+pub struct CertTable<T: AsRef<[u8]>> {
+    buf: T,
     count: usize,
 }
 
-impl<'a> CertTable<'a> {
+impl<T: AsRef<[u8]>> CertTable<T> {
     /// Checks and wraps a table: terminated within the buffer and within [`MAX_ENTRIES`],
     /// every entry's data non-empty, inside the buffer and after the table.
-    pub fn parse(buf: &'a [u8]) -> Result<Self, CertTableError> {
-        let mut count = 0;
-        loop {
-            let off = count * ENTRY_LEN;
-            if off + ENTRY_LEN > buf.len() {
-                return Err(CertTableError::Unterminated);
-            }
-            if array::<16>(buf, off).iter().all(|b| *b == 0) {
-                if u32_at(buf, off + 16) != 0 || u32_at(buf, off + 20) != 0 {
-                    return Err(CertTableError::BadTerminator { index: count });
-                }
-                break;
-            }
-            count += 1;
-            if count > MAX_ENTRIES {
-                return Err(CertTableError::TooManyEntries);
-            }
-        }
-        let table_end = (count + 1) * ENTRY_LEN;
-        for index in 0..count {
-            let base = index * ENTRY_LEN;
-            let offset = u32_at(buf, base + 16);
-            let length = u32_at(buf, base + 20);
-            if length == 0 {
-                return Err(CertTableError::Empty { index });
-            }
-            let start = offset as usize;
-            let end = start.checked_add(length as usize);
-            if end.is_none_or(|end| end > buf.len()) {
-                return Err(CertTableError::OutOfBounds {
-                    index,
-                    offset,
-                    length,
-                    buf_len: buf.len(),
-                });
-            }
-            if start < table_end {
-                return Err(CertTableError::OverlapsTable {
-                    index,
-                    offset,
-                    table_end,
-                });
-            }
-        }
+    pub fn new_checked(buf: T) -> Result<Self, CertTableError> {
+        let count = check(buf.as_ref())?;
         Ok(CertTable { buf, count })
+    }
+
+    /// The buffer the view was made from.
+    pub fn into_inner(self) -> T {
+        self.buf
+    }
+
+    /// The underlying buffer.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.as_ref()
     }
 
     /// Number of entries (terminator excluded).
@@ -282,34 +256,43 @@ impl<'a> CertTable<'a> {
         self.count == 0
     }
 
+    /// `(offset, length)` of the `i`-th entry's data (`i < count`; checked at construction).
+    fn span(&self, i: usize) -> (usize, usize) {
+        let base = i * ENTRY_LEN;
+        let buf = self.as_bytes();
+        (
+            u32_at(buf, base + 16) as usize,
+            u32_at(buf, base + 20) as usize,
+        )
+    }
+
     /// The `i`-th entry in table order.
-    pub fn get(&self, i: usize) -> Option<CertEntry<'a>> {
+    pub fn get(&self, i: usize) -> Option<CertEntry<'_>> {
         if i >= self.count {
             return None;
         }
-        let base = i * ENTRY_LEN;
-        let start = u32_at(self.buf, base + 16) as usize;
-        let len = u32_at(self.buf, base + 20) as usize;
+        let (start, len) = self.span(i);
+        let buf = self.as_bytes();
         Some(CertEntry {
-            cert_type: CertType::from_guid(array(self.buf, base)),
-            data: &self.buf[start..start + len],
+            cert_type: CertType::from_guid(array(buf, i * ENTRY_LEN)),
+            data: &buf[start..start + len],
         })
     }
 
     /// Entries in table order.
-    pub fn iter(&self) -> impl Iterator<Item = CertEntry<'a>> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = CertEntry<'_>> + '_ {
         (0..self.count).filter_map(|i| self.get(i))
     }
 
     /// The first entry of a type.
-    pub fn find(&self, cert_type: CertType) -> Option<&'a [u8]> {
+    pub fn find(&self, cert_type: CertType) -> Option<&[u8]> {
         self.iter()
             .find(|e| e.cert_type == cert_type)
             .map(|e| e.data)
     }
 
     /// Entries in the order the `sev` crate sorts them (stable for equal types).
-    pub fn sorted(&self) -> Vec<CertEntry<'a>> {
+    pub fn sorted(&self) -> Vec<CertEntry<'_>> {
         let mut v: Vec<_> = self.iter().collect();
         v.sort_by(|a, b| a.cert_type.sev_order(&b.cert_type));
         v
@@ -318,14 +301,24 @@ impl<'a> CertTable<'a> {
     /// Bytes up to the end of the last certificate (what the kernel returns as `auxblob`; a
     /// shorter copy of a zero-padded ioctl buffer).
     pub fn used_len(&self) -> usize {
-        self.iter()
-            .map(|e| e.data.as_ptr() as usize - self.buf.as_ptr() as usize + e.data.len())
+        (0..self.count)
+            .map(|i| {
+                let (start, len) = self.span(i);
+                start + len
+            })
             .fold((self.count + 1) * ENTRY_LEN, usize::max)
     }
+}
 
-    /// The underlying buffer.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        self.buf
+impl CertTable<Vec<u8>> {
+    /// The table without the bytes after [`CertTable::used_len`] (the zero padding of an ioctl
+    /// buffer). Still checked: every entry and the terminator end at or before `used_len`.
+    pub fn into_trimmed(self) -> Self {
+        let used = self.used_len();
+        let CertTable { mut buf, count } = self;
+        buf.truncate(used);
+        buf.shrink_to_fit();
+        CertTable { buf, count }
     }
 
     /// Builds a table: the entries, the terminator, then each blob in order (for simulated
@@ -347,6 +340,54 @@ impl<'a> CertTable<'a> {
         }
         out
     }
+}
+
+/// The checks of [`CertTable::new_checked`]; the number of entries of an acceptable table.
+fn check(buf: &[u8]) -> Result<usize, CertTableError> {
+    let mut count = 0;
+    loop {
+        let off = count * ENTRY_LEN;
+        if off + ENTRY_LEN > buf.len() {
+            return Err(CertTableError::Unterminated);
+        }
+        if array::<16>(buf, off).iter().all(|b| *b == 0) {
+            if u32_at(buf, off + 16) != 0 || u32_at(buf, off + 20) != 0 {
+                return Err(CertTableError::BadTerminator { index: count });
+            }
+            break;
+        }
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(CertTableError::TooManyEntries);
+        }
+    }
+    let table_end = (count + 1) * ENTRY_LEN;
+    for index in 0..count {
+        let base = index * ENTRY_LEN;
+        let offset = u32_at(buf, base + 16);
+        let length = u32_at(buf, base + 20);
+        if length == 0 {
+            return Err(CertTableError::Empty { index });
+        }
+        let start = offset as usize;
+        let end = start.checked_add(length as usize);
+        if end.is_none_or(|end| end > buf.len()) {
+            return Err(CertTableError::OutOfBounds {
+                index,
+                offset,
+                length,
+                buf_len: buf.len(),
+            });
+        }
+        if start < table_end {
+            return Err(CertTableError::OverlapsTable {
+                index,
+                offset,
+                table_end,
+            });
+        }
+    }
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -381,7 +422,7 @@ mod tests {
             (CertType::Vcek, b"vcek"),
             (CertType::Ark, b"ark"),
         ]);
-        let t = CertTable::parse(&blob).unwrap();
+        let t = CertTable::new_checked(&blob).unwrap();
         assert_eq!(t.len(), 5);
         assert_eq!(t.find(CertType::Vcek), Some(&b"vcek"[..]));
         assert_eq!(t.used_len(), blob.len());
@@ -399,12 +440,28 @@ mod tests {
         // zero padding after the data (the ioctl buffer) is fine, and not counted as used
         let mut padded = blob.clone();
         padded.resize(16384, 0);
-        let t = CertTable::parse(&padded).unwrap();
+        let t = CertTable::new_checked(&padded).unwrap();
         assert_eq!(t.used_len(), blob.len());
         // an empty table is just a terminator
         let empty = CertTable::build(&[]);
         assert_eq!(empty, vec![0u8; ENTRY_LEN]);
-        assert!(CertTable::parse(&empty).unwrap().is_empty());
+        assert!(CertTable::new_checked(&empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn owned_and_borrowed_views_agree() {
+        let blob = CertTable::build(&[(CertType::Ark, b"ark"), (CertType::Vcek, b"vcek")]);
+        let mut padded = blob.clone();
+        padded.resize(4096, 0);
+        // checked once, then kept: trimming an owned table keeps it checked
+        let owned = CertTable::new_checked(padded).unwrap().into_trimmed();
+        assert_eq!(owned.as_bytes(), &blob[..]);
+        assert_eq!(owned.used_len(), blob.len());
+        assert_eq!(owned.find(CertType::Vcek), Some(&b"vcek"[..]));
+        let borrowed = CertTable::new_checked(&blob[..]).unwrap();
+        assert_eq!(borrowed.len(), owned.len());
+        assert!(borrowed.iter().eq(owned.iter()));
+        assert_eq!(owned.into_inner(), blob);
     }
 
     #[test]
@@ -443,17 +500,23 @@ mod tests {
     fn malformed_tables() {
         // unterminated: one entry, no terminator, buffer ends
         let mut b = entry(guid::VCEK, 48, 4);
-        assert_eq!(CertTable::parse(&b), Err(CertTableError::Unterminated));
-        assert_eq!(CertTable::parse(&[]), Err(CertTableError::Unterminated));
         assert_eq!(
-            CertTable::parse(&[0; 23]),
+            CertTable::new_checked(&b),
+            Err(CertTableError::Unterminated)
+        );
+        assert_eq!(
+            CertTable::new_checked(&[]),
+            Err(CertTableError::Unterminated)
+        );
+        assert_eq!(
+            CertTable::new_checked(&[0; 23]),
             Err(CertTableError::Unterminated)
         );
         // out of bounds
         b.extend(entry([0; 16], 0, 0));
         b.extend_from_slice(b"abc");
         assert_eq!(
-            CertTable::parse(&b),
+            CertTable::new_checked(&b),
             Err(CertTableError::OutOfBounds {
                 index: 0,
                 offset: 48,
@@ -465,7 +528,7 @@ mod tests {
         let mut b = entry(guid::VCEK, u32::MAX, u32::MAX);
         b.extend(entry([0; 16], 0, 0));
         assert!(matches!(
-            CertTable::parse(&b),
+            CertTable::new_checked(&b),
             Err(CertTableError::OutOfBounds { .. })
         ));
         // overlapping the table (points into the terminator)
@@ -473,7 +536,7 @@ mod tests {
         b.extend(entry([0; 16], 0, 0));
         b.extend_from_slice(b"data");
         assert_eq!(
-            CertTable::parse(&b),
+            CertTable::new_checked(&b),
             Err(CertTableError::OverlapsTable {
                 index: 0,
                 offset: 30,
@@ -484,13 +547,13 @@ mod tests {
         let mut b = entry(guid::VCEK, 48, 0);
         b.extend(entry([0; 16], 0, 0));
         assert_eq!(
-            CertTable::parse(&b),
+            CertTable::new_checked(&b),
             Err(CertTableError::Empty { index: 0 })
         );
         // terminator with a length
         let b = entry([0; 16], 0, 5);
         assert_eq!(
-            CertTable::parse(&b),
+            CertTable::new_checked(&b),
             Err(CertTableError::BadTerminator { index: 0 })
         );
         // too many entries
@@ -500,7 +563,10 @@ mod tests {
         }
         b.extend(entry([0; 16], 0, 0));
         b.resize(0x10001, 0);
-        assert_eq!(CertTable::parse(&b), Err(CertTableError::TooManyEntries));
+        assert_eq!(
+            CertTable::new_checked(&b),
+            Err(CertTableError::TooManyEntries)
+        );
         // exactly MAX_ENTRIES is fine
         let mut b = Vec::new();
         for _ in 0..MAX_ENTRIES {
@@ -508,6 +574,6 @@ mod tests {
         }
         b.extend(entry([0; 16], 0, 0));
         b.resize(0x10001, 0);
-        assert_eq!(CertTable::parse(&b).unwrap().len(), MAX_ENTRIES);
+        assert_eq!(CertTable::new_checked(&b).unwrap().len(), MAX_ENTRIES);
     }
 }

@@ -162,8 +162,8 @@ impl SevGuestError {
 pub struct ExtReport {
     /// The 1184-byte report (not yet parsed).
     pub report: Vec<u8>,
-    /// The certificate table trimmed to its used length, `None` if the host has none.
-    pub certs: Option<Vec<u8>>,
+    /// The certificate table (checked), trimmed to its used length, `None` if the host has none.
+    pub certs: Option<CertTable<Vec<u8>>>,
 }
 
 /// An open `/dev/sev-guest`.
@@ -201,8 +201,8 @@ impl SevGuest {
             match result {
                 Ok(()) => {
                     let report = resp.report().map_err(SevGuestError::Firmware)?.to_vec();
-                    let table = CertTable::parse(&certs).map_err(SevGuestError::Certs)?;
-                    let certs = (!table.is_empty()).then(|| certs[..table.used_len()].to_vec());
+                    let table = CertTable::new_checked(certs).map_err(SevGuestError::Certs)?;
+                    let certs = (!table.is_empty()).then(|| table.into_trimmed());
                     return Ok(ExtReport { report, certs });
                 }
                 Err(_) if !retried && io.vmm_error() == VMM_ERR_INVALID_LEN => {

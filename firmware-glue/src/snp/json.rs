@@ -45,7 +45,10 @@ impl<'a> SnpEvidenceJson<'a> {
     /// Evidence for a checked report and the host's certificate table. A missing or empty table
     /// becomes `"cert_chain": null` (Trustee rejects an empty list: a chain, if present, must
     /// contain a VCEK or VLEK; with `null` it fetches the VCEK itself).
-    pub fn new(report: &Report<'_>, certs: Option<&CertTable<'a>>) -> Self {
+    pub fn new<R: AsRef<[u8]>, C: AsRef<[u8]>>(
+        report: &Report<R>,
+        certs: Option<&'a CertTable<C>>,
+    ) -> Self {
         let cert_chain = certs.filter(|t| !t.is_empty()).map(|t| {
             t.sorted()
                 .into_iter()
@@ -63,7 +66,10 @@ impl<'a> SnpEvidenceJson<'a> {
 }
 
 /// The evidence as a JSON value (see [`SnpEvidenceJson`] for the shape).
-pub fn evidence_json(report: &Report<'_>, certs: Option<&CertTable<'_>>) -> Value {
+pub fn evidence_json<R: AsRef<[u8]>, C: AsRef<[u8]>>(
+    report: &Report<R>,
+    certs: Option<&CertTable<C>>,
+) -> Value {
     // Cannot fail: every map key is a string and there are no floats.
     serde_json::to_value(SnpEvidenceJson::new(report, certs)).unwrap_or(Value::Null)
 }

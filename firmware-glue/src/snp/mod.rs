@@ -6,7 +6,7 @@
 //! use firmware_glue::snp::{self, SnpSource};
 //! let report_data = [0u8; 64]; // SHA-384 binding digest ‖ 16 zero bytes
 //! let ev = snp::get_evidence(&SnpSource::Ioctl(snp::DEFAULT_DEVICE.into()), &report_data)?;
-//! let json = ev.to_json()?; // {"attestation_report": {...}, "cert_chain": [...] | null}
+//! let json = ev.to_json(); // {"attestation_report": {...}, "cert_chain": [...] | null}
 //! # let _ = json; Ok(()) }
 //! ```
 
@@ -79,45 +79,52 @@ mod evidence {
         }
     }
 
-    /// A checked SNP report and the host's certificate table.
+    /// A checked SNP report and the host's certificate table: the views themselves, so nothing
+    /// is parsed twice.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct SnpEvidence {
-        /// The 1184-byte report (already checked by [`Report::new`]).
-        pub report: Vec<u8>,
-        /// The GHCB certificate table (already checked by [`CertTable::parse`]), `None` when the
-        /// host supplies no certificates.
-        pub certs: Option<Vec<u8>>,
+        report: Report<Vec<u8>>,
+        certs: Option<CertTable<Vec<u8>>>,
     }
 
     impl SnpEvidence {
         /// Checks a report and table (both as the kernel returned them).
         pub fn new(report: Vec<u8>, certs: Option<Vec<u8>>) -> Result<Self, SnpError> {
-            Report::new(&report).map_err(SnpError::Report)?;
+            let report = Report::new_checked(report).map_err(SnpError::Report)?;
             let certs = match certs {
                 Some(c) if !c.is_empty() => {
-                    let table = CertTable::parse(&c).map_err(SnpError::Certs)?;
-                    (!table.is_empty()).then(|| c[..table.used_len()].to_vec())
+                    Some(CertTable::new_checked(c).map_err(SnpError::Certs)?)
                 }
                 _ => None,
             };
-            Ok(SnpEvidence { report, certs })
+            Ok(SnpEvidence::from_checked(report, certs))
         }
 
-        /// The report view.
-        pub fn report(&self) -> Result<Report<'_>, ReportError> {
-            Report::new(&self.report)
+        /// Evidence from views already checked; an empty table counts as none, a table is
+        /// trimmed to its used length.
+        pub fn from_checked(report: Report<Vec<u8>>, certs: Option<CertTable<Vec<u8>>>) -> Self {
+            let certs = certs.filter(|t| !t.is_empty()).map(CertTable::into_trimmed);
+            SnpEvidence { report, certs }
         }
 
-        /// The certificate table view.
-        pub fn cert_table(&self) -> Result<Option<CertTable<'_>>, CertTableError> {
-            self.certs.as_deref().map(CertTable::parse).transpose()
+        /// The report.
+        pub fn report(&self) -> &Report<Vec<u8>> {
+            &self.report
+        }
+
+        /// The GHCB certificate table, `None` when the host supplies no certificates.
+        pub fn cert_table(&self) -> Option<&CertTable<Vec<u8>>> {
+            self.certs.as_ref()
+        }
+
+        /// The report and the certificate table.
+        pub fn into_parts(self) -> (Report<Vec<u8>>, Option<CertTable<Vec<u8>>>) {
+            (self.report, self.certs)
         }
 
         /// The evidence JSON Trustee's `snp` verifier expects.
-        pub fn to_json(&self) -> Result<Value, SnpError> {
-            let report = self.report().map_err(SnpError::Report)?;
-            let table = self.cert_table().map_err(SnpError::Certs)?;
-            Ok(evidence_json(&report, table.as_ref()))
+        pub fn to_json(&self) -> Value {
+            evidence_json(&self.report, self.certs.as_ref())
         }
     }
 
@@ -183,7 +190,8 @@ mod evidence {
         let ext = dev
             .ext_report_or_report(report_data)
             .map_err(SnpError::Device)?;
-        checked(ext.report, ext.certs, report_data)
+        let report = Report::new_checked(ext.report).map_err(SnpError::Report)?;
+        checked(SnpEvidence::from_checked(report, ext.certs), report_data)
     }
 
     /// [`get_evidence`] through any configfs-tsm implementation (real or simulated).
@@ -199,16 +207,11 @@ mod evidence {
                 auxblob: true,
             })
             .map_err(SnpError::Tsm)?;
-        checked(out.outblob, out.auxblob, report_data)
+        checked(SnpEvidence::new(out.outblob, out.auxblob)?, report_data)
     }
 
-    fn checked(
-        report: Vec<u8>,
-        certs: Option<Vec<u8>>,
-        report_data: &[u8; 64],
-    ) -> Result<SnpEvidence, SnpError> {
-        let ev = SnpEvidence::new(report, certs)?;
-        if ev.report().map_err(SnpError::Report)?.report_data() != report_data {
+    fn checked(ev: SnpEvidence, report_data: &[u8; 64]) -> Result<SnpEvidence, SnpError> {
+        if ev.report().report_data() != report_data {
             return Err(SnpError::ReportDataMismatch);
         }
         Ok(ev)
@@ -228,7 +231,7 @@ mod evidence {
         let report = SevGuest::open(path)
             .and_then(|d| d.report(&[0u8; 64]))
             .map_err(SnpError::Device)?;
-        let report = Report::new(&report).map_err(SnpError::Report)?;
+        let report = Report::new_checked(report).map_err(SnpError::Report)?;
         Ok(*report.host_data())
     }
 
@@ -243,7 +246,7 @@ mod evidence {
             })
             .map_err(SnpError::Tsm)?
             .outblob;
-        let report = Report::new(&report).map_err(SnpError::Report)?;
+        let report = Report::new_checked(report).map_err(SnpError::Report)?;
         Ok(*report.host_data())
     }
 }

@@ -396,80 +396,46 @@ impl fmt::Display for ReportError {
 
 impl core::error::Error for ReportError {}
 
-/// A checked view of an SNP attestation report.
+/// A checked view of an SNP attestation report, over any buffer that dereferences to bytes:
+/// `Report<&[u8]>` borrows (zero-copy), `Report<Vec<u8>>` or `Report<[u8; REPORT_LEN]>` owns.
 ///
-/// Construction checks the length, the version (2..=5), that every reserved byte the `sev`
-/// crate's decoder checks is zero, that the CPU generation can be determined (from
-/// CPUID_FAM_ID/MOD_ID for version 3+, from CHIP_ID for version 2) and that the TCB_VERSION
-/// fields use only the bytes their generation defines. A report accepted here re-encodes to
-/// identical bytes through [`ReportRepr`] and the evidence JSON.
+/// Construction ([`Report::new_checked`]) checks the length, the version (2..=5), that every
+/// reserved byte the `sev` crate's decoder checks is zero, that the CPU generation can be
+/// determined (from CPUID_FAM_ID/MOD_ID for version 3+, from CHIP_ID for version 2) and that the
+/// TCB_VERSION fields use only the bytes their generation defines. A report accepted here
+/// re-encodes to identical bytes through [`ReportRepr`] and the evidence JSON.
+///
+/// The check is done once: an owner keeps the `Report<T>` (the proof) rather than the bytes,
+/// and reads fields through it without parsing again. `T::as_ref` must return the same bytes
+/// every time (as slices, arrays, `Vec` and `Box` do); a buffer that changes under the view
+/// makes the accessors panic, never read out of bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Report<'a> {
-    buf: &'a [u8; REPORT_LEN],
+pub struct Report<T: AsRef<[u8]>> {
+    buf: T,
     generation: Generation,
 }
 
-impl<'a> Report<'a> {
-    /// Checks and wraps `buf`.
-    pub fn new(buf: &'a [u8]) -> Result<Self, ReportError> {
-        let buf: &[u8; REPORT_LEN] = buf
-            .try_into()
-            .map_err(|_| ReportError::Length { got: buf.len() })?;
-        let version = u32_at(buf, field::VERSION.start);
-        if !(2..=5).contains(&version) {
-            return Err(ReportError::UnsupportedVersion(version));
-        }
-        let reserved: [core::ops::Range<usize>; 5] = [
-            field::RESERVED_04C,
-            if version == 2 {
-                field::RESERVED_188_V2
-            } else {
-                field::RESERVED_18B
-            },
-            field::RESERVED_1EB,
-            field::RESERVED_1EF,
-            if version == 5 {
-                field::RESERVED_208_V5
-            } else {
-                field::RESERVED_1F8
-            },
-        ];
-        for range in reserved {
-            let start = range.start;
-            if let Some(i) = buf[range].iter().position(|b| *b != 0) {
-                return Err(ReportError::ReservedNonZero { offset: start + i });
-            }
-        }
-        let generation = if version == 2 {
-            Generation::for_v2_chip_id(array(buf, field::CHIP_ID.start))
-                .ok_or(ReportError::MaskedChipIdV2)?
-        } else {
-            let family = buf[field::CPUID_FAM_ID];
-            let model = buf[field::CPUID_MOD_ID];
-            Generation::from_cpuid(family, model)
-                .ok_or(ReportError::UnknownCpu { family, model })?
-        };
-        for off in [
-            field::CURRENT_TCB.start,
-            field::REPORTED_TCB.start,
-            field::COMMITTED_TCB.start,
-            field::LAUNCH_TCB.start,
-        ] {
-            if !TcbVersion::unused_bytes_zero(array(buf, off), generation) {
-                return Err(ReportError::TcbUnusedBytes { offset: off });
-            }
-        }
+impl<T: AsRef<[u8]>> Report<T> {
+    /// Checks `buf` (see the type documentation) and wraps it.
+    pub fn new_checked(buf: T) -> Result<Self, ReportError> {
+        let generation = check(buf.as_ref())?;
         Ok(Report { buf, generation })
     }
 
-    /// The raw report.
-    pub fn as_bytes(&self) -> &'a [u8; REPORT_LEN] {
+    /// The buffer the view was made from.
+    pub fn into_inner(self) -> T {
         self.buf
     }
 
+    /// The raw report.
+    pub fn as_bytes(&self) -> &[u8; REPORT_LEN] {
+        // Checked to be exactly REPORT_LEN bytes at construction.
+        array(self.buf.as_ref(), 0)
+    }
+
     /// Bytes 0x000..0x2A0, which the signature covers (ECDSA P-384 over their SHA-384).
-    pub fn signed_bytes(&self) -> &'a [u8] {
-        &self.buf[field::SIGNED]
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.as_bytes()[field::SIGNED]
     }
 
     /// The CPU generation that decides the TCB layout.
@@ -479,37 +445,37 @@ impl<'a> Report<'a> {
 
     /// VERSION.
     pub fn version(&self) -> u32 {
-        u32_at(self.buf, field::VERSION.start)
+        u32_at(self.as_bytes(), field::VERSION.start)
     }
 
     /// GUEST_SVN.
     pub fn guest_svn(&self) -> u32 {
-        u32_at(self.buf, field::GUEST_SVN.start)
+        u32_at(self.as_bytes(), field::GUEST_SVN.start)
     }
 
     /// POLICY (see [`policy`]).
     pub fn policy(&self) -> u64 {
-        u64_at(self.buf, field::POLICY.start)
+        u64_at(self.as_bytes(), field::POLICY.start)
     }
 
     /// FAMILY_ID.
-    pub fn family_id(&self) -> &'a [u8; 16] {
-        array(self.buf, field::FAMILY_ID.start)
+    pub fn family_id(&self) -> &[u8; 16] {
+        array(self.as_bytes(), field::FAMILY_ID.start)
     }
 
     /// IMAGE_ID.
-    pub fn image_id(&self) -> &'a [u8; 16] {
-        array(self.buf, field::IMAGE_ID.start)
+    pub fn image_id(&self) -> &[u8; 16] {
+        array(self.as_bytes(), field::IMAGE_ID.start)
     }
 
     /// VMPL (Trustee requires 0).
     pub fn vmpl(&self) -> u32 {
-        u32_at(self.buf, field::VMPL.start)
+        u32_at(self.as_bytes(), field::VMPL.start)
     }
 
     /// SIGNATURE_ALGO (1 = ECDSA P-384 with SHA-384).
     pub fn sig_algo(&self) -> u32 {
-        u32_at(self.buf, field::SIGNATURE_ALGO.start)
+        u32_at(self.as_bytes(), field::SIGNATURE_ALGO.start)
     }
 
     /// CURRENT_TCB.
@@ -519,12 +485,12 @@ impl<'a> Report<'a> {
 
     /// PLATFORM_INFO.
     pub fn plat_info(&self) -> u64 {
-        u64_at(self.buf, field::PLATFORM_INFO.start)
+        u64_at(self.as_bytes(), field::PLATFORM_INFO.start)
     }
 
     /// KEY_INFO.
     pub fn key_info(&self) -> u32 {
-        u32_at(self.buf, field::KEY_INFO.start)
+        u32_at(self.as_bytes(), field::KEY_INFO.start)
     }
 
     /// The signing key named by KEY_INFO.
@@ -538,38 +504,38 @@ impl<'a> Report<'a> {
     }
 
     /// REPORT_DATA.
-    pub fn report_data(&self) -> &'a [u8; 64] {
-        array(self.buf, field::REPORT_DATA.start)
+    pub fn report_data(&self) -> &[u8; 64] {
+        array(self.as_bytes(), field::REPORT_DATA.start)
     }
 
     /// MEASUREMENT.
-    pub fn measurement(&self) -> &'a [u8; 48] {
-        array(self.buf, field::MEASUREMENT.start)
+    pub fn measurement(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::MEASUREMENT.start)
     }
 
     /// HOST_DATA.
-    pub fn host_data(&self) -> &'a [u8; 32] {
-        array(self.buf, field::HOST_DATA.start)
+    pub fn host_data(&self) -> &[u8; 32] {
+        array(self.as_bytes(), field::HOST_DATA.start)
     }
 
     /// ID_KEY_DIGEST.
-    pub fn id_key_digest(&self) -> &'a [u8; 48] {
-        array(self.buf, field::ID_KEY_DIGEST.start)
+    pub fn id_key_digest(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::ID_KEY_DIGEST.start)
     }
 
     /// AUTHOR_KEY_DIGEST.
-    pub fn author_key_digest(&self) -> &'a [u8; 48] {
-        array(self.buf, field::AUTHOR_KEY_DIGEST.start)
+    pub fn author_key_digest(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::AUTHOR_KEY_DIGEST.start)
     }
 
     /// REPORT_ID.
-    pub fn report_id(&self) -> &'a [u8; 32] {
-        array(self.buf, field::REPORT_ID.start)
+    pub fn report_id(&self) -> &[u8; 32] {
+        array(self.as_bytes(), field::REPORT_ID.start)
     }
 
     /// REPORT_ID_MA.
-    pub fn report_id_ma(&self) -> &'a [u8; 32] {
-        array(self.buf, field::REPORT_ID_MA.start)
+    pub fn report_id_ma(&self) -> &[u8; 32] {
+        array(self.as_bytes(), field::REPORT_ID_MA.start)
     }
 
     /// REPORTED_TCB.
@@ -579,22 +545,22 @@ impl<'a> Report<'a> {
 
     /// CPUID_FAM_ID (`None` for version 2).
     pub fn cpuid_fam_id(&self) -> Option<u8> {
-        (self.version() >= 3).then(|| self.buf[field::CPUID_FAM_ID])
+        (self.version() >= 3).then(|| self.as_bytes()[field::CPUID_FAM_ID])
     }
 
     /// CPUID_MOD_ID (`None` for version 2).
     pub fn cpuid_mod_id(&self) -> Option<u8> {
-        (self.version() >= 3).then(|| self.buf[field::CPUID_MOD_ID])
+        (self.version() >= 3).then(|| self.as_bytes()[field::CPUID_MOD_ID])
     }
 
     /// CPUID_STEP (`None` for version 2).
     pub fn cpuid_step(&self) -> Option<u8> {
-        (self.version() >= 3).then(|| self.buf[field::CPUID_STEP])
+        (self.version() >= 3).then(|| self.as_bytes()[field::CPUID_STEP])
     }
 
     /// CHIP_ID.
-    pub fn chip_id(&self) -> &'a [u8; 64] {
-        array(self.buf, field::CHIP_ID.start)
+    pub fn chip_id(&self) -> &[u8; 64] {
+        array(self.as_bytes(), field::CHIP_ID.start)
     }
 
     /// COMMITTED_TCB.
@@ -605,18 +571,18 @@ impl<'a> Report<'a> {
     /// CURRENT_MAJOR/MINOR/BUILD.
     pub fn current(&self) -> FirmwareVersion {
         FirmwareVersion {
-            major: self.buf[field::CURRENT_MAJOR],
-            minor: self.buf[field::CURRENT_MINOR],
-            build: self.buf[field::CURRENT_BUILD],
+            major: self.as_bytes()[field::CURRENT_MAJOR],
+            minor: self.as_bytes()[field::CURRENT_MINOR],
+            build: self.as_bytes()[field::CURRENT_BUILD],
         }
     }
 
     /// COMMITTED_MAJOR/MINOR/BUILD.
     pub fn committed(&self) -> FirmwareVersion {
         FirmwareVersion {
-            major: self.buf[field::COMMITTED_MAJOR],
-            minor: self.buf[field::COMMITTED_MINOR],
-            build: self.buf[field::COMMITTED_BUILD],
+            major: self.as_bytes()[field::COMMITTED_MAJOR],
+            minor: self.as_bytes()[field::COMMITTED_MINOR],
+            build: self.as_bytes()[field::COMMITTED_BUILD],
         }
     }
 
@@ -627,25 +593,76 @@ impl<'a> Report<'a> {
 
     /// LAUNCH_MIT_VECTOR (version 5 only).
     pub fn launch_mit_vector(&self) -> Option<u64> {
-        (self.version() >= 5).then(|| u64_at(self.buf, field::LAUNCH_MIT_VECTOR.start))
+        (self.version() >= 5).then(|| u64_at(self.as_bytes(), field::LAUNCH_MIT_VECTOR.start))
     }
 
     /// CURRENT_MIT_VECTOR (version 5 only).
     pub fn current_mit_vector(&self) -> Option<u64> {
-        (self.version() >= 5).then(|| u64_at(self.buf, field::CURRENT_MIT_VECTOR.start))
+        (self.version() >= 5).then(|| u64_at(self.as_bytes(), field::CURRENT_MIT_VECTOR.start))
     }
 
     /// The signature fields.
-    pub fn signature(&self) -> Signature<'a> {
+    pub fn signature(&self) -> Signature<'_> {
         Signature {
-            r: array(self.buf, field::SIGNATURE_R.start),
-            s: array(self.buf, field::SIGNATURE_S.start),
+            r: array(self.as_bytes(), field::SIGNATURE_R.start),
+            s: array(self.as_bytes(), field::SIGNATURE_S.start),
         }
     }
 
     fn tcb(&self, off: usize) -> TcbVersion {
-        TcbVersion::decode(array(self.buf, off), self.generation)
+        TcbVersion::decode(array(self.as_bytes(), off), self.generation)
     }
+}
+
+/// The checks of [`Report::new_checked`]; the CPU generation of an acceptable report.
+fn check(buf: &[u8]) -> Result<Generation, ReportError> {
+    let buf: &[u8; REPORT_LEN] = buf
+        .try_into()
+        .map_err(|_| ReportError::Length { got: buf.len() })?;
+    let version = u32_at(buf, field::VERSION.start);
+    if !(2..=5).contains(&version) {
+        return Err(ReportError::UnsupportedVersion(version));
+    }
+    let reserved: [core::ops::Range<usize>; 5] = [
+        field::RESERVED_04C,
+        if version == 2 {
+            field::RESERVED_188_V2
+        } else {
+            field::RESERVED_18B
+        },
+        field::RESERVED_1EB,
+        field::RESERVED_1EF,
+        if version == 5 {
+            field::RESERVED_208_V5
+        } else {
+            field::RESERVED_1F8
+        },
+    ];
+    for range in reserved {
+        let start = range.start;
+        if let Some(i) = buf[range].iter().position(|b| *b != 0) {
+            return Err(ReportError::ReservedNonZero { offset: start + i });
+        }
+    }
+    let generation = if version == 2 {
+        Generation::for_v2_chip_id(array(buf, field::CHIP_ID.start))
+            .ok_or(ReportError::MaskedChipIdV2)?
+    } else {
+        let family = buf[field::CPUID_FAM_ID];
+        let model = buf[field::CPUID_MOD_ID];
+        Generation::from_cpuid(family, model).ok_or(ReportError::UnknownCpu { family, model })?
+    };
+    for off in [
+        field::CURRENT_TCB.start,
+        field::REPORTED_TCB.start,
+        field::COMMITTED_TCB.start,
+        field::LAUNCH_TCB.start,
+    ] {
+        if !TcbVersion::unused_bytes_zero(array(buf, off), generation) {
+            return Err(ReportError::TcbUnusedBytes { offset: off });
+        }
+    }
+    Ok(generation)
 }
 
 /// The report's signature as it appears in the evidence JSON (`{"r": [72], "s": [72]}`).
@@ -706,7 +723,7 @@ pub struct ReportRepr {
 
 impl ReportRepr {
     /// The owned form of a checked report.
-    pub fn parse(report: &Report<'_>) -> Self {
+    pub fn parse<T: AsRef<[u8]>>(report: &Report<T>) -> Self {
         let sig = report.signature();
         ReportRepr {
             version: report.version(),

@@ -41,7 +41,7 @@ pub fn evidence_json(quote: &[u8], cc_eventlog: Option<&[u8]>) -> Value {
 /// TDX evidence as a verifier reads it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedTdxEvidence {
-    /// The quote bytes (not parsed; see [`super::Quote::parse`]).
+    /// The quote bytes (not parsed; see [`super::Quote::new_checked`]).
     pub quote: Vec<u8>,
     /// The event log bytes, if present and non-empty.
     pub cc_eventlog: Option<Vec<u8>>,

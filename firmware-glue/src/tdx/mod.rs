@@ -6,7 +6,7 @@
 //! use firmware_glue::{tdx, tsm};
 //! let report_data = [0u8; 64]; // SHA-384 binding digest ‖ 16 zero bytes
 //! let quote = tdx::get_quote(tsm::DEFAULT_ROOT, &report_data)?;
-//! let json = tdx::evidence_json(&quote, None); // {"cc_eventlog": null, "quote": "<b64>"}
+//! let json = tdx::evidence_json(quote.as_bytes(), None); // {"cc_eventlog": null, "quote": "<b64>"}
 //! # let _ = json; Ok(()) }
 //! ```
 
@@ -38,7 +38,9 @@ mod device_api {
 
     use rustix::io::Errno;
 
-    use super::{Quote, QuoteError, TdReport, TdReportError, TdxGuest, TdxGuestError};
+    use super::{
+        Quote, QuoteError, TDREPORT_LEN, TdReport, TdReportError, TdxGuest, TdxGuestError,
+    };
     use crate::sys::join;
     use crate::tsm::{KernelFs, Provider, TsmClient, TsmError, TsmFs, TsmRequest};
 
@@ -116,8 +118,9 @@ mod device_api {
     }
 
     /// A TD quote for `report_data` from configfs-tsm (`tdx_guest`) at `tsm_root`, checked
-    /// with [`Quote::parse`] and for its REPORTDATA.
-    pub fn get_quote(tsm_root: &str, report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
+    /// with [`Quote::new_checked`] and for its REPORTDATA. The view owns the whole `outblob`
+    /// ([`Quote::into_inner`]; [`Quote::as_bytes`] leaves out bytes after the quote).
+    pub fn get_quote(tsm_root: &str, report_data: &[u8; 64]) -> Result<Quote<Vec<u8>>, TdxError> {
         get_quote_tsm(&TsmClient::new(tsm_root), report_data)
     }
 
@@ -125,7 +128,7 @@ mod device_api {
     pub fn get_quote_tsm<F: TsmFs>(
         client: &TsmClient<F>,
         report_data: &[u8; 64],
-    ) -> Result<Vec<u8>, TdxError> {
+    ) -> Result<Quote<Vec<u8>>, TdxError> {
         let out = client
             .generate(&TsmRequest {
                 provider: Provider::TdxGuest,
@@ -134,20 +137,22 @@ mod device_api {
                 auxblob: false,
             })
             .map_err(TdxError::Tsm)?;
-        let quote = Quote::parse(&out.outblob).map_err(TdxError::Quote)?;
+        let quote = Quote::new_checked(out.outblob).map_err(TdxError::Quote)?;
         if quote.report_data() != report_data {
             return Err(TdxError::ReportDataMismatch);
         }
-        Ok(out.outblob)
+        Ok(quote)
     }
 
     /// A TDREPORT for `report_data` through `TDX_CMD_GET_REPORT0` on `device`, checked.
-    pub fn tdreport(device: &str, report_data: &[u8; 64]) -> Result<[u8; 1024], TdxError> {
+    pub fn tdreport(
+        device: &str,
+        report_data: &[u8; 64],
+    ) -> Result<TdReport<[u8; TDREPORT_LEN]>, TdxError> {
         let raw = TdxGuest::open(device)
             .and_then(|d| d.tdreport(report_data))
             .map_err(TdxError::Device)?;
-        TdReport::new(&raw).map_err(TdxError::TdReport)?;
-        Ok(raw)
+        TdReport::new_checked(raw).map_err(TdxError::TdReport)
     }
 
     /// MRCONFIGID (the init-data binding): `<measurements>/mrconfigid` when the kernel exposes
@@ -174,8 +179,6 @@ mod device_api {
                 got: raw.len(),
             });
         }
-        let raw = tdreport(device, &[0u8; 64])?;
-        let report = TdReport::new(&raw).map_err(TdxError::TdReport)?;
-        Ok(*report.mrconfigid())
+        Ok(*tdreport(device, &[0u8; 64])?.mrconfigid())
     }
 }

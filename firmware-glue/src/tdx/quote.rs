@@ -189,15 +189,26 @@ impl fmt::Display for QuoteError {
 
 impl core::error::Error for QuoteError {}
 
-/// A checked view of a TD quote (v4 or v5).
+/// A checked view of a TD quote (v4 or v5), over any buffer that dereferences to bytes:
+/// `Quote<&[u8]>` borrows (zero-copy), `Quote<Vec<u8>>` owns.
 ///
-/// Every length is checked: the body size (v5) against the body type, the signature data length
-/// against the quote, the QE certification data size against its contents (QE report, signature,
-/// authentication data, PCK chain), down to the PEM chain. Bytes after the signature data are
-/// tolerated (Trustee tolerates them too); [`Quote::len`] says where the quote ends.
+/// Every length is checked, once, by [`Quote::new_checked`]: the body size (v5) against the
+/// body type, the signature data length against the quote, the QE certification data size
+/// against its contents (QE report, signature, authentication data, PCK chain), down to the PEM
+/// chain. Bytes after the signature data are tolerated (Trustee tolerates them too);
+/// [`Quote::len`] says where the quote ends. An owner keeps the `Quote<T>` (the proof) and reads
+/// fields through it without parsing again. `T::as_ref` must return the same bytes every time
+/// (as slices, arrays, `Vec` and `Box` do); a buffer that changes under the view makes the
+/// accessors panic, never read out of bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quote<'a> {
-    buf: &'a [u8],
+pub struct Quote<T: AsRef<[u8]>> {
+    buf: T,
+    layout: Layout,
+}
+
+/// Where the parts of a checked quote lie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
     kind: BodyKind,
     body_off: usize,
     sig_off: usize,
@@ -218,253 +229,262 @@ fn need(buf: &[u8], end: usize, field: &'static str) -> Result<(), QuoteError> {
     }
 }
 
-impl<'a> Quote<'a> {
-    /// Checks and wraps a quote.
-    pub fn parse(buf: &'a [u8]) -> Result<Self, QuoteError> {
-        need(buf, HEADER_LEN, "header")?;
-        let version = u16_at(buf, header::VERSION.start);
-        let att_key_type = u16_at(buf, header::ATT_KEY_TYPE.start);
-        let tee_type = u32_at(buf, header::TEE_TYPE.start);
-        if !(version == 4 || version == 5) {
-            return Err(QuoteError::UnsupportedVersion(version));
-        }
-        if att_key_type != ATT_KEY_TYPE_ECDSA_P256 {
-            return Err(QuoteError::AttKeyType(att_key_type));
-        }
-        if tee_type != TEE_TYPE_TDX {
-            return Err(QuoteError::TeeType(tee_type));
-        }
-        let (kind, body_off) = if version == 4 {
-            (BodyKind::Tdx10, header::V4_BODY)
-        } else {
-            need(buf, header::V5_BODY, "v5 body descriptor")?;
-            let body_type = u16_at(buf, header::V5_BODY_TYPE.start);
-            let size = u32_at(buf, header::V5_BODY_SIZE.start);
-            let kind = match body_type {
-                2 => BodyKind::Tdx10,
-                3 => BodyKind::Tdx15,
-                other => return Err(QuoteError::BodyType(other)),
-            };
-            let expected = match kind {
-                BodyKind::Tdx10 => BODY_LEN_TDX10,
-                BodyKind::Tdx15 => BODY_LEN_TDX15,
-            };
-            if size as usize != expected {
-                return Err(QuoteError::BodySize { body_type, size });
-            }
-            (kind, header::V5_BODY)
-        };
-        let body_len = match kind {
-            BodyKind::Tdx10 => BODY_LEN_TDX10,
-            BodyKind::Tdx15 => BODY_LEN_TDX15,
-        };
-        let sig_len_off = body_off + body_len;
-        need(
-            buf,
-            sig_len_off + 4,
-            "report body and signature data length",
-        )?;
-        let sig_len = u32_at(buf, sig_len_off) as usize;
-        let sig_off = sig_len_off + 4;
-        need(buf, sig_off.saturating_add(sig_len), "signature data")?;
-        let sig_data = &buf[sig_off..sig_off + sig_len];
+impl<T: AsRef<[u8]>> Quote<T> {
+    /// Checks and wraps a quote (see the type documentation).
+    pub fn new_checked(buf: T) -> Result<Self, QuoteError> {
+        let layout = check(buf.as_ref())?;
+        Ok(Quote { buf, layout })
+    }
 
-        if sig_len < sig::CERT_DATA_SIZE.end {
-            return Err(QuoteError::Truncated {
-                field: "QE certification data header",
-                need: sig_off + sig::CERT_DATA_SIZE.end,
-                got: sig_off + sig_len,
-            });
-        }
-        let outer_type = u16_at(sig_data, sig::CERT_DATA_TYPE.start);
-        if outer_type != CERT_DATA_QE_REPORT {
-            return Err(QuoteError::CertDataType {
-                expected: CERT_DATA_QE_REPORT,
-                found: outer_type,
-            });
-        }
-        let outer_size = u32_at(sig_data, sig::CERT_DATA_SIZE.start) as usize;
-        if outer_size != sig_len - sig::CERT_DATA_SIZE.end {
-            return Err(QuoteError::LengthMismatch {
-                field: "signature data length",
-                declared: sig_len,
-                actual: sig::CERT_DATA_SIZE.end.saturating_add(outer_size),
-            });
-        }
-        let auth_len =
-            get_u16(sig_data, sig::QE_AUTH_DATA_SIZE.start).ok_or(QuoteError::Truncated {
-                field: "QE authentication data size",
-                need: sig_off + sig::QE_AUTH_DATA_SIZE.end,
-                got: sig_off + sig_len,
-            })? as usize;
-        let pck_hdr = sig::QE_AUTH_DATA + auth_len;
-        let inner_type = get_u16(sig_data, pck_hdr).ok_or(QuoteError::Truncated {
-            field: "QE authentication data and PCK certification data header",
-            need: sig_off + pck_hdr + 6,
-            got: sig_off + sig_len,
-        })?;
-        let pck_len = get_u32(sig_data, pck_hdr + 2).ok_or(QuoteError::Truncated {
-            field: "PCK certification data size",
-            need: sig_off + pck_hdr + 6,
-            got: sig_off + sig_len,
-        })? as usize;
-        if inner_type != CERT_DATA_PCK_CHAIN {
-            return Err(QuoteError::CertDataType {
-                expected: CERT_DATA_PCK_CHAIN,
-                found: inner_type,
-            });
-        }
-        let inner_end = (pck_hdr + 6).saturating_add(pck_len);
-        if inner_end != sig_len {
-            return Err(QuoteError::LengthMismatch {
-                field: "QE certification data size",
-                declared: outer_size,
-                actual: inner_end - sig::CERT_DATA_SIZE.end,
-            });
-        }
-        Ok(Quote {
-            buf,
-            kind,
-            body_off,
-            sig_off,
-            sig_len,
-            auth_len,
-            pck_len,
-        })
+    /// The buffer the view was made from (trailing bytes included).
+    pub fn into_inner(self) -> T {
+        self.buf
     }
 
     /// The bytes the quote occupies (trailing bytes of the buffer excluded).
-    pub fn as_bytes(&self) -> &'a [u8] {
-        &self.buf[..self.len()]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf.as_ref()[..self.len()]
     }
 
     /// Length of the quote proper: header, body, signature data.
     #[allow(clippy::len_without_is_empty)] // a quote is never empty
     pub fn len(&self) -> usize {
-        self.sig_off + self.sig_len
+        self.layout.sig_off + self.layout.sig_len
     }
 
     /// Version (4 or 5).
     pub fn version(&self) -> u16 {
-        u16_at(self.buf, header::VERSION.start)
+        u16_at(self.buf.as_ref(), header::VERSION.start)
     }
 
     /// Attestation key type (2).
     pub fn att_key_type(&self) -> u16 {
-        u16_at(self.buf, header::ATT_KEY_TYPE.start)
+        u16_at(self.buf.as_ref(), header::ATT_KEY_TYPE.start)
     }
 
     /// TEE type (0x81).
     pub fn tee_type(&self) -> u32 {
-        u32_at(self.buf, header::TEE_TYPE.start)
+        u32_at(self.buf.as_ref(), header::TEE_TYPE.start)
     }
 
     /// QE vendor ID.
-    pub fn qe_vendor_id(&self) -> &'a [u8; 16] {
-        array(self.buf, header::QE_VENDOR_ID.start)
+    pub fn qe_vendor_id(&self) -> &[u8; 16] {
+        array(self.buf.as_ref(), header::QE_VENDOR_ID.start)
     }
 
     /// Header user data.
-    pub fn user_data(&self) -> &'a [u8; 20] {
-        array(self.buf, header::USER_DATA.start)
+    pub fn user_data(&self) -> &[u8; 20] {
+        array(self.buf.as_ref(), header::USER_DATA.start)
     }
 
     /// Quote v5 body type (2 or 3); `None` for v4.
     pub fn body_type(&self) -> Option<u16> {
-        (self.version() == 5).then(|| u16_at(self.buf, header::V5_BODY_TYPE.start))
+        (self.version() == 5).then(|| u16_at(self.buf.as_ref(), header::V5_BODY_TYPE.start))
     }
 
     /// Which body the quote carries.
     pub fn body_kind(&self) -> BodyKind {
-        self.kind
+        self.layout.kind
     }
 
     /// The TD report body.
-    pub fn body(&self) -> TdQuoteBody<'a> {
-        let len = match self.kind {
+    pub fn body(&self) -> TdQuoteBody<'_> {
+        let len = match self.layout.kind {
             BodyKind::Tdx10 => BODY_LEN_TDX10,
             BodyKind::Tdx15 => BODY_LEN_TDX15,
         };
         TdQuoteBody {
-            buf: &self.buf[self.body_off..self.body_off + len],
+            buf: &self.buf.as_ref()[self.layout.body_off..self.layout.body_off + len],
         }
     }
 
     /// Offset of the body in the quote (48 for v4, 54 for v5).
     pub fn body_offset(&self) -> usize {
-        self.body_off
+        self.layout.body_off
     }
 
     /// REPORTDATA.
-    pub fn report_data(&self) -> &'a [u8; 64] {
+    pub fn report_data(&self) -> &[u8; 64] {
         self.body().report_data()
     }
 
     /// MRTD.
-    pub fn mr_td(&self) -> &'a [u8; 48] {
+    pub fn mr_td(&self) -> &[u8; 48] {
         self.body().mr_td()
     }
 
     /// MRCONFIGID.
-    pub fn mr_config_id(&self) -> &'a [u8; 48] {
+    pub fn mr_config_id(&self) -> &[u8; 48] {
         self.body().mr_config_id()
     }
 
     /// RTMR `index` (0..=3).
-    pub fn rtmr(&self, index: usize) -> Option<&'a [u8; 48]> {
+    pub fn rtmr(&self, index: usize) -> Option<&[u8; 48]> {
         self.body().rtmr(index)
     }
 
     /// Everything before the signature data length field (header, v5 body descriptor, body):
     /// the bytes the attestation key signs.
-    pub fn signed_bytes(&self) -> &'a [u8] {
-        &self.buf[..self.sig_off - 4]
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.buf.as_ref()[..self.layout.sig_off - 4]
     }
 
     /// Signature data length.
     pub fn signature_data_len(&self) -> usize {
-        self.sig_len
+        self.layout.sig_len
     }
 
-    fn sig_data(&self) -> &'a [u8] {
-        &self.buf[self.sig_off..self.sig_off + self.sig_len]
+    fn sig_data(&self) -> &[u8] {
+        &self.buf.as_ref()[self.layout.sig_off..self.layout.sig_off + self.layout.sig_len]
     }
 
     /// ECDSA P-256 quote signature `r || s`.
-    pub fn ecdsa_signature(&self) -> &'a [u8; 64] {
+    pub fn ecdsa_signature(&self) -> &[u8; 64] {
         array(self.sig_data(), sig::ECDSA_SIGNATURE.start)
     }
 
     /// Attestation public key `x || y`.
-    pub fn attestation_key(&self) -> &'a [u8; 64] {
+    pub fn attestation_key(&self) -> &[u8; 64] {
         array(self.sig_data(), sig::ATTESTATION_KEY.start)
     }
 
     /// QE certification data size (declared, checked).
     pub fn qe_cert_data_size(&self) -> usize {
-        self.sig_len - sig::CERT_DATA_SIZE.end
+        self.layout.sig_len - sig::CERT_DATA_SIZE.end
     }
 
     /// QE report (SGX report body).
-    pub fn qe_report(&self) -> &'a [u8; 384] {
+    pub fn qe_report(&self) -> &[u8; 384] {
         array(self.sig_data(), sig::QE_REPORT.start)
     }
 
     /// QE report signature.
-    pub fn qe_report_signature(&self) -> &'a [u8; 64] {
+    pub fn qe_report_signature(&self) -> &[u8; 64] {
         array(self.sig_data(), sig::QE_REPORT_SIGNATURE.start)
     }
 
     /// QE authentication data.
-    pub fn qe_auth_data(&self) -> &'a [u8] {
-        &self.sig_data()[sig::QE_AUTH_DATA..sig::QE_AUTH_DATA + self.auth_len]
+    pub fn qe_auth_data(&self) -> &[u8] {
+        &self.sig_data()[sig::QE_AUTH_DATA..sig::QE_AUTH_DATA + self.layout.auth_len]
     }
 
     /// PCK certificate chain (PEM, leaf first).
-    pub fn pck_cert_chain(&self) -> &'a [u8] {
-        let start = sig::QE_AUTH_DATA + self.auth_len + 6;
-        &self.sig_data()[start..start + self.pck_len]
+    pub fn pck_cert_chain(&self) -> &[u8] {
+        let start = sig::QE_AUTH_DATA + self.layout.auth_len + 6;
+        &self.sig_data()[start..start + self.layout.pck_len]
     }
+}
+
+/// The checks of [`Quote::new_checked`]; the layout of an acceptable quote.
+fn check(buf: &[u8]) -> Result<Layout, QuoteError> {
+    need(buf, HEADER_LEN, "header")?;
+    let version = u16_at(buf, header::VERSION.start);
+    let att_key_type = u16_at(buf, header::ATT_KEY_TYPE.start);
+    let tee_type = u32_at(buf, header::TEE_TYPE.start);
+    if !(version == 4 || version == 5) {
+        return Err(QuoteError::UnsupportedVersion(version));
+    }
+    if att_key_type != ATT_KEY_TYPE_ECDSA_P256 {
+        return Err(QuoteError::AttKeyType(att_key_type));
+    }
+    if tee_type != TEE_TYPE_TDX {
+        return Err(QuoteError::TeeType(tee_type));
+    }
+    let (kind, body_off) = if version == 4 {
+        (BodyKind::Tdx10, header::V4_BODY)
+    } else {
+        need(buf, header::V5_BODY, "v5 body descriptor")?;
+        let body_type = u16_at(buf, header::V5_BODY_TYPE.start);
+        let size = u32_at(buf, header::V5_BODY_SIZE.start);
+        let kind = match body_type {
+            2 => BodyKind::Tdx10,
+            3 => BodyKind::Tdx15,
+            other => return Err(QuoteError::BodyType(other)),
+        };
+        let expected = match kind {
+            BodyKind::Tdx10 => BODY_LEN_TDX10,
+            BodyKind::Tdx15 => BODY_LEN_TDX15,
+        };
+        if size as usize != expected {
+            return Err(QuoteError::BodySize { body_type, size });
+        }
+        (kind, header::V5_BODY)
+    };
+    let body_len = match kind {
+        BodyKind::Tdx10 => BODY_LEN_TDX10,
+        BodyKind::Tdx15 => BODY_LEN_TDX15,
+    };
+    let sig_len_off = body_off + body_len;
+    need(
+        buf,
+        sig_len_off + 4,
+        "report body and signature data length",
+    )?;
+    let sig_len = u32_at(buf, sig_len_off) as usize;
+    let sig_off = sig_len_off + 4;
+    need(buf, sig_off.saturating_add(sig_len), "signature data")?;
+    let sig_data = &buf[sig_off..sig_off + sig_len];
+
+    if sig_len < sig::CERT_DATA_SIZE.end {
+        return Err(QuoteError::Truncated {
+            field: "QE certification data header",
+            need: sig_off + sig::CERT_DATA_SIZE.end,
+            got: sig_off + sig_len,
+        });
+    }
+    let outer_type = u16_at(sig_data, sig::CERT_DATA_TYPE.start);
+    if outer_type != CERT_DATA_QE_REPORT {
+        return Err(QuoteError::CertDataType {
+            expected: CERT_DATA_QE_REPORT,
+            found: outer_type,
+        });
+    }
+    let outer_size = u32_at(sig_data, sig::CERT_DATA_SIZE.start) as usize;
+    if outer_size != sig_len - sig::CERT_DATA_SIZE.end {
+        return Err(QuoteError::LengthMismatch {
+            field: "signature data length",
+            declared: sig_len,
+            actual: sig::CERT_DATA_SIZE.end.saturating_add(outer_size),
+        });
+    }
+    let auth_len = get_u16(sig_data, sig::QE_AUTH_DATA_SIZE.start).ok_or(QuoteError::Truncated {
+        field: "QE authentication data size",
+        need: sig_off + sig::QE_AUTH_DATA_SIZE.end,
+        got: sig_off + sig_len,
+    })? as usize;
+    let pck_hdr = sig::QE_AUTH_DATA + auth_len;
+    let inner_type = get_u16(sig_data, pck_hdr).ok_or(QuoteError::Truncated {
+        field: "QE authentication data and PCK certification data header",
+        need: sig_off + pck_hdr + 6,
+        got: sig_off + sig_len,
+    })?;
+    let pck_len = get_u32(sig_data, pck_hdr + 2).ok_or(QuoteError::Truncated {
+        field: "PCK certification data size",
+        need: sig_off + pck_hdr + 6,
+        got: sig_off + sig_len,
+    })? as usize;
+    if inner_type != CERT_DATA_PCK_CHAIN {
+        return Err(QuoteError::CertDataType {
+            expected: CERT_DATA_PCK_CHAIN,
+            found: inner_type,
+        });
+    }
+    let inner_end = (pck_hdr + 6).saturating_add(pck_len);
+    if inner_end != sig_len {
+        return Err(QuoteError::LengthMismatch {
+            field: "QE certification data size",
+            declared: outer_size,
+            actual: inner_end - sig::CERT_DATA_SIZE.end,
+        });
+    }
+    Ok(Layout {
+        kind,
+        body_off,
+        sig_off,
+        sig_len,
+        auth_len,
+        pck_len,
+    })
 }
 
 /// A TD report body inside a quote (584 or 648 bytes).

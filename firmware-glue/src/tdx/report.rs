@@ -92,108 +92,121 @@ impl fmt::Display for TdReportError {
 
 impl core::error::Error for TdReportError {}
 
-/// A checked view of a TDREPORT.
+/// A checked view of a TDREPORT, over any buffer that dereferences to bytes: `TdReport<&[u8]>`
+/// borrows (zero-copy), `TdReport<[u8; TDREPORT_LEN]>` or `TdReport<Vec<u8>>` owns.
+///
+/// [`TdReport::new_checked`] checks the length and REPORTTYPE.TYPE once; an owner keeps the
+/// `TdReport<T>` (the proof) rather than the bytes. `T::as_ref` must return the same bytes every
+/// time (as slices, arrays, `Vec` and `Box` do); a buffer that changes under the view makes the
+/// accessors panic, never read out of bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TdReport<'a> {
-    buf: &'a [u8; TDREPORT_LEN],
+pub struct TdReport<T: AsRef<[u8]>> {
+    buf: T,
 }
 
-impl<'a> TdReport<'a> {
+impl<T: AsRef<[u8]>> TdReport<T> {
     /// Checks the length and REPORTTYPE.TYPE.
-    pub fn new(buf: &'a [u8]) -> Result<Self, TdReportError> {
-        let buf: &[u8; TDREPORT_LEN] = buf
+    pub fn new_checked(buf: T) -> Result<Self, TdReportError> {
+        let bytes = buf.as_ref();
+        let bytes: &[u8; TDREPORT_LEN] = bytes
             .try_into()
-            .map_err(|_| TdReportError::Length { got: buf.len() })?;
-        if buf[0] != REPORT_TYPE_TDX {
+            .map_err(|_| TdReportError::Length { got: bytes.len() })?;
+        if bytes[0] != REPORT_TYPE_TDX {
             return Err(TdReportError::NotTdx {
-                report_type: buf[0],
+                report_type: bytes[0],
             });
         }
         Ok(TdReport { buf })
     }
 
-    /// The raw report.
-    pub fn as_bytes(&self) -> &'a [u8; TDREPORT_LEN] {
+    /// The buffer the view was made from.
+    pub fn into_inner(self) -> T {
         self.buf
     }
 
+    /// The raw report.
+    pub fn as_bytes(&self) -> &[u8; TDREPORT_LEN] {
+        // Checked to be exactly TDREPORT_LEN bytes at construction.
+        array(self.buf.as_ref(), 0)
+    }
+
     /// REPORTTYPE `[type, subtype, version, reserved]`.
-    pub fn report_type(&self) -> &'a [u8; 4] {
-        array(self.buf, field::REPORTTYPE.start)
+    pub fn report_type(&self) -> &[u8; 4] {
+        array(self.as_bytes(), field::REPORTTYPE.start)
     }
 
     /// REPORTTYPE.VERSION: 0 for TDX 1.0, 1 for TDX 1.5.
     pub fn version(&self) -> u8 {
-        self.buf[2]
+        self.as_bytes()[2]
     }
 
     /// CPUSVN.
-    pub fn cpusvn(&self) -> &'a [u8; 16] {
-        array(self.buf, field::CPUSVN.start)
+    pub fn cpusvn(&self) -> &[u8; 16] {
+        array(self.as_bytes(), field::CPUSVN.start)
     }
 
     /// TEE_TCB_INFO_HASH.
-    pub fn tee_tcb_info_hash(&self) -> &'a [u8; 48] {
-        array(self.buf, field::TEE_TCB_INFO_HASH.start)
+    pub fn tee_tcb_info_hash(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::TEE_TCB_INFO_HASH.start)
     }
 
     /// TEE_INFO_HASH.
-    pub fn tee_info_hash(&self) -> &'a [u8; 48] {
-        array(self.buf, field::TEE_INFO_HASH.start)
+    pub fn tee_info_hash(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::TEE_INFO_HASH.start)
     }
 
     /// REPORTDATA.
-    pub fn report_data(&self) -> &'a [u8; 64] {
-        array(self.buf, field::REPORTDATA.start)
+    pub fn report_data(&self) -> &[u8; 64] {
+        array(self.as_bytes(), field::REPORTDATA.start)
     }
 
     /// MAC.
-    pub fn mac(&self) -> &'a [u8; 32] {
-        array(self.buf, field::MAC.start)
+    pub fn mac(&self) -> &[u8; 32] {
+        array(self.as_bytes(), field::MAC.start)
     }
 
     /// TEE_TCB_INFO.
-    pub fn tee_tcb_info(&self) -> &'a [u8; 239] {
-        array(self.buf, field::TEE_TCB_INFO.start)
+    pub fn tee_tcb_info(&self) -> &[u8; 239] {
+        array(self.as_bytes(), field::TEE_TCB_INFO.start)
     }
 
     /// TD ATTRIBUTES.
-    pub fn attributes(&self) -> &'a [u8; 8] {
-        array(self.buf, field::ATTRIBUTES.start)
+    pub fn attributes(&self) -> &[u8; 8] {
+        array(self.as_bytes(), field::ATTRIBUTES.start)
     }
 
     /// XFAM.
-    pub fn xfam(&self) -> &'a [u8; 8] {
-        array(self.buf, field::XFAM.start)
+    pub fn xfam(&self) -> &[u8; 8] {
+        array(self.as_bytes(), field::XFAM.start)
     }
 
     /// MRTD.
-    pub fn mrtd(&self) -> &'a [u8; 48] {
-        array(self.buf, field::MRTD.start)
+    pub fn mrtd(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::MRTD.start)
     }
 
     /// MRCONFIGID.
-    pub fn mrconfigid(&self) -> &'a [u8; 48] {
-        array(self.buf, field::MRCONFIGID.start)
+    pub fn mrconfigid(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::MRCONFIGID.start)
     }
 
     /// MROWNER.
-    pub fn mrowner(&self) -> &'a [u8; 48] {
-        array(self.buf, field::MROWNER.start)
+    pub fn mrowner(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::MROWNER.start)
     }
 
     /// MROWNERCONFIG.
-    pub fn mrownerconfig(&self) -> &'a [u8; 48] {
-        array(self.buf, field::MROWNERCONFIG.start)
+    pub fn mrownerconfig(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::MROWNERCONFIG.start)
     }
 
     /// RTMR `index` (0..=3), `None` for other indices.
-    pub fn rtmr(&self, index: usize) -> Option<&'a [u8; 48]> {
-        (index < 4).then(|| array(self.buf, field::RTMR0.start + 48 * index))
+    pub fn rtmr(&self, index: usize) -> Option<&[u8; 48]> {
+        (index < 4).then(|| array(self.as_bytes(), field::RTMR0.start + 48 * index))
     }
 
     /// SERVTD_HASH (meaningful for TDX 1.5).
-    pub fn servtd_hash(&self) -> &'a [u8; 48] {
-        array(self.buf, field::SERVTD_HASH.start)
+    pub fn servtd_hash(&self) -> &[u8; 48] {
+        array(self.as_bytes(), field::SERVTD_HASH.start)
     }
 }
