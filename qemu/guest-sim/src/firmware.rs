@@ -173,7 +173,7 @@ mod tests {
         cfg.set("host_data", &"ab".repeat(32)).unwrap();
         let mut fw = Simulated::new(&cfg);
         let a = fw.answer(&req(Kind::SnpReport, 0)).unwrap();
-        let report = Report::new(&a.outblob).unwrap();
+        let report = Report::new_checked(&a.outblob).unwrap();
         assert_eq!(report.report_data(), &[0x42; 64]);
         assert_eq!(report.host_data(), &[0xab; 32]);
         assert!(!a.auxblob.is_empty(), "VCEK in the certificate table");
@@ -186,7 +186,7 @@ mod tests {
         cfg.set("mrconfigid", &"cd".repeat(48)).unwrap();
         let mut fw = Simulated::new(&cfg);
         let a = fw.answer(&req(Kind::TdxQuote, 0)).unwrap();
-        let q = firmware_glue::tdx::Quote::parse(&a.outblob).unwrap();
+        let q = firmware_glue::tdx::Quote::new_checked(&a.outblob).unwrap();
         assert_eq!(q.report_data(), &[0x42; 64]);
         assert_eq!(q.mr_config_id(), &[0xcd; 48]);
         assert!(a.auxblob.is_empty());

@@ -151,7 +151,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
     if snp {
         c.check("auxblob is the certificate table", {
             match fs::read(entry.join("auxblob")) {
-                Ok(aux) => match CertTable::parse(&aux) {
+                Ok(aux) => match CertTable::new_checked(&aux) {
                     Ok(t)
                         if t.find(CertType::Vcek)
                             .is_some_and(|v| v.starts_with(b"echo-certs:")) =>
@@ -183,8 +183,8 @@ pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
                 .and_then(|d| d.ext_report(&inblob(3)))
                 .map_err(|e| e.to_string())
                 .and_then(|r| {
-                    let certs = r.certs.unwrap_or_default();
-                    let t = CertTable::parse(&certs).map_err(|e| e.to_string())?;
+                    // ext_report hands the table back already checked
+                    let t = r.certs.as_ref().ok_or("no certificate table")?;
                     if r.report[0x50..0x90] == inblob(3) && t.find(CertType::Vcek).is_some() {
                         Ok(())
                     } else {

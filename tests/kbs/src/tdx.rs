@@ -126,7 +126,10 @@ fn platform_instance_id(ext: &[u8]) -> Result<Option<[u8; 16]>, String> {
 }
 
 /// The PCK chain checks; returns the PCK certificate's P-256 point and the platform instance ID.
-fn check_pck_chain(quote: &Quote<'_>, root: &[u8]) -> Result<(Vec<u8>, Option<[u8; 16]>), String> {
+fn check_pck_chain(
+    quote: &Quote<&[u8]>,
+    root: &[u8],
+) -> Result<(Vec<u8>, Option<[u8; 16]>), String> {
     let certs = x509::pem_certificates(quote.pck_cert_chain())?;
     if certs.len() != 3 {
         return Err(format!(
@@ -194,7 +197,7 @@ fn td_attributes(raw: &[u8; 8]) -> Value {
 }
 
 /// Trustee's `generate_parsed_claim` (without event log claims).
-fn claims(quote: &Quote<'_>, piid: Option<[u8; 16]>) -> Map<String, Value> {
+fn claims(quote: &Quote<&[u8]>, piid: Option<[u8; 16]>) -> Map<String, Value> {
     let raw = quote.as_bytes();
     let b = quote.body();
     let mut header = Map::new();
@@ -256,7 +259,7 @@ impl Verifier for TdxVerifier {
         if parsed.quote.is_empty() {
             return Err("TDX Quote is empty.".into());
         }
-        let quote = Quote::parse(&parsed.quote).map_err(|e| match e {
+        let quote = Quote::new_checked(parsed.quote.as_slice()).map_err(|e| match e {
             QuoteError::UnsupportedVersion(3) => {
                 "TDX Verifier: expected TDX quote (v4/v5), got SGX quote (v3)".to_owned()
             }

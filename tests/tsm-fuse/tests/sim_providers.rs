@@ -50,12 +50,12 @@ fn snp_evidence_through_configfs_tsm_verifies() {
 
     let (digest, rd) = binding(1);
     let ev = snp::get_evidence_tsm(&client, &rd).expect("SNP evidence over configfs-tsm");
-    assert!(ev.certs.is_some(), "auxblob carried the VCEK");
+    assert!(ev.cert_table().is_some(), "auxblob carried the VCEK");
     assert_eq!(
         snp::host_data(&snp::SnpSource::Tsm(report_root(&tsm))).unwrap()[..],
         init_digest[..32]
     );
-    let json = ev.to_json().unwrap();
+    let json = ev.to_json();
     let expected = Expected {
         report_data: &digest,
         init_data_digest: Some(&init_digest),
@@ -73,30 +73,24 @@ fn snp_evidence_through_configfs_tsm_verifies() {
         })
         .unwrap();
     let ev = snp::SnpEvidence::new(out.outblob, out.auxblob).unwrap();
-    assert_eq!(ev.report().unwrap().vmpl(), 2);
+    assert_eq!(ev.report().vmpl(), 2);
     assert_eq!(
-        verifier
-            .verify(&ev.to_json().unwrap(), &expected)
-            .unwrap_err(),
+        verifier.verify(&ev.to_json(), &expected).unwrap_err(),
         "VMPL Check Failed (VMPL 2)"
     );
 
     // fault knobs pass through: a corrupted signature reaches the KBS, which refuses it
     provider.with_sim(|s| s.faults_mut().corrupt_signature = true);
     let ev = snp::get_evidence_tsm(&client, &rd).unwrap();
-    let why = verifier
-        .verify(&ev.to_json().unwrap(), &expected)
-        .unwrap_err();
+    let why = verifier.verify(&ev.to_json(), &expected).unwrap_err();
     assert!(why.starts_with("Report signature verification"), "{why}");
     provider.with_sim(|s| s.faults_mut().corrupt_signature = false);
 
     // no certificates from the host: evidence with cert_chain null, which this KBS cannot use
     provider.with_sim(|s| s.faults_mut().cert_table = CertTableFault::Missing);
     let ev = snp::get_evidence_tsm(&client, &rd).unwrap();
-    assert_eq!(ev.certs, None);
-    let why = verifier
-        .verify(&ev.to_json().unwrap(), &expected)
-        .unwrap_err();
+    assert_eq!(ev.cert_table(), None);
+    let why = verifier.verify(&ev.to_json(), &expected).unwrap_err();
     assert!(why.contains("no KDS access"), "{why}");
 
     // a malformed table is caught by the agent side before any evidence exists
@@ -162,7 +156,7 @@ fn snp_inblob_must_be_64_bytes_and_vmpl_above_the_floor() {
     assert!(std::fs::write(entry.join("privlevel"), "0").is_err());
     std::fs::write(entry.join("privlevel"), "1").unwrap();
     let report = std::fs::read(entry.join("outblob")).unwrap();
-    assert_eq!(snp::Report::new(&report).unwrap().vmpl(), 1);
+    assert_eq!(snp::Report::new_checked(&report).unwrap().vmpl(), 1);
     std::fs::remove_dir(&entry).unwrap();
 }
 
@@ -190,7 +184,7 @@ fn tdx_quote_through_configfs_tsm_verifies() {
 
     let (digest, rd) = binding(2);
     let quote = tdx::get_quote_tsm(&client, &rd).expect("TD quote over configfs-tsm");
-    let json = tdx::evidence_json(&quote, None);
+    let json = tdx::evidence_json(quote.as_bytes(), None);
     let expected = Expected {
         report_data: &digest,
         init_data_digest: Some(&init_digest),
@@ -201,7 +195,7 @@ fn tdx_quote_through_configfs_tsm_verifies() {
     provider.with_sim(|s| s.faults_mut().unbound_attestation_key = true);
     let quote = tdx::get_quote_tsm(&client, &rd).unwrap();
     let why = verifier
-        .verify(&tdx::evidence_json(&quote, None), &expected)
+        .verify(&tdx::evidence_json(quote.as_bytes(), None), &expected)
         .unwrap_err();
     assert!(why.contains("does not bind the attestation key"), "{why}");
     provider.with_sim(|s| s.faults_mut().unbound_attestation_key = false);
