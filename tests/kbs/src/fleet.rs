@@ -535,7 +535,13 @@ fn relay(up: &mut BufReader<TcpStream>, client: &mut TcpStream) -> Result<bool, 
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<u64>().ok());
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
     let status = response.code.unwrap_or(0);
     client.write_all(&head).map_err(after)?;
     if chunked {

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use test_kbs::{
-    Balance, Config, Fault, Fleet, Policy, Server, SnpPolicy, SnpRoots, SnpVerifier, TdxPolicy, TdxVerifier, Tee,
+    Balance, Config, Fault, Fleet, Policy, Server, SnpPolicy, SnpRoots, SnpVerifier, TdxPolicy,
+    TdxVerifier, Tee,
 };
 
 const USAGE: &str = "\

@@ -135,7 +135,10 @@ impl SharedParts {
         let faults = Faults::new();
         faults.set(config.faults.clone()).map_err(invalid)?;
         Ok(SharedParts {
-            tokens: Arc::new(TokenService::new(config.token_lifetime, config.token_leeway)),
+            tokens: Arc::new(TokenService::new(
+                config.token_lifetime,
+                config.token_leeway,
+            )),
             resources: Arc::new(resources),
             policy: Arc::new(RwLock::new(config.policy.clone())),
             faults: Arc::new(faults),

@@ -78,8 +78,7 @@
 
 use super::{
     Backoff, Call, Challenged, Fetch, Handshake, KbsClientError, MAX_ATTEST_SENDS,
-    MAX_HANDSHAKE_ATTEMPTS, Next,
-    Reply, Session, Step,
+    MAX_HANDSHAKE_ATTEMPTS, Next, Reply, Session, Step,
 };
 use crate::rcar::{KbsError, Tee};
 use crate::teekey::TeeKey;
@@ -1185,7 +1184,10 @@ mod tests {
         let count = |label: &str| w.transcript.iter().filter(|t| *t == label).count() as u32;
         assert_eq!(count("POST auth"), MAX_HANDSHAKE_ATTEMPTS);
         assert_eq!(count("evidence"), MAX_HANDSHAKE_ATTEMPTS);
-        assert_eq!(count("POST attest"), MAX_HANDSHAKE_ATTEMPTS * MAX_ATTEST_SENDS);
+        assert_eq!(
+            count("POST attest"),
+            MAX_HANDSHAKE_ATTEMPTS * MAX_ATTEST_SENDS
+        );
         assert!(matches!(
             e,
             Error::Kbs(KbsClientError::Refused {
@@ -1217,10 +1219,7 @@ mod tests {
         let mut w = World::new(answers);
         w.fetch(&mut driver, URI).unwrap();
         assert_eq!(driver.stats().attestations, 2);
-        assert_eq!(
-            w.transcript.iter().filter(|t| *t == "POST auth").count(),
-            6
-        );
+        assert_eq!(w.transcript.iter().filter(|t| *t == "POST auth").count(), 6);
         assert_eq!(
             w.transcript.iter().filter(|t| *t == "POST attest").count() as u32,
             2 * (2 * MAX_ATTEST_SENDS + 1)
