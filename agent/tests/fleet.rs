@@ -53,14 +53,28 @@ fn unseal_at(
 }
 
 fn fleet(replicas: usize, balance: Balance) -> Fleet {
-    Fleet::start(Config::default(), replicas, balance)
+    fleet_with(Config::default(), replicas, balance)
+}
+
+fn fleet_with(config: Config, replicas: usize, balance: Balance) -> Fleet {
+    Fleet::start(config, replicas, balance)
         .unwrap_or_else(|e| panic!("cannot start the test KBS fleet: {e}"))
 }
 
 #[test]
 fn one_guest_through_a_per_request_round_robin_of_three_replicas() {
+    // Content-Length and chunked responses (the front relays both framings).
+    for chunked in [false, true] {
+        one_guest_per_request(Config {
+            chunked,
+            ..Config::default()
+        });
+    }
+}
+
+fn one_guest_per_request(config: Config) {
     let w = World::new("fleet-one");
-    let f = fleet(3, Balance::PerRequest);
+    let f = fleet_with(config, 3, Balance::PerRequest);
     let mut resources = Vec::new();
     for i in 0..3 {
         let value = format!("fleet-secret-{i}-4be1c0");
