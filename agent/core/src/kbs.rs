@@ -38,6 +38,19 @@ pub const MAX_RESOURCE_ATTEMPTS: u32 = 3;
 /// restart); only a fresh handshake tells them apart. Upstream retries its handshake too.
 pub const MAX_HANDSHAKE_ATTEMPTS: u32 = 3;
 
+/// `/attest` sends per handshake: a refused `/attest` is first sent again, unchanged, on the
+/// same session, before a new handshake. Behind a round-robin load balancer in front of
+/// KBS replicas that keep sessions in memory (Trustee's default), the `/attest` can land on
+/// a replica that never saw the `/auth`; that replica answers the same 401 as for evidence
+/// that does not verify. A new handshake does not help there (with one guest, a per-request
+/// round-robin puts every `/attest` on the replica after its `/auth`), but sending the
+/// attestation again walks the ring and reaches the session's replica within N sends for N
+/// replicas. With many guests each send lands there with probability about 1/N: for N = 3,
+/// all 30 sends of 3 handshakes miss with probability (2/3)^30 ~ 5e-6. Chosen, not measured
+/// on a real fleet; the cost is that evidence the KBS rejects is sent up to 30 times (each
+/// send is one small request; the KBS verifies it again each time).
+pub const MAX_ATTEST_SENDS: u32 = 10;
+
 /// HTTP methods the protocol uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -274,7 +287,7 @@ impl Handshake {
 
 /// An RCAR handshake after a successful `/auth`: it knows the challenge, and its next call
 /// is `/attest`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Challenged {
     tee: Tee,
     cookie: Option<String>,

@@ -25,6 +25,8 @@ pub(crate) struct Request {
     pub method: String,
     /// The path part of the request target (before `?`), not percent-decoded.
     pub path: String,
+    /// The whole request target, query included (what a proxy forwards).
+    pub target: String,
     pub http10: bool,
     /// Lower-case names, raw values, in order.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -228,6 +230,7 @@ impl Connection {
         Ok(Request {
             method: head.method,
             path,
+            target: head.target,
             http10: head.http10,
             headers: head.headers,
             body,

@@ -18,7 +18,7 @@ use crate::verifier::{Expected, Verifiers};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 const TEE_PUBKEY_CLAIM: &str =
@@ -119,10 +119,11 @@ fn fail(error: KbsError, note: impl Into<String>) -> Outcome {
 /// The protocol state and logic, shared by all connections.
 pub(crate) struct Kbs {
     pub sessions: Sessions,
-    pub tokens: TokenService,
+    /// Shared by the replicas of a fleet: any of them verifies a token another issued.
+    pub tokens: Arc<TokenService>,
     pub verifiers: Verifiers,
-    pub policy: RwLock<Policy>,
-    pub resources: Resources,
+    pub policy: Arc<RwLock<Policy>>,
+    pub resources: Arc<Resources>,
 }
 
 impl Kbs {

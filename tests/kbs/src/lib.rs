@@ -41,6 +41,13 @@
 //! assert_eq!(stats.resource.count(200), 1);
 //! ```
 //!
+//! # A fleet
+//!
+//! [`Fleet::start`]`(config, n, `[`Balance::PerRequest`]`)` runs `n` replicas that share the
+//! token key, resources, policy and faults but keep their own sessions, behind a round-robin
+//! front on `config.listen` (see [`Fleet`]): the `/attest` after an `/auth` can land on a
+//! replica that never saw the cookie, as behind a load balancer in front of Trustee.
+//!
 //! [`Config`] holds every knob (resources, policy, verifiers, timeouts, chunked responses,
 //! connection closing, faults, logging); [`Server`] can change faults, policy and resources
 //! while running. Fault specs are described in [`fault`], the policy file in [`policy`].
@@ -49,6 +56,7 @@
 
 mod error;
 pub mod fault;
+mod fleet;
 mod http;
 mod httpdate;
 mod initdata;
@@ -68,10 +76,11 @@ pub mod verifier;
 mod x509;
 
 pub use fault::{Fault, FaultKind, Step};
+pub use fleet::{Balance, Fleet};
 pub use policy::{Effect, Policy, Rule};
 pub use rcar::Tee;
 pub use server::{Config, Server};
-pub use stats::{Stats, StepStats};
+pub use stats::{Arrival, MAX_ARRIVALS, Stats, StepStats};
 pub use verifier::{
     Appraisal, EarStatus, Expected, SampleDeviceVerifier, SampleVerifier, SnpPolicy, SnpRoots,
     SnpVerifier, TdxPolicy, TdxVerifier, TrustVector, Verifier, Verifiers,

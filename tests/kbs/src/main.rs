@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use test_kbs::{
-    Config, Fault, Policy, Server, SnpPolicy, SnpRoots, SnpVerifier, TdxPolicy, TdxVerifier, Tee,
+    Balance, Config, Fault, Fleet, Policy, Server, SnpPolicy, SnpRoots, SnpVerifier, TdxPolicy,
+    TdxVerifier, Tee,
 };
 
 const USAGE: &str = "\
@@ -15,6 +16,7 @@ usage: test-kbs [--listen ADDR] [--resources DIR] [--policy FILE]
                 [--session-timeout SECS] [--token-lifetime SECS] [--token-leeway SECS]
                 [--keep-alive SECS] [--chunked] [--close-after-response]
                 [--fault STEP:KIND[:ARG][:COUNT]]... [--ready-file PATH] [--quiet]
+                [--replicas N [--balance request|connection]]
                 [--trust-sim-roots SEED]
                 [--snp-ark FILE [--snp-ask FILE] [--snp-asvk FILE]]
                 [--snp-measurement HEX]... [--snp-host-data HEX]...
@@ -35,6 +37,10 @@ A test Trustee KBS (RCAR 0.4.0) over plain HTTP/1.1.
                            attest:delay:500, resource=default/keys/k:oversize:64M:1
                            (kinds: reset close-mid-response delay:MS status:CODE truncated-body
                            garbage-body oversize:BYTES expire-session invalid-token)
+  --replicas N             run N replicas (sharing the token key, resources, policy and faults;
+                           each with its own sessions) behind a round-robin front on ADDR
+  --balance MODE           how the front balances: 'request' (each request to the next replica,
+                           as an L7 load balancer; the default) or 'connection' (each connection)
   --ready-file PATH        once listening, write the URL to PATH
   --quiet                  do not log requests to stderr
 
@@ -66,15 +72,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (config, ready_file) = config;
-    let server = match Server::start(config) {
-        Ok(server) => server,
+    let Parsed {
+        config,
+        ready_file,
+        replicas,
+        balance,
+    } = config;
+    let started = match replicas {
+        None => Server::start(config).map(Running::One),
+        Some(n) => Fleet::start(config, n, balance).map(Running::Fleet),
+    };
+    let running = match started {
+        Ok(running) => running,
         Err(e) => {
             eprintln!("test-kbs: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let url = server.url();
+    let url = running.url();
     if let Some(path) = ready_file
         && let Err(e) = write_ready_file(&path, &url)
     {
@@ -96,7 +111,28 @@ fn write_ready_file(path: &PathBuf, url: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-type Parsed = (Config, Option<PathBuf>);
+struct Parsed {
+    config: Config,
+    ready_file: Option<PathBuf>,
+    /// `--replicas N`: a fleet.
+    replicas: Option<usize>,
+    balance: Balance,
+}
+
+/// What is serving (kept alive until the process is killed).
+enum Running {
+    One(Server),
+    Fleet(Fleet),
+}
+
+impl Running {
+    fn url(&self) -> String {
+        match self {
+            Running::One(server) => server.url(),
+            Running::Fleet(fleet) => fleet.url(),
+        }
+    }
+}
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, String> {
     let mut config = Config {
@@ -105,6 +141,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
         ..Config::default()
     };
     let mut ready_file = None;
+    let mut replicas = None;
+    let mut balance = Balance::default();
     let mut tees = TeeFlags::default();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -125,6 +163,26 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
             "--fault" => config.faults.push(value("--fault")?.parse::<Fault>()?),
             "--ready-file" => ready_file = Some(PathBuf::from(value("--ready-file")?)),
             "--quiet" => config.log = false,
+            "--replicas" => {
+                let v = value(&arg)?;
+                replicas = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| format!("--replicas takes 1 to 64, not {v:?}"))?,
+                );
+            }
+            "--balance" => {
+                balance = match value(&arg)?.as_str() {
+                    "request" => Balance::PerRequest,
+                    "connection" => Balance::PerConnection,
+                    other => {
+                        return Err(format!(
+                            "--balance takes 'request' or 'connection', not {other:?}"
+                        ));
+                    }
+                }
+            }
             "--trust-sim-roots" => tees.sim_seed = Some(value(&arg)?),
             "--snp-ark" => tees.snp_ark = Some(certificate_file(&value(&arg)?)?),
             "--snp-ask" => tees.snp_ask = Some(certificate_file(&value(&arg)?)?),
@@ -147,7 +205,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
         }
     }
     tees.install(&mut config)?;
-    Ok(Some((config, ready_file)))
+    if replicas.is_none() && balance != Balance::default() {
+        return Err("--balance needs --replicas".into());
+    }
+    Ok(Some(Parsed {
+        config,
+        ready_file,
+        replicas,
+        balance,
+    }))
 }
 
 /// The SNP/TDX verifier flags, applied once all are read.
@@ -234,8 +300,32 @@ fn seconds(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Result<Option<Parsed>, String> {
+    fn parsed(list: &[&str]) -> Result<Option<Parsed>, String> {
         parse(list.iter().map(|s| s.to_string()))
+    }
+
+    fn args(list: &[&str]) -> Result<Option<(Config, Option<PathBuf>)>, String> {
+        parsed(list).map(|p| p.map(|p| (p.config, p.ready_file)))
+    }
+
+    #[test]
+    fn parses_fleet_flags() {
+        let p = parsed(&["--replicas", "3"]).unwrap().unwrap();
+        assert_eq!((p.replicas, p.balance), (Some(3), Balance::PerRequest));
+        let p = parsed(&["--replicas", "2", "--balance", "connection"])
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.replicas, p.balance), (Some(2), Balance::PerConnection));
+        assert!(parsed(&[]).unwrap().unwrap().replicas.is_none());
+        for bad in [
+            &["--replicas", "0"][..],
+            &["--replicas", "65"],
+            &["--replicas", "x"],
+            &["--replicas", "2", "--balance", "random"],
+            &["--balance", "connection"],
+        ] {
+            assert!(parsed(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

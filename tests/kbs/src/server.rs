@@ -7,7 +7,7 @@ use crate::kbs::{Kbs, Outcome, Route, Twist};
 use crate::policy::Policy;
 use crate::resources::Resources;
 use crate::session::Sessions;
-use crate::stats::{Stats, StatsCell};
+use crate::stats::{Arrival, Stats, StatsCell};
 use crate::token::TokenService;
 use crate::verifier::Verifiers;
 use std::collections::HashMap;
@@ -110,14 +110,46 @@ impl std::fmt::Debug for Config {
     }
 }
 
-fn invalid(why: String) -> io::Error {
+pub(crate) fn invalid(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, why)
+}
+
+/// What the replicas of a fleet share: the token-signing key, the resource store, the
+/// policy and the armed faults. A lone server has its own.
+#[derive(Clone)]
+pub(crate) struct SharedParts {
+    pub tokens: Arc<TokenService>,
+    pub resources: Arc<Resources>,
+    pub policy: Arc<RwLock<Policy>>,
+    pub faults: Arc<Faults>,
+}
+
+impl SharedParts {
+    /// Checks and loads the policy, resources and faults of `config`; a fresh signing key.
+    pub(crate) fn new(config: &Config) -> io::Result<SharedParts> {
+        config.policy.check().map_err(invalid)?;
+        let resources = Resources::new(config.resources_dir.clone(), config.max_resource_size);
+        for (path, bytes) in &config.resources {
+            resources.add(path, bytes.clone()).map_err(invalid)?;
+        }
+        let faults = Faults::new();
+        faults.set(config.faults.clone()).map_err(invalid)?;
+        Ok(SharedParts {
+            tokens: Arc::new(TokenService::new(
+                config.token_lifetime,
+                config.token_leeway,
+            )),
+            resources: Arc::new(resources),
+            policy: Arc::new(RwLock::new(config.policy.clone())),
+            faults: Arc::new(faults),
+        })
+    }
 }
 
 /// State shared by the accept thread, the connection threads and the handle.
 struct Shared {
     kbs: Kbs,
-    faults: Faults,
+    faults: Arc<Faults>,
     stats: StatsCell,
     limits: Limits,
     chunked: bool,
@@ -140,24 +172,26 @@ impl Server {
     /// Binds, spawns the accept thread and returns at once. Errors: bind failures, and an
     /// invalid configuration (bad resource path or fault, as `InvalidInput`).
     pub fn start(config: Config) -> io::Result<Server> {
-        config.policy.check().map_err(invalid)?;
-        let resources = Resources::new(config.resources_dir.clone(), config.max_resource_size);
-        for (path, bytes) in &config.resources {
-            resources.add(path, bytes.clone()).map_err(invalid)?;
-        }
-        let faults = Faults::new();
-        faults.set(config.faults.clone()).map_err(invalid)?;
+        let parts = SharedParts::new(&config)?;
+        Server::start_with(config, parts)
+    }
+
+    /// Starts a server that shares `parts` (token key, resources, policy, faults) with
+    /// others: a replica of a [`crate::Fleet`]. Sessions, counters and connections are its
+    /// own. `config`'s resources, policy, faults and token settings are ignored here (they
+    /// went into `parts`).
+    pub(crate) fn start_with(config: Config, parts: SharedParts) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             kbs: Kbs {
                 sessions: Sessions::new(config.session_timeout),
-                tokens: TokenService::new(config.token_lifetime, config.token_leeway),
+                tokens: parts.tokens,
                 verifiers: config.verifiers,
-                policy: RwLock::new(config.policy),
-                resources,
+                policy: parts.policy,
+                resources: parts.resources,
             },
-            faults,
+            faults: parts.faults,
             stats: StatsCell::default(),
             limits: Limits {
                 head: config.max_head,
@@ -249,7 +283,12 @@ impl Server {
         self.shared.stats.snapshot()
     }
 
-    /// Zeroes the counters.
+    /// Every request so far (up to [`crate::stats::MAX_ARRIVALS`]), in arrival order.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.shared.stats.arrivals()
+    }
+
+    /// Zeroes the counters (and forgets the arrivals).
     pub fn reset_stats(&self) {
         self.shared.stats.reset();
     }
@@ -382,6 +421,7 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
     let route = Route::of(&request.method, &request.path);
     let counter = route.counter();
     shared.stats.request(counter);
+    let arrival = shared.stats.arrival(&request.method, &request.path);
     let fault = route.step().and_then(|step| shared.faults.take(&step));
     if fault.is_some() {
         shared.stats.fault();
@@ -416,16 +456,16 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
                     crate::http::reason(*code)
                 ));
             line(&code.to_string(), Some("fault"));
-            return send(shared, conn, counter, &response, framing, close);
+            return send(shared, conn, (counter, arrival), &response, framing, close);
         }
         Some(FaultKind::GarbageBody) => {
             let response = Response::json(GARBAGE.to_vec());
             line("200", Some("fault: garbage body"));
-            return send(shared, conn, counter, &response, framing, close);
+            return send(shared, conn, (counter, arrival), &response, framing, close);
         }
         Some(FaultKind::Oversize(size)) => {
             line("200", Some("fault: oversize body"));
-            return stream_oversize(shared, conn, counter, *size, framing, close);
+            return stream_oversize(shared, conn, (counter, arrival), *size, framing, close);
         }
         Some(FaultKind::CloseMidResponse | FaultKind::TruncatedBody) | None => {}
     }
@@ -453,7 +493,7 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
         _ => {
             let fault_note = fault.as_ref().map(|f| format!("fault: {f:?}"));
             line(&status, note.as_deref().or(fault_note.as_deref()));
-            send(shared, conn, counter, &response, framing, close)
+            send(shared, conn, (counter, arrival), &response, framing, close)
         }
     }
 }
@@ -461,10 +501,13 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
 /// Neither JSON nor a JWE: a NUL, invalid UTF-8 and some HTML.
 const GARBAGE: &[u8] = b"\x00\xff\xfe<html><body>502 upstream garbage \xc3\x28</body></html>\r\n";
 
+/// The counter of a request and its index in the arrival log.
+type Counted = (Option<crate::stats::Counter>, Option<usize>);
+
 fn send(
     shared: &Shared,
     conn: &mut Connection,
-    counter: Option<crate::stats::Counter>,
+    (counter, arrival): Counted,
     response: &Response,
     framing: Framing,
     close: bool,
@@ -473,6 +516,7 @@ fn send(
     let bytes = [head, body].concat();
     // Counted before writing, so that a client that has read the response sees it counted.
     shared.stats.response(counter, response.status);
+    shared.stats.answered(arrival, response.status);
     if close {
         conn.write_and_close(&bytes);
         return Ok(Next::Close);
@@ -484,13 +528,14 @@ fn send(
 fn stream_oversize(
     shared: &Shared,
     conn: &mut Connection,
-    counter: Option<crate::stats::Counter>,
+    (counter, arrival): Counted,
     size: u64,
     framing: Framing,
     close: bool,
 ) -> Result<Next, Closed> {
     let head = Response::json(Vec::new()).head(framing, size, close);
     shared.stats.response(counter, 200);
+    shared.stats.answered(arrival, 200);
     let mut out = io::BufWriter::with_capacity(64 << 10, &conn.stream);
     let written = write_oversize(&mut out, &head, size, framing);
     drop(out);

@@ -61,8 +61,9 @@
 //! - a 401 on a resource means "attest again, then GET again", at most
 //!   [`MAX_RESOURCE_ATTEMPTS`](super::MAX_RESOURCE_ATTEMPTS) GETs per resource;
 //! - a 404 stops at once;
-//! - a 401 on `/attest` starts a new handshake, at most
-//!   [`MAX_HANDSHAKE_ATTEMPTS`] handshakes per attestation;
+//! - a 401 on `/attest` sends the same attestation again on the same session (another KBS
+//!   replica may hold it), at most [`MAX_ATTEST_SENDS`] sends per handshake, and then
+//!   starts a new handshake, at most [`MAX_HANDSHAKE_ATTEMPTS`] handshakes per attestation;
 //! - 5xx (and 408/429) answers and transient transport failures are retried after a
 //!   jittered exponential backoff ([`BACKOFF_BASE_MS`] doubling up to [`BACKOFF_MAX_MS`]): a
 //!   handshake step restarts the handshake at `/auth`, a GET is resent. A pause that would
@@ -76,8 +77,8 @@
 //! randomness here.
 
 use super::{
-    Backoff, Call, Challenged, Fetch, Handshake, KbsClientError, MAX_HANDSHAKE_ATTEMPTS, Next,
-    Reply, Session, Step,
+    Backoff, Call, Challenged, Fetch, Handshake, KbsClientError, MAX_ATTEST_SENDS,
+    MAX_HANDSHAKE_ATTEMPTS, Next, Reply, Session, Step,
 };
 use crate::rcar::{KbsError, Tee};
 use crate::teekey::TeeKey;
@@ -176,6 +177,9 @@ impl<E: fmt::Debug + fmt::Display> core::error::Error for Error<E> {}
 pub enum Event {
     /// An attestation succeeded (info).
     Attested(Tee),
+    /// `/attest` was refused; the same attestation is sent again on the same session
+    /// (warning).
+    AttestAgain(KbsClientError),
     /// `/attest` was refused; a new handshake starts (warning).
     NewHandshake(KbsClientError),
     /// A resource GET was refused with 401; attesting again (warning).
@@ -205,6 +209,12 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Attested(tee) => write!(f, "attested to the KBS as '{}'", tee.as_str()),
+            Event::AttestAgain(e) => {
+                write!(
+                    f,
+                    "{e}; sending the attestation again (another KBS replica may hold the session)"
+                )
+            }
             Event::NewHandshake(e) => {
                 write!(
                     f,
@@ -307,6 +317,7 @@ impl Driver {
             uri: uri.clone(),
             fetch: Fetch::new(),
             refusals: 0,
+            sends: 0,
             state,
         }
     }
@@ -361,6 +372,8 @@ pub struct Fetching<'d, E> {
     fetch: Fetch,
     /// `/attest` refusals in the current attestation.
     refusals: u32,
+    /// `/attest` sends in the current handshake.
+    sends: u32,
     state: State<E>,
 }
 
@@ -405,6 +418,7 @@ impl<'d, E> Fetching<'d, E> {
         loop {
             match core::mem::replace(&mut self.state, State::Finished) {
                 State::Auth(hs) => {
+                    self.sends = 0;
                     return Action::Send(Outgoing {
                         job: self,
                         step: Sending::Auth(hs),
@@ -468,6 +482,7 @@ impl<'d, E> Fetching<'d, E> {
     }
 
     fn new_handshake(&mut self) {
+        self.sends = 0;
         self.state = State::Auth(Handshake::new(self.driver.tee));
     }
 
@@ -528,7 +543,7 @@ impl<E> Outgoing<'_, '_, E> {
                 }
                 Err(e) => job.fail(Error::Kbs(e)),
             },
-            Sending::Attest(challenged, _) => match challenged.on_attest(reply) {
+            Sending::Attest(challenged, evidence) => match challenged.clone().on_attest(reply) {
                 Ok(session) => {
                     job.driver.session = Some(session);
                     job.driver.stats.attestations += 1;
@@ -537,6 +552,15 @@ impl<E> Outgoing<'_, '_, E> {
                 }
                 Err(e) if e.is_transient() => {
                     job.back_off(now_ms, Transient::Kbs(e), Resume::Handshake)
+                }
+                Err(
+                    e @ KbsClientError::Refused {
+                        step: Step::Attest, ..
+                    },
+                ) if job.sends + 1 < MAX_ATTEST_SENDS => {
+                    job.sends += 1;
+                    job.state = State::Attest(challenged, evidence);
+                    Some(Event::AttestAgain(e))
                 }
                 Err(
                     e @ KbsClientError::Refused {
@@ -1096,40 +1120,73 @@ mod tests {
         assert_eq!(driver.stats().retries, 0);
     }
 
+    /// A handshake whose every `/attest` is refused: `/auth`, then MAX_ATTEST_SENDS 401s.
+    fn refused_handshake(r: &Recorded) -> Vec<Answer> {
+        let mut answers = vec![r.auth()];
+        answers.extend((0..MAX_ATTEST_SENDS).map(|_| status(401, EXPIRED)));
+        answers
+    }
+
     #[test]
-    fn attest_401_starts_a_new_handshake_up_to_the_cap() {
+    fn attest_401_sends_the_attestation_again_then_starts_a_new_handshake_up_to_the_cap() {
         let r = p256();
-        // Once: a new handshake succeeds.
+        // Once (another replica answered): the same attestation again, on the same session.
         let mut driver = r.driver(u64::MAX);
         let mut w = World::new(vec![
             r.auth(),
             status(401, EXPIRED),
-            r.auth(),
             r.attest(),
             r.resource(),
         ]);
         w.fetch(&mut driver, URI).unwrap();
         assert_eq!(
             w.transcript,
-            transcript(&[&HANDSHAKE, &HANDSHAKE, &["GET a"]])
+            transcript(&[&HANDSHAKE, &["POST attest", "GET a"]])
         );
+        assert_eq!(w.sent[1].label, "POST attest");
+        assert_eq!(
+            (&w.sent[2].body, &w.sent[2].cookie),
+            (&w.sent[1].body, &w.sent[1].cookie),
+            "the same attestation on the same session"
+        );
+        assert!(w.sent[1].cookie.is_some());
         assert_eq!(
             w.events[0],
+            "the KBS refused the attest step with HTTP 401 (AttestationError: Attestation error: session expired); sending the attestation again (another KBS replica may hold the session)"
+        );
+        assert_eq!(driver.stats().attestations, 1);
+
+        // The session is gone: MAX_ATTEST_SENDS sends, then a new handshake succeeds.
+        let mut driver = r.driver(u64::MAX);
+        let mut answers = refused_handshake(&r);
+        answers.extend([r.auth(), r.attest(), r.resource()]);
+        let mut w = World::new(answers);
+        w.fetch(&mut driver, URI).unwrap();
+        let again = vec!["POST attest"; MAX_ATTEST_SENDS as usize - 1];
+        assert_eq!(
+            w.transcript,
+            transcript(&[&HANDSHAKE, &again, &HANDSHAKE, &["GET a"]])
+        );
+        assert_eq!(
+            w.events[MAX_ATTEST_SENDS as usize - 1],
             "the KBS refused the attest step with HTTP 401 (AttestationError: Attestation error: session expired); starting a new handshake (the session may have expired)"
         );
         assert_eq!(driver.stats().attestations, 1);
 
-        // Always: MAX_HANDSHAKE_ATTEMPTS handshakes, then the refusal.
+        // Always: MAX_HANDSHAKE_ATTEMPTS handshakes of MAX_ATTEST_SENDS sends, then the refusal.
         let mut driver = r.driver(u64::MAX);
         let mut answers = Vec::new();
         for _ in 0..MAX_HANDSHAKE_ATTEMPTS {
-            answers.extend([r.auth(), status(401, EXPIRED)]);
+            answers.extend(refused_handshake(&r));
         }
         let mut w = World::new(answers);
         let e = w.fetch(&mut driver, URI).unwrap_err();
+        let count = |label: &str| w.transcript.iter().filter(|t| *t == label).count() as u32;
+        assert_eq!(count("POST auth"), MAX_HANDSHAKE_ATTEMPTS);
+        assert_eq!(count("evidence"), MAX_HANDSHAKE_ATTEMPTS);
         assert_eq!(
-            w.transcript,
-            transcript(&[&HANDSHAKE, &HANDSHAKE, &HANDSHAKE])
+            count("POST attest"),
+            MAX_HANDSHAKE_ATTEMPTS * MAX_ATTEST_SENDS
         );
         assert!(matches!(
             e,
@@ -1139,38 +1196,33 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(w.events.len(), 2);
+        assert_eq!(
+            w.events.len() as u32,
+            MAX_HANDSHAKE_ATTEMPTS * MAX_ATTEST_SENDS - 1
+        );
         assert_eq!(driver.stats().attestations, 0);
         assert_eq!(driver.stats().retries, 0);
     }
 
     #[test]
     fn the_handshake_cap_counts_per_attestation() {
-        // Two refusals before the first attestation and two more before the second one:
-        // each attestation has its own MAX_HANDSHAKE_ATTEMPTS.
+        // Two refused handshakes before the first attestation and two more before the
+        // second one: each attestation has its own MAX_HANDSHAKE_ATTEMPTS.
         let r = p256();
         let mut driver = r.driver(u64::MAX);
-        let mut w = World::new(vec![
-            r.auth(),
-            status(401, EXPIRED),
-            r.auth(),
-            status(401, EXPIRED),
-            r.auth(),
-            r.attest(),
-            status(401, DENY),
-            r.auth(),
-            status(401, EXPIRED),
-            r.auth(),
-            status(401, EXPIRED),
-            r.auth(),
-            r.attest(),
-            r.resource(),
-        ]);
+        let mut answers = Vec::new();
+        for last in [status(401, DENY), r.resource()] {
+            answers.extend(refused_handshake(&r));
+            answers.extend(refused_handshake(&r));
+            answers.extend([r.auth(), r.attest(), last]);
+        }
+        let mut w = World::new(answers);
         w.fetch(&mut driver, URI).unwrap();
         assert_eq!(driver.stats().attestations, 2);
+        assert_eq!(w.transcript.iter().filter(|t| *t == "POST auth").count(), 6);
         assert_eq!(
-            w.transcript.iter().filter(|t| *t == "POST attest").count(),
-            6
+            w.transcript.iter().filter(|t| *t == "POST attest").count() as u32,
+            2 * (2 * MAX_ATTEST_SENDS + 1)
         );
     }
 
