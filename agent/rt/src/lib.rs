@@ -173,7 +173,7 @@ unsafe impl rustix_dlmalloc::Allocator for Segments {
     fn free_part(&self, ptr: *mut u8, oldsize: usize, newsize: usize) -> bool {
         // SAFETY: the tail `ptr + newsize .. ptr + oldsize` of one of our mappings is no
         // longer used by dlmalloc (its contract).
-        unsafe { rustix::mm::munmap(ptr.add(newsize).cast(), oldsize - newsize).is_ok() }
+        unsafe { rustix::mm::munmap(ptr.wrapping_add(newsize).cast(), oldsize - newsize).is_ok() }
     }
 
     fn free(&self, ptr: *mut u8, size: usize) -> bool {
