@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod fs;
+pub mod hygiene;
 pub mod inputdir;
 pub mod log;
 pub mod modules;

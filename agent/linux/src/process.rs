@@ -41,6 +41,8 @@ pub fn exit(code: i32) -> ! {
 /// the reason: `EINVAL` if an argument, an environment entry or the path holds a NUL byte.
 ///
 /// Descriptors without close-on-exec (0, 1 and 2 here) stay open in the new program.
+/// `RLIMIT_CORE` and `RLIMIT_MEMLOCK` go back to the values they had before
+/// [`crate::hygiene::harden`] changed them.
 #[allow(unsafe_code)]
 pub fn exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(path: &str, argv: &[A], envp: &[E]) -> Errno {
     fn cstrings<S: AsRef<[u8]>>(items: &[S]) -> Result<Vec<CString>, Errno> {
@@ -63,6 +65,9 @@ pub fn exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(path: &str, argv: &[A], envp: &[E]) 
     };
     let argv_ptrs = pointers(&argv);
     let envp_ptrs = pointers(&envp);
+    // The new program gets the resource limits sealgate started with (a failed exec
+    // re-applies sealgate's when the guard drops).
+    let _limits = crate::hygiene::for_exec();
     // SAFETY: `argv_ptrs` and `envp_ptrs` each end with a null pointer, and every other
     // entry points into a `CString` of `argv` or `envp`, which is NUL-terminated. All four
     // vectors (and `path`) are owned by this frame and neither moved nor dropped before

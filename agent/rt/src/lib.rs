@@ -28,9 +28,12 @@ pub use origin;
 /// use it), taking its memory from the kernel with mmap through rustix, behind a spin lock.
 /// The guest binary has one thread, so the lock is never contended; it is there so that
 /// `Sync` is honest rather than assumed.
+///
+/// Every segment dlmalloc takes from the kernel is marked `MADV_DONTDUMP` and, when
+/// `mlockall(MCL_FUTURE)` could not be used, locked here ([`Segments`]).
 pub struct Allocator {
     locked: AtomicBool,
-    heap: UnsafeCell<Dlmalloc>,
+    heap: UnsafeCell<Dlmalloc<Segments>>,
 }
 
 // SAFETY: every access to `heap` happens between a successful acquire of `locked` (an
@@ -43,11 +46,11 @@ impl Allocator {
     pub const fn new() -> Self {
         Allocator {
             locked: AtomicBool::new(false),
-            heap: UnsafeCell::new(Dlmalloc::new()),
+            heap: UnsafeCell::new(Dlmalloc::new_with_allocator(Segments)),
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Dlmalloc) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Dlmalloc<Segments>) -> T) -> T {
         while self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -92,6 +95,102 @@ unsafe impl GlobalAlloc for Allocator {
         // SAFETY: `ptr`/`layout` came from this allocator and `new_size` is non-zero
         // (caller's contract).
         self.with(|h| unsafe { h.realloc(ptr, layout.size(), layout.align(), new_size) })
+    }
+}
+
+/// Where dlmalloc gets its memory: anonymous private mappings, each kept out of core dumps
+/// (`MADV_DONTDUMP`) and, if [`sealgate_linux::hygiene::lock_new_segments`] says so,
+/// locked in RAM as it is touched (`mlock2(MLOCK_ONFAULT)`). Neither can fail in a way that
+/// matters to the allocation: a refused lock is recorded for one warning at exit, a refused
+/// `madvise` (kernels before 3.4) leaves `PR_SET_DUMPABLE` and `RLIMIT_CORE` as the guard.
+/// Must not allocate or log (it runs under the allocator's lock).
+pub struct Segments;
+
+/// The page size dlmalloc rounds its requests to: 4 KiB, that of x86_64 (and the value
+/// rustix-dlmalloc's own Linux allocator reports).
+const PAGE: usize = 4096;
+
+impl Segments {
+    /// Marks `len` bytes at `ptr`, a mapping of ours, as secret-bearing.
+    fn protect(ptr: *mut u8, len: usize) {
+        // SAFETY: `ptr..ptr + len` is a mapping this allocator just created or resized;
+        // MADV_DONTDUMP only sets a flag on it (contents and addresses are unchanged).
+        let _ = unsafe { rustix::mm::madvise(ptr.cast(), len, rustix::mm::Advice::LinuxDontDump) };
+        if sealgate_linux::hygiene::lock_new_segments() {
+            // SAFETY: as above; locking changes neither contents nor addresses.
+            let locked =
+                unsafe { rustix::mm::mlock_with(ptr.cast(), len, rustix::mm::MlockFlags::ONFAULT) };
+            if let Err(e) = locked {
+                sealgate_linux::hygiene::note_segment_lock_refused(e);
+            }
+        }
+    }
+}
+
+// SAFETY: `alloc` returns fresh, zeroed, read-write private mappings of the size it reports
+// (flags 0: ours to release); `remap`, `free_part` and `free` act only on the mappings
+// dlmalloc hands back, which came from `alloc`.
+unsafe impl rustix_dlmalloc::Allocator for Segments {
+    fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
+        use rustix::mm::{MapFlags, ProtFlags};
+        // SAFETY: a new anonymous mapping at an address the kernel picks overlaps nothing.
+        let mapped = unsafe {
+            rustix::mm::mmap_anonymous(
+                core::ptr::null_mut(),
+                size,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        };
+        match mapped {
+            Ok(ptr) => {
+                Self::protect(ptr.cast(), size);
+                (ptr.cast(), size, 0)
+            }
+            Err(_) => (core::ptr::null_mut(), 0, 0),
+        }
+    }
+
+    fn remap(&self, ptr: *mut u8, oldsize: usize, newsize: usize, can_move: bool) -> *mut u8 {
+        let flags = if can_move {
+            rustix::mm::MremapFlags::MAYMOVE
+        } else {
+            rustix::mm::MremapFlags::empty()
+        };
+        // SAFETY: `ptr`/`oldsize` is one of our mappings (dlmalloc's contract); the kernel
+        // moves it only if `can_move`, which dlmalloc allows only when nothing points in.
+        match unsafe { rustix::mm::mremap(ptr.cast(), oldsize, newsize, flags) } {
+            Ok(new) => {
+                // mremap keeps the mapping's flags; marking the whole range again also
+                // covers the grown part on every kernel.
+                Self::protect(new.cast(), newsize);
+                new.cast()
+            }
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    fn free_part(&self, ptr: *mut u8, oldsize: usize, newsize: usize) -> bool {
+        // SAFETY: the tail `ptr + newsize .. ptr + oldsize` of one of our mappings is no
+        // longer used by dlmalloc (its contract).
+        unsafe { rustix::mm::munmap(ptr.wrapping_add(newsize).cast(), oldsize - newsize).is_ok() }
+    }
+
+    fn free(&self, ptr: *mut u8, size: usize) -> bool {
+        // SAFETY: the whole mapping is no longer used by dlmalloc (its contract).
+        unsafe { rustix::mm::munmap(ptr.cast(), size).is_ok() }
+    }
+
+    fn can_release_part(&self, _flags: u32) -> bool {
+        true
+    }
+
+    fn allocates_zeros(&self) -> bool {
+        true
+    }
+
+    fn page_size(&self) -> usize {
+        PAGE
     }
 }
 
@@ -141,8 +240,9 @@ unsafe fn collect(array: *mut *mut u8) -> Vec<String> {
     }
 }
 
-/// Called by the `origin_main` that [`program!`] defines: copies argv and
-/// envp, makes sure fds 0-2 are open, runs `main` and exits with its status.
+/// Called by the `origin_main` that [`program!`] defines: makes sure fds 0-2 are open,
+/// hardens the process ([`sealgate_linux::hygiene::harden`]), copies argv and envp, runs
+/// `main` and exits with its status.
 ///
 /// # Safety
 /// `argv` and `envp` must be the pointers origin passes to `origin_main` (from the
@@ -150,6 +250,9 @@ unsafe fn collect(array: *mut *mut u8) -> Vec<String> {
 #[doc(hidden)]
 pub unsafe fn start(argv: *mut *mut u8, envp: *mut *mut u8, main: fn(Process) -> i32) -> i32 {
     sealgate_linux::stdio::ensure_open();
+    // Before anything that could hold a secret is allocated (README, "Secret hygiene in
+    // memory"): not dumpable, no core file, memory locked.
+    sealgate_linux::hygiene::harden();
     // SAFETY: origin passes the kernel's argv and envp, which satisfy `collect`'s contract
     // and live for the whole process.
     let process = unsafe {
@@ -158,7 +261,9 @@ pub unsafe fn start(argv: *mut *mut u8, envp: *mut *mut u8, main: fn(Process) ->
             env: collect(envp),
         }
     };
-    main(process)
+    let status = main(process);
+    sealgate_linux::hygiene::warn_if_heap_unlocked();
+    status
 }
 
 /// The panic handler's body: the message (code locations and the panic's own text, which

@@ -495,6 +495,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The process id (the program's; a wrapper that execs keeps it).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn wait(mut self) -> Ran {
         let mut out = self.child.stdout.take().unwrap();
         let mut err = self.child.stderr.take().unwrap();
