@@ -33,8 +33,8 @@ A test Trustee KBS (RCAR 0.4.0) over plain HTTP/1.1.
   --close-after-response   close the connection after every response
   --fault SPEC             inject a fault, e.g. resource:close-mid-response:1, auth:status:503:2,
                            attest:delay:500, resource=default/keys/k:oversize:64M:1
-                           (kinds: reset close-mid-response delay:MS status:CODE truncated-body
-                           garbage-body oversize:BYTES expire-session invalid-token)
+                           (kinds: reset close-mid-response delay:MS drip:MS hang status:CODE
+                           truncated-body garbage-body oversize:BYTES expire-session invalid-token)
   --ready-file PATH        once listening, write the URL to PATH
   --quiet                  do not log requests to stderr
 
