@@ -466,7 +466,9 @@ pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
     let mut client = connect(&cfg, init_data.as_ref(), deadline)?;
 
-    let mut keys: BTreeMap<String, PublicJwk> = BTreeMap::new();
+    // Every kid's key, or None when it could not be obtained: each is fetched at most once
+    // per run, failed or not.
+    let mut keys: BTreeMap<String, Option<PublicJwk>> = BTreeMap::new();
     let mut secrets: Vec<(RelPath, Zeroizing<Vec<u8>>)> = Vec::with_capacity(plan.len());
     for (path, source) in &plan {
         let plaintext = match source {
@@ -529,7 +531,19 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
             let text = trim_ascii_end(&bytes);
             let file = || format!("{dir}/{path}");
             let sealed = match SealedSecret::parse(text) {
-                Ok(s) => Sealed::Signed(s),
+                // The kid is checked here, before the first byte goes to the KBS: an
+                // input nobody has verified yet must not choose what the agent fetches.
+                // With the insecure flag, a bad kid leaves the secret unverifiable
+                // (accepted with a warning when it is unsealed), never fetched.
+                Ok(s) => match s.key_source() {
+                    Err(error) if !cfg.allow_unsigned => {
+                        return Err(Failure::SealedInput {
+                            file: file(),
+                            error,
+                        });
+                    }
+                    _ => Sealed::Signed(s),
+                },
                 Err(e) if cfg.allow_unsigned => {
                     warn!(
                         "INSECURE: {}: {e}; accepting it unverified as configured",
@@ -573,7 +587,7 @@ fn trim_ascii_end(b: &[u8]) -> &[u8] {
 fn unseal_one(
     cfg: &Config,
     client: &mut Client<HttpTransport>,
-    keys: &mut BTreeMap<String, PublicJwk>,
+    keys: &mut BTreeMap<String, Option<PublicJwk>>,
     path: &RelPath,
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, SealedFailure> {
@@ -584,15 +598,19 @@ fn unseal_one(
             if !keys.contains_key(&kid) {
                 match verification_key(cfg, client, s) {
                     Ok(jwk) => {
-                        keys.insert(kid.clone(), jwk);
+                        keys.insert(kid.clone(), Some(jwk));
                     }
                     // Without a key nothing can be verified; with the insecure flag the
-                    // secret is then accepted like any unverifiable one (below).
-                    Err(e) if cfg.allow_unsigned => debug!("sealed secret {path}: {e}"),
+                    // secret is then accepted like any unverifiable one (below), and the
+                    // key is not asked for again for the next secret with this kid.
+                    Err(e) if cfg.allow_unsigned => {
+                        debug!("sealed secret {path}: {e}");
+                        keys.insert(kid.clone(), None);
+                    }
                     Err(e) => return Err(SealedFailure::Key(e)),
                 }
             }
-            let verdict = match keys.get(&kid) {
+            let verdict = match keys.get(&kid).and_then(Option::as_ref) {
                 Some(key) => s.verify(key).map_err(SealedFailure::Sealed),
                 None => Err(SealedFailure::Key(KeyFailure::Missing(kid))),
             };
