@@ -85,7 +85,7 @@ OPTIONS (flags override the config file, which overrides the kernel command line
     --init-data FILE|DEV|scan     init-data (TOML file, kata block device, or scan the disks),
                                   checked against HOST_DATA/MRCONFIGID and sent with the evidence
     --configfs-tsm DIR            configfs-tsm report directory [/sys/kernel/config/tsm/report]
-    --deadline SECS               keep retrying an unreachable KBS this long [60]
+    --deadline SECS               end the whole run (DNS, connects, retries) by then [60]
     --connect-timeout-ms MS       TCP connect timeout [5000]
     --io-timeout-ms MS            per-exchange read/write timeout [30000]
     --config FILE                 TOML config file [/etc/sealgate/config.toml if present]

@@ -38,6 +38,9 @@ pub struct TransportError {
     /// Whether trying again later may work (refused, reset, timeout) or not (oversize
     /// body, malformed URL).
     pub transient: bool,
+    /// Set when the run's deadline cut a wait short: what the transport was doing
+    /// (`waiting for 10.0.2.2:8080 to answer`).
+    pub deadline: Option<String>,
 }
 
 impl fmt::Display for TransportError {
@@ -75,19 +78,22 @@ fn now_ms() -> u64 {
 }
 
 impl<T: Transport> Client<T> {
-    /// A client that gives up retrying transient failures at `deadline`.
+    /// A client that stops at `deadline`, the end of a run given `budget` in all (the
+    /// transport must cap its waits by the same deadline).
     pub fn new(
         transport: T,
         key: TeeKey,
         attester: Attester,
         init_data: Option<String>,
         deadline: Instant,
+        budget: Duration,
     ) -> Self {
         let driver = Driver::new(
             attester.tee(),
             key,
             init_data,
             deadline.as_millis(),
+            budget.as_millis().min(u128::from(u64::MAX)) as u64,
             random_u32(),
         );
         Client {
@@ -112,6 +118,13 @@ impl<T: Transport> Client<T> {
                 Action::Send(out) => {
                     let answer = self.transport.exchange(&out.call());
                     let event = match answer {
+                        Err(TransportError {
+                            deadline: Some(doing),
+                            ..
+                        }) => {
+                            out.on_deadline(doing);
+                            None
+                        }
                         Ok(response) => out.on_reply(
                             now_ms(),
                             Reply {

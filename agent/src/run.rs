@@ -129,6 +129,13 @@ pub enum Failure {
     GetResource(ClientError),
     /// Writing to stdout failed.
     Stdout(rustix::io::Errno),
+    /// The run's deadline (`--deadline`) passed before the output was written.
+    Deadline {
+        /// The deadline, seconds.
+        secs: u64,
+        /// What was due (`writing 2 secret(s) into /run/sealed`).
+        before: String,
+    },
 }
 
 /// Why one sealed secret could not be unsealed.
@@ -241,6 +248,9 @@ impl fmt::Display for Failure {
             Failure::ResourceUri(e) => write!(f, "{e}"),
             Failure::GetResource(e) => write!(f, "{e}"),
             Failure::Stdout(e) => write!(f, "writing to stdout: {}", sealgate_linux::os(e)),
+            Failure::Deadline { secs, before } => {
+                write!(f, "deadline of {secs} s passed before {before}; nothing was written")
+            }
         }
     }
 }
@@ -372,8 +382,30 @@ pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> 
     Ok(Loaded { config, init_data })
 }
 
-/// Generates the tee key, picks the attester and connects the client.
-fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTransport>, Failure> {
+/// The end of a run that started at `started`: `--deadline` bounds everything from the
+/// first DNS query to the last rename.
+fn run_deadline(cfg: &Config, started: Instant) -> Instant {
+    started + Duration::from_secs(cfg.deadline_secs)
+}
+
+/// Fails when the run's deadline has passed: nothing is written after it.
+fn before_deadline(cfg: &Config, deadline: Instant, before: String) -> Result<(), Failure> {
+    if Instant::now() >= deadline {
+        return Err(Failure::Deadline {
+            secs: cfg.deadline_secs,
+            before,
+        });
+    }
+    Ok(())
+}
+
+/// Generates the tee key, picks the attester and connects the client, whose every wait
+/// (DNS, connect, exchange, backoff) ends by `deadline`.
+fn connect(
+    cfg: &Config,
+    init_data: Option<&InitData>,
+    deadline: Instant,
+) -> Result<Client<HttpTransport>, Failure> {
     let url = Url::parse(&cfg.kbs_url).map_err(|error| Failure::KbsUrl {
         url: cfg.kbs_url.clone(),
         error,
@@ -388,18 +420,19 @@ fn connect(cfg: &Config, init_data: Option<&InitData>) -> Result<Client<HttpTran
         read_timeout: io,
         write_timeout: io,
         request_timeout: io * 2,
+        deadline: Some(deadline),
         ..ClientConfig::default()
     };
     let key =
         TeeKey::generate(cfg.key_algorithm, &mut os_rng::os_rng()).map_err(Failure::TeeKey)?;
     debug!("tee key: {}", cfg.key_algorithm.jwe_alg());
-    let deadline = Instant::now() + Duration::from_secs(cfg.deadline_secs);
     Ok(Client::new(
         HttpTransport::new(HttpClient::with_config(url, net)),
         key,
         attester,
         init_data.map(|d| d.raw().to_string()),
         deadline,
+        Duration::from_secs(cfg.deadline_secs),
     ))
 }
 
@@ -419,19 +452,23 @@ enum Sealed {
 
 /// `sealgate unseal`.
 pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
+    let started = Instant::now();
     let Loaded {
         config: cfg,
         init_data,
     } = load_config(opts, sources)?;
+    let deadline = run_deadline(&cfg, started);
     let plan = plan(&cfg)?;
     if plan.is_empty() {
         return Err(Failure::NothingToUnseal);
     }
 
     let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
-    let mut client = connect(&cfg, init_data.as_ref())?;
+    let mut client = connect(&cfg, init_data.as_ref(), deadline)?;
 
-    let mut keys: BTreeMap<String, PublicJwk> = BTreeMap::new();
+    // Every kid's key, or None when it could not be obtained: each is fetched at most once
+    // per run, failed or not.
+    let mut keys: BTreeMap<String, Option<PublicJwk>> = BTreeMap::new();
     let mut secrets: Vec<(RelPath, Zeroizing<Vec<u8>>)> = Vec::with_capacity(plan.len());
     for (path, source) in &plan {
         let plaintext = match source {
@@ -452,6 +489,11 @@ pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
         .iter()
         .map(|(p, s)| (p.clone(), s.as_slice()))
         .collect();
+    before_deadline(
+        &cfg,
+        deadline,
+        format!("writing {} secret(s) into {}", batch.len(), cfg.sealed_dir),
+    )?;
     let report = sealdir.commit(&batch)?;
     for file in &report.files {
         info!("wrote {}/{}", cfg.sealed_dir, file);
@@ -489,7 +531,19 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
             let text = trim_ascii_end(&bytes);
             let file = || format!("{dir}/{path}");
             let sealed = match SealedSecret::parse(text) {
-                Ok(s) => Sealed::Signed(s),
+                // The kid is checked here, before the first byte goes to the KBS: an
+                // input nobody has verified yet must not choose what the agent fetches.
+                // With the insecure flag, a bad kid leaves the secret unverifiable
+                // (accepted with a warning when it is unsealed), never fetched.
+                Ok(s) => match s.key_source() {
+                    Err(error) if !cfg.allow_unsigned => {
+                        return Err(Failure::SealedInput {
+                            file: file(),
+                            error,
+                        });
+                    }
+                    _ => Sealed::Signed(s),
+                },
                 Err(e) if cfg.allow_unsigned => {
                     warn!(
                         "INSECURE: {}: {e}; accepting it unverified as configured",
@@ -533,7 +587,7 @@ fn trim_ascii_end(b: &[u8]) -> &[u8] {
 fn unseal_one(
     cfg: &Config,
     client: &mut Client<HttpTransport>,
-    keys: &mut BTreeMap<String, PublicJwk>,
+    keys: &mut BTreeMap<String, Option<PublicJwk>>,
     path: &RelPath,
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, SealedFailure> {
@@ -544,15 +598,19 @@ fn unseal_one(
             if !keys.contains_key(&kid) {
                 match verification_key(cfg, client, s) {
                     Ok(jwk) => {
-                        keys.insert(kid.clone(), jwk);
+                        keys.insert(kid.clone(), Some(jwk));
                     }
                     // Without a key nothing can be verified; with the insecure flag the
-                    // secret is then accepted like any unverifiable one (below).
-                    Err(e) if cfg.allow_unsigned => debug!("sealed secret {path}: {e}"),
+                    // secret is then accepted like any unverifiable one (below), and the
+                    // key is not asked for again for the next secret with this kid.
+                    Err(e) if cfg.allow_unsigned => {
+                        debug!("sealed secret {path}: {e}");
+                        keys.insert(kid.clone(), None);
+                    }
                     Err(e) => return Err(SealedFailure::Key(e)),
                 }
             }
-            let verdict = match keys.get(&kid) {
+            let verdict = match keys.get(&kid).and_then(Option::as_ref) {
                 Some(key) => s.verify(key).map_err(SealedFailure::Sealed),
                 None => Err(SealedFailure::Key(KeyFailure::Missing(kid))),
             };
@@ -637,13 +695,16 @@ fn seal_options(cfg: &Config) -> SealOptions {
 
 /// `sealgate get-resource URI`: one resource to stdout.
 pub fn get_resource(opts: &Options, uri: &str) -> Result<(), Failure> {
+    let started = Instant::now();
     let uri = ResourceUri::parse(uri).map_err(Failure::ResourceUri)?;
     let Loaded {
         config: cfg,
         init_data,
     } = load_config(opts, read_sources(opts)?)?;
-    let mut client = connect(&cfg, init_data.as_ref())?;
+    let deadline = run_deadline(&cfg, started);
+    let mut client = connect(&cfg, init_data.as_ref(), deadline)?;
     let secret = client.fetch(&uri).map_err(Failure::GetResource)?;
+    before_deadline(&cfg, deadline, "writing to stdout".into())?;
     sealgate_linux::stdio::write_all(sealgate_linux::stdio::stdout(), &secret)
         .map_err(Failure::Stdout)
 }

@@ -45,12 +45,14 @@ impl Transport for HttpTransport {
         let response = self.client.send(&request).map_err(|e| TransportError {
             message: e.to_string(),
             transient: e.is_transient(),
+            deadline: e.is_deadline().then(|| e.doing()),
         })?;
         let session_cookie = response
             .cookie(SESSION_COOKIE)
             .map_err(|e| TransportError {
                 message: format!("KBS response: {e}"),
                 transient: false,
+                deadline: None,
             })?
             .map(String::from);
         let status = response.status();

@@ -394,3 +394,106 @@ fn allowing_unsigned_secrets_accepts_one_whose_key_cannot_be_obtained() {
         ],
     );
 }
+
+/// `sealed.<header>.<payload>.<signature>` with the header replaced by one naming `kid`
+/// (the signature no longer verifies; the kid is what is under test).
+fn with_kid(sealed: &str, kid: &str) -> String {
+    let parts: Vec<&str> = sealed.split('.').collect();
+    let header = format!(r#"{{"b64":true,"alg":"ES256","kid":"{kid}"}}"#);
+    format!(
+        "{}.{}.{}.{}",
+        parts[0],
+        sealgate_core::b64::url_encode(header.as_bytes()),
+        parts[2],
+        parts[3]
+    )
+}
+
+#[test]
+fn a_kid_naming_a_plugin_or_a_query_is_refused_before_any_request() {
+    let t = Sealing::new("kid-plugin");
+    let good = seal_vault("kbs:///default/app/db-password", &t.kbs_key, KEY_URI);
+    for kid in [
+        "kbs+plugin://kbs.example/a/b/c?x=y",
+        "kbs+resource:///default/signing-key/pub",
+        "kbs:///default/signing-key/pub?x=y",
+    ] {
+        let input = t.input(&format!("in-{}", kid.len()));
+        // Listed first: without the early check its key would be fetched first.
+        put(&input, "a-valid-one", &good);
+        put(&input, "z-suspect", &with_kid(&good, kid));
+        t.w.kbs.reset_stats();
+        let ran = t.unseal(&input).run();
+        ran.fails(
+            1,
+            &[
+                "z-suspect",
+                "a KBS verification key must be a plain resource path kbs:///<repo>/<type>/<tag> (no plugin, no query)",
+            ],
+        );
+        assert_eq!(
+            t.w.kbs.stats().requests,
+            0,
+            "{kid}: refused while planning, before the KBS{}",
+            ran.dump()
+        );
+        assert!(t.w.sealed_tree().len() <= 1, "nothing written");
+
+        // With the insecure flag the secret is accepted unverified, but its kid is never
+        // fetched: only the valid one's key and the two values are.
+        t.w.kbs.reset_stats();
+        let ran = t
+            .unseal(&input)
+            .arg("--allow-unsigned-sealed-secrets")
+            .run();
+        ran.ok().says(&["INSECURE", "z-suspect"]);
+        let stats = t.w.kbs.stats();
+        assert_eq!(stats.resource.requests, 3, "{kid}: {stats:?}{}", ran.dump());
+        assert_eq!(
+            stats.requests,
+            stats.auth.requests + stats.attest.requests + stats.resource.requests,
+            "{kid}: no request to another plugin: {stats:?}"
+        );
+        std::fs::remove_dir_all(&t.w.sealed).unwrap();
+        std::fs::create_dir(&t.w.sealed).unwrap();
+    }
+}
+
+#[test]
+fn each_verification_key_is_fetched_at_most_once_per_run() {
+    // Two secrets naming the same absent key, with the insecure flag (so that the run
+    // goes on after the first failure): the key is asked for once, not once per secret.
+    let t = Sealing::new("kid-once");
+    let input = t.input("input");
+    for (name, uri) in [
+        ("one", "kbs:///default/app/api-token"),
+        ("two", "kbs:///default/app/db-password"),
+    ] {
+        put(
+            &input,
+            name,
+            &seal_vault(uri, &t.kbs_key, "kbs:///default/signing-key/absent"),
+        );
+    }
+    let ran = t
+        .unseal(&input)
+        .arg("--allow-unsigned-sealed-secrets")
+        .run();
+    ran.ok();
+    let stats = t.w.kbs.stats();
+    // One fetch of the absent key (the KBS refuses it with a 401: MAX_RESOURCE_ATTEMPTS
+    // GETs, attesting again in between), then the two values.
+    let key_gets = stats.resource.requests - 2;
+    assert_eq!(
+        key_gets,
+        u64::from(sealgate_core::kbs::MAX_RESOURCE_ATTEMPTS),
+        "GETs of the absent key: {stats:?}{}",
+        ran.dump()
+    );
+    assert_eq!(
+        ran.count("no verification key for kid 'kbs:///default/signing-key/absent'"),
+        2,
+        "{}",
+        ran.dump()
+    );
+}

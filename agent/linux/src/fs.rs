@@ -3,9 +3,12 @@
 //!
 //! Every file sealgate reads for its configuration (config file, kernel command line,
 //! `/etc/hosts`, `resolv.conf`, verification keys, init-data) goes through
-//! [`read_file`]: it is opened `O_NONBLOCK | O_NOCTTY | O_CLOEXEC` (so opening a FIFO
-//! cannot block), checked with fstat to be a regular file (or, where the caller allows it,
-//! a block device), and read with a bounded number of read(2) calls.
+//! [`read_file`] (or [`read_beneath`]): what the path names is looked at first (stat, or
+//! an `O_PATH` descriptor), so a FIFO, a socket or a device (other than `/dev/null`, and
+//! the block device of the init-data disk where the caller allows it) is refused without
+//! ever being opened; then it is opened `O_NONBLOCK | O_NOCTTY | O_CLOEXEC` (so even a
+//! FIFO swapped in meanwhile cannot block), checked again with fstat to be the same
+//! regular file, and read with a bounded number of read(2) calls.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -29,6 +32,8 @@ pub enum ReadError {
     Os(Errno),
     /// The path names a FIFO, socket, directory or (unless allowed) device.
     NotAFile(&'static str),
+    /// The path named another file when it was opened than when it was looked at.
+    Replaced,
     /// Longer than the limit.
     TooLarge {
         /// The limit, in bytes.
@@ -55,6 +60,7 @@ impl fmt::Display for ReadError {
         match self {
             ReadError::Os(e) => write!(f, "{}", crate::os(e)),
             ReadError::NotAFile(what) => write!(f, "not a regular file but a {what}; refused"),
+            ReadError::Replaced => f.write_str("replaced while being opened; refused"),
             ReadError::TooLarge { limit } => write!(f, "larger than {limit} bytes"),
             ReadError::Escapes => f.write_str("resolves outside its directory"),
             ReadError::TooManyEntries { limit } => write!(f, "more than {limit} entries"),
@@ -91,9 +97,27 @@ fn type_name(t: FileType) -> &'static str {
     }
 }
 
-/// Opens `path` for reading without blocking and checks what it is: a regular file, the
-/// null device (empty), or where `kind` allows it a block device.
+/// Whether `st` is something `kind` accepts: a regular file, the null device (empty), or
+/// where `kind` allows it a block device.
+fn check_type(st: &rustix::fs::Stat, kind: Kind) -> Result<(), ReadError> {
+    let t = FileType::from_raw_mode(st.st_mode);
+    match (t, kind) {
+        (FileType::RegularFile, _) | (FileType::BlockDevice, Kind::RegularOrBlock) => Ok(()),
+        // `/dev/null` (1:3, whatever its name) reads as an empty file: `--config /dev/null`
+        // is the usual way to say "no config file". Other devices are refused: opening
+        // some has side effects (a watchdog starts, a tape rewinds).
+        (FileType::CharacterDevice, _) if is_null_device(st.st_rdev) => Ok(()),
+        _ => Err(ReadError::NotAFile(type_name(t))),
+    }
+}
+
+/// Opens `path` for reading and checks what it is (see [`check_type`]). It is looked at
+/// before it is opened, so what `kind` does not accept is refused without being opened
+/// (no FIFO blocks, no device open has side effects); the descriptor is then checked to be
+/// the very file that was looked at.
 pub fn open_checked(path: &str, kind: Kind) -> Result<OwnedFd, ReadError> {
+    let before = retry(|| rustix::fs::stat(path)).map_err(ReadError::Os)?;
+    check_type(&before, kind)?;
     let fd = retry(|| {
         rustix::fs::open(
             path,
@@ -103,14 +127,16 @@ pub fn open_checked(path: &str, kind: Kind) -> Result<OwnedFd, ReadError> {
     })
     .map_err(ReadError::Os)?;
     let st = rustix::fs::fstat(&fd).map_err(ReadError::Os)?;
-    let t = FileType::from_raw_mode(st.st_mode);
-    match (t, kind) {
-        (FileType::RegularFile, _) | (FileType::BlockDevice, Kind::RegularOrBlock) => Ok(fd),
-        // `/dev/null` (1:3, whatever its name) reads as an empty file: `--config /dev/null`
-        // is the usual way to say "no config file". Other devices are refused: opening
-        // some has side effects (a watchdog starts, a tape rewinds).
-        (FileType::CharacterDevice, _) if is_null_device(st.st_rdev) => Ok(fd),
-        _ => Err(ReadError::NotAFile(type_name(t))),
+    check_type(&st, kind)?;
+    same_file(&before, &st)?;
+    Ok(fd)
+}
+
+fn same_file(a: &rustix::fs::Stat, b: &rustix::fs::Stat) -> Result<(), ReadError> {
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+        Ok(())
+    } else {
+        Err(ReadError::Replaced)
     }
 }
 
@@ -171,24 +197,33 @@ pub fn read_beneath(dir: &str, name: &str, limit: usize) -> Result<Vec<u8>, Read
         )
     })
     .map_err(ReadError::Os)?;
-    let fd = retry(|| {
-        rustix::fs::openat2(
-            &base,
-            name,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-        )
-    })
-    .map_err(|e| match e {
-        Errno::XDEV => ReadError::Escapes,
-        e => ReadError::Os(e),
-    })?;
+    let open = |flags: OFlags| {
+        retry(|| {
+            rustix::fs::openat2(
+                &base,
+                name,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            )
+        })
+        .map_err(|e| match e {
+            Errno::XDEV => ReadError::Escapes,
+            e => ReadError::Os(e),
+        })
+    };
+    let regular = |st: &rustix::fs::Stat| match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Ok(()),
+        t => Err(ReadError::NotAFile(type_name(t))),
+    };
+    // An O_PATH descriptor first: it opens nothing (no FIFO wait, no device open).
+    let looked = open(OFlags::PATH)?;
+    let before = rustix::fs::fstat(&looked).map_err(ReadError::Os)?;
+    regular(&before)?;
+    let fd = open(OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
     let st = rustix::fs::fstat(&fd).map_err(ReadError::Os)?;
-    let t = FileType::from_raw_mode(st.st_mode);
-    if t != FileType::RegularFile {
-        return Err(ReadError::NotAFile(type_name(t)));
-    }
+    regular(&st)?;
+    same_file(&before, &st)?;
     read_to_end_bounded(&fd, limit)
 }
 
@@ -272,6 +307,62 @@ mod tests {
         );
         // The null device reads as an empty file (`--config /dev/null`).
         assert_eq!(read_file("/dev/null", 10), Ok(Vec::new()));
+    }
+
+    /// Opens of `path` seen by inotify since `watch` was set up.
+    struct Opens(OwnedFd);
+
+    impl Opens {
+        fn watch(path: &str) -> Opens {
+            use rustix::fs::inotify;
+            let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)
+                .unwrap();
+            inotify::add_watch(&fd, path, inotify::WatchFlags::OPEN).unwrap();
+            Opens(fd)
+        }
+
+        fn any(&self) -> bool {
+            let mut buf = [0u8; 1024];
+            match rustix::io::read(&self.0, &mut buf) {
+                Ok(n) => n > 0,
+                Err(Errno::AGAIN) => false,
+                Err(e) => panic!("inotify read: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_refused_is_never_opened() {
+        let d = tmp("never-opened");
+        let fifo = std::format!("{d}/fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.as_str(),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let opens = Opens::watch(&fifo);
+        assert_eq!(read_file(&fifo, 10), Err(ReadError::NotAFile("FIFO")));
+        assert_eq!(
+            read_beneath(&d, "fifo", 10),
+            Err(ReadError::NotAFile("FIFO"))
+        );
+        assert!(!opens.any(), "the FIFO was opened");
+        // A device (nobody else opens /dev/full): refused from its metadata alone.
+        let opens = Opens::watch("/dev/full");
+        assert_eq!(
+            read_file("/dev/full", 10),
+            Err(ReadError::NotAFile("character device"))
+        );
+        assert!(!opens.any(), "/dev/full was opened");
+        // The watch itself works: a regular file's open is seen.
+        let f = std::format!("{d}/f");
+        std::fs::write(&f, b"x").unwrap();
+        let opens = Opens::watch(&f);
+        assert_eq!(read_file(&f, 10).unwrap(), b"x");
+        assert!(opens.any());
     }
 
     #[test]

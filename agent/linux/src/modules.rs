@@ -337,6 +337,8 @@ enum Outcome {
 pub enum LoadError {
     /// The module file could not be opened.
     Open(Errno),
+    /// The module path names no regular file (a FIFO, a device, ...): refused unopened.
+    File(crate::fs::ReadError),
     /// The parameter string has a NUL byte.
     NulInParams,
     /// A compressed module, and the kernel cannot decompress modules.
@@ -349,6 +351,7 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Open(e) => write!(f, "open: {}", crate::os(e)),
+            LoadError::File(e) => write!(f, "module file: {e}"),
             LoadError::NulInParams => f.write_str("NUL byte in the parameters"),
             LoadError::NoDecompression => f.write_str(
                 "the kernel cannot decompress modules (CONFIG_MODULE_DECOMPRESS); pack them uncompressed",
@@ -360,12 +363,13 @@ impl fmt::Display for LoadError {
 
 impl core::error::Error for LoadError {}
 
-/// `finit_module` on `path` (opened read-only).
+/// `finit_module` on `path` (opened read-only, only if it is a regular file: a FIFO
+/// there would block the open, a device open could have side effects).
 fn load_one(path: &str, params: &str) -> Result<Outcome, LoadError> {
-    let fd = crate::fs::retry(|| {
-        rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-    })
-    .map_err(LoadError::Open)?;
+    let fd = crate::fs::open_checked(path, crate::fs::Kind::Regular).map_err(|e| match e {
+        crate::fs::ReadError::Os(e) => LoadError::Open(e),
+        other => LoadError::File(other),
+    })?;
     let params = CString::new(params).map_err(|_| LoadError::NulInParams)?;
     let flags = if [".xz", ".gz", ".zst"].iter().any(|ext| path.ends_with(ext)) {
         MODULE_INIT_COMPRESSED_FILE
@@ -404,6 +408,33 @@ extra/tsm_sim.ko: kernel/drivers/virt/coco/tsm.ko.xz kernel/fs/configfs/configfs
 
     fn names(p: &Plan) -> Vec<&str> {
         p.loads.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_module_path_that_is_a_fifo_is_refused_without_blocking() {
+        let dir =
+            std::env::temp_dir().join(std::format!("sealgate-mod-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = std::format!("{}/virtio_net.ko", dir.to_str().unwrap());
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            f.as_str(),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // Opened without O_NONBLOCK, a FIFO blocks until a writer comes.
+        assert!(matches!(
+            load_one(&f, ""),
+            Err(LoadError::File(crate::fs::ReadError::NotAFile("FIFO")))
+        ));
+        assert!(matches!(
+            load_one("/dev/zero", ""),
+            Err(LoadError::File(crate::fs::ReadError::NotAFile(_)))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //! 3. DNS: our own stub resolver ([`sealgate_core::dns`] driven by the `resolver` module) asks
 //!    the nameservers of [`ClientConfig::resolv_conf`] (`/etc/resolv.conf`) for A, then
 //!    AAAA records, following the search list. Its waits are bounded by resolv.conf's
-//!    `timeout` and `attempts`, not by the timeouts below; a resolution failure is a
-//!    [`Phase::Resolve`] error whose text says what the nameservers did.
+//!    `timeout` and `attempts` (and by the run's deadline), not by the timeouts below; a
+//!    resolution failure is a [`Phase::Resolve`] error whose text says what the
+//!    nameservers did.
 //!
 //! Both files are read with [`crate::fs::read_file`]: regular files only (a FIFO or a
 //! device there is ignored, as a missing file), opened without blocking, at most 1 MiB.
@@ -24,7 +25,12 @@
 //! The socket is a [`TcpConnection`]: non-blocking, and every wait is a `poll(2)` bounded
 //! both by the per-wait timeout (connect, read, write) and by the deadline of the whole
 //! exchange ([`ClientConfig::request_timeout`]), so a server trickling one byte at a time
-//! cannot hold the agent forever. Platform calls go through `rustix`; sends use
+//! cannot hold the agent forever. On top of that, [`ClientConfig::deadline`] (the end of the
+//! whole run, `--deadline`) caps every wait of the client, DNS queries and connects
+//! included: the earliest of the wait's own timeout, the exchange's and the run's ends
+//! wins, and a wait the run's end cuts short is a [`NetErrorKind::Deadline`] error (not
+//! transient). Once it has passed, [`HttpClient::send`] sends nothing. Platform calls go
+//! through `rustix`; sends use
 //! `MSG_NOSIGNAL` so a closed peer is an `EPIPE` error, never a SIGPIPE.
 //!
 //! [`TcpConnection`] implements embedded-io's blocking [`Read`] and [`Write`] (and
@@ -88,6 +94,10 @@ pub struct ClientConfig {
     /// syntax has no port, so this is how tests point the client at a nameserver on a port
     /// other than 53. Default `None`.
     pub resolver: Option<ResolvConf>,
+    /// The end of the whole run (`--deadline`), if any: no wait of this client (DNS query,
+    /// connect, send, receive) goes past it, whatever its own timeout, and a wait that it
+    /// cuts short fails with [`NetErrorKind::Deadline`]. Default `None`.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for ClientConfig {
@@ -102,6 +112,7 @@ impl Default for ClientConfig {
             hosts_file: "/etc/hosts".into(),
             resolv_conf: "/etc/resolv.conf".into(),
             resolver: None,
+            deadline: None,
         }
     }
 }
@@ -128,6 +139,9 @@ pub enum NetErrorKind {
     NotFound(String),
     /// A wait exceeded the timeout shown.
     Timeout(Duration),
+    /// The run's deadline ([`ClientConfig::deadline`]) passed during this phase. The text
+    /// names what was being waited for (for DNS: the nameservers asked), or is empty.
+    Deadline(String),
     /// A system call failed.
     Io(Errno),
     /// The request could not be encoded or the response was not acceptable HTTP.
@@ -138,6 +152,7 @@ impl From<SocketError> for NetErrorKind {
     fn from(e: SocketError) -> NetErrorKind {
         match e {
             SocketError::Timeout(d) => NetErrorKind::Timeout(d),
+            SocketError::Deadline => NetErrorKind::Deadline(String::new()),
             SocketError::Os(errno) => NetErrorKind::Io(errno),
         }
     }
@@ -160,6 +175,30 @@ impl NetError {
         matches!(self.kind, NetErrorKind::Timeout(_))
     }
 
+    /// Whether the run's deadline passed ([`ClientConfig::deadline`]).
+    pub fn is_deadline(&self) -> bool {
+        matches!(self.kind, NetErrorKind::Deadline(_))
+    }
+
+    /// What was being done when the deadline passed, for "deadline of N s passed while
+    /// ...": `resolving kbs.example:8080 (asking 10.0.2.3)`, `connecting to 10.0.2.2:8080`,
+    /// `sending to ...`, `waiting for ... to answer`.
+    pub fn doing(&self) -> String {
+        let peer = &self.peer;
+        let mut text = match self.phase {
+            Phase::Resolve => format!("resolving {peer}"),
+            Phase::Connect => format!("connecting to {peer}"),
+            Phase::Send => format!("sending to {peer}"),
+            Phase::Receive => format!("waiting for {peer} to answer"),
+        };
+        if let NetErrorKind::Deadline(detail) = &self.kind
+            && !detail.is_empty()
+        {
+            text.push_str(&format!(" ({detail})"));
+        }
+        text
+    }
+
     /// Whether trying again later can help: everything the network or a restarting server
     /// causes (no address yet, refused, reset, timed out, truncated or malformed
     /// responses); not a response that exceeds our limits, a request that cannot be
@@ -178,6 +217,8 @@ impl NetError {
                     | HttpError::UnexpectedUpgrade
             ),
             NetErrorKind::NotFound(_) | NetErrorKind::Timeout(_) | NetErrorKind::Io(_) => true,
+            // Retrying cannot help: there is no time left.
+            NetErrorKind::Deadline(_) => false,
         }
     }
 }
@@ -195,6 +236,10 @@ impl fmt::Display for NetError {
             NetErrorKind::NotFound(detail) if detail.is_empty() => f.write_str("no address found"),
             NetErrorKind::NotFound(detail) => f.write_str(detail),
             NetErrorKind::Timeout(d) => write!(f, "timed out after {} ms", d.as_millis()),
+            NetErrorKind::Deadline(detail) if detail.is_empty() => {
+                f.write_str("the run's deadline passed")
+            }
+            NetErrorKind::Deadline(detail) => write!(f, "the run's deadline passed ({detail})"),
             NetErrorKind::Io(errno) => write!(f, "{errno}", errno = crate::os(errno)),
             NetErrorKind::Http(e) => write!(f, "{e}"),
         }
@@ -209,6 +254,8 @@ pub enum SocketError {
     /// A wait exceeded the timeout shown: the operation's own, or the one of the whole
     /// exchange when its deadline came first (see [`TcpConnection::set_deadline`]).
     Timeout(Duration),
+    /// The run's deadline came first (see [`TcpConnection::set_run_deadline`]).
+    Deadline,
     /// A system call failed.
     Os(Errno),
 }
@@ -217,6 +264,7 @@ impl fmt::Display for SocketError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SocketError::Timeout(d) => write!(f, "timed out after {} ms", d.as_millis()),
+            SocketError::Deadline => f.write_str("the run's deadline passed"),
             SocketError::Os(errno) => write!(f, "{errno}", errno = crate::os(errno)),
         }
     }
@@ -227,7 +275,7 @@ impl core::error::Error for SocketError {}
 impl embedded_io::Error for SocketError {
     fn kind(&self) -> ErrorKind {
         match *self {
-            SocketError::Timeout(_) => ErrorKind::TimedOut,
+            SocketError::Timeout(_) | SocketError::Deadline => ErrorKind::TimedOut,
             SocketError::Os(errno) => match errno {
                 Errno::PIPE => ErrorKind::BrokenPipe,
                 Errno::CONNRESET => ErrorKind::ConnectionReset,
@@ -249,8 +297,9 @@ impl embedded_io::Error for SocketError {
 
 /// A connected TCP socket (non-blocking underneath, `TCP_NODELAY`) with blocking
 /// embedded-io semantics: [`Read::read`] and [`Write::write`] wait in `poll(2)` until
-/// they can make progress, each wait bounded by the read or write timeout and by the
-/// deadline set with [`TcpConnection::set_deadline`]. Closed when dropped.
+/// they can make progress, each wait bounded by the read or write timeout, by the
+/// deadline set with [`TcpConnection::set_deadline`] and by the run's deadline
+/// ([`TcpConnection::set_run_deadline`]). Closed when dropped.
 #[derive(Debug)]
 pub struct TcpConnection {
     fd: OwnedFd,
@@ -259,18 +308,32 @@ pub struct TcpConnection {
     write_timeout: Duration,
     /// The end of the current exchange, and the timeout reported when it is what expires.
     deadline: Option<(Instant, Duration)>,
+    /// The end of the whole run.
+    run_deadline: Option<Instant>,
 }
 
 impl TcpConnection {
     /// Connects to `addr` within `timeout`. Reads and writes then wait up to `timeout`
     /// as well, until [`TcpConnection::set_timeouts`] says otherwise.
     pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpConnection, SocketError> {
+        TcpConnection::connect_until(addr, timeout, None)
+    }
+
+    /// Connects to `addr` within `timeout` and before `run_deadline` (which then bounds
+    /// every later wait too: [`TcpConnection::set_run_deadline`]). When the run's
+    /// deadline is what expires, the error is [`SocketError::Deadline`].
+    pub fn connect_until(
+        addr: SocketAddr,
+        timeout: Duration,
+        run_deadline: Option<Instant>,
+    ) -> Result<TcpConnection, SocketError> {
         Ok(TcpConnection {
-            fd: connect_to(addr, timeout)?,
+            fd: connect_to(addr, timeout, run_deadline)?,
             peer: addr,
             read_timeout: timeout,
             write_timeout: timeout,
             deadline: None,
+            run_deadline,
         })
     }
 
@@ -292,9 +355,26 @@ impl TcpConnection {
         self.deadline = deadline;
     }
 
+    /// Bounds every later wait by the end of the whole run too (`None`: no such bound). A
+    /// wait cut short by it fails with [`SocketError::Deadline`].
+    pub fn set_run_deadline(&mut self, end: Option<Instant>) {
+        self.run_deadline = end;
+    }
+
     fn wait(&self, events: PollFlags, timeout: Duration) -> Result<(), SocketError> {
-        let (end, overall) = self.deadline.unwrap_or((Instant::now() + timeout, timeout));
-        wait(&self.fd, events, timeout, end, overall)
+        let exchange = self.deadline.map(|(end, overall)| Limit {
+            end,
+            error: SocketError::Timeout(overall),
+        });
+        wait(
+            &self.fd,
+            events,
+            &[
+                Some(Limit::after(timeout)),
+                exchange,
+                self.run_deadline.map(Limit::run),
+            ],
+        )
     }
 }
 
@@ -441,6 +521,22 @@ impl HttpClient {
     }
 
     fn send_encoded(&mut self, bytes: &[u8]) -> Result<Response, NetError> {
+        // Not one more byte once the run is over (a loopback connect or a kept-alive
+        // connection would not wait, so no wait would notice).
+        if self
+            .config
+            .deadline
+            .is_some_and(|end| Instant::now() >= end)
+        {
+            return Err(NetError {
+                peer: match &self.conn {
+                    Some(c) => c.stream.peer().to_string(),
+                    None => self.url.authority.to_string(),
+                },
+                phase: Phase::Send,
+                kind: NetErrorKind::Deadline(String::new()),
+            });
+        }
         let deadline = Instant::now() + self.config.request_timeout;
         let max_idle = self.config.max_idle;
         let reused = self.conn.as_mut().is_some_and(|c| c.reusable(max_idle));
@@ -486,6 +582,7 @@ impl HttpClient {
         let stream = &mut conn.stream;
         stream.set_timeouts(self.config.read_timeout, self.config.write_timeout);
         stream.set_deadline(Some((deadline, self.config.request_timeout)));
+        stream.set_run_deadline(self.config.deadline);
         exchange(stream, bytes, self.config.limits)
     }
 
@@ -494,12 +591,21 @@ impl HttpClient {
         let addrs = self.resolve()?;
         let mut last = None;
         for &addr in &addrs {
-            match TcpConnection::connect(addr, self.config.connect_timeout) {
+            let deadline = self.config.deadline;
+            match TcpConnection::connect_until(addr, self.config.connect_timeout, deadline) {
                 Ok(stream) => {
                     self.opened += 1;
                     return Ok(Connection {
                         stream,
                         idle_since: Instant::now(),
+                    });
+                }
+                // No time left for the other addresses.
+                Err(SocketError::Deadline) => {
+                    return Err(NetError {
+                        peer: addr.to_string(),
+                        phase: Phase::Connect,
+                        kind: NetErrorKind::Deadline(String::new()),
                     });
                 }
                 Err(e) => last = Some((addr, e)),
@@ -554,12 +660,17 @@ impl HttpClient {
                 self.config.resolv_conf
             )));
         }
-        match resolver::lookup(name, &conf) {
+        match resolver::lookup_until(name, &conf, self.config.deadline) {
             Ok(ips) => Ok(ips
                 .into_iter()
                 .map(|ip| SocketAddr::new(ip, port))
                 .collect()),
-            Err(detail) => Err(self.resolve_error(detail)),
+            Err(resolver::LookupError::NotFound(detail)) => Err(self.resolve_error(detail)),
+            Err(resolver::LookupError::Deadline(detail)) => Err(NetError {
+                peer: self.url.authority.to_string(),
+                phase: Phase::Resolve,
+                kind: NetErrorKind::Deadline(detail),
+            }),
         }
     }
 
@@ -589,8 +700,16 @@ fn read_small_file(path: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&data).into_owned())
 }
 
-/// Opens a non-blocking TCP connection to `addr` within `timeout`, with TCP_NODELAY.
-fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, SocketError> {
+/// Opens a non-blocking TCP connection to `addr` within `timeout` and before
+/// `run_deadline`, with TCP_NODELAY.
+fn connect_to(
+    addr: SocketAddr,
+    timeout: Duration,
+    run_deadline: Option<Instant>,
+) -> Result<OwnedFd, SocketError> {
+    if run_deadline.is_some_and(|end| Instant::now() >= end) {
+        return Err(SocketError::Deadline);
+    }
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::INET,
         SocketAddr::V6(_) => AddressFamily::INET6,
@@ -609,9 +728,7 @@ fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, SocketErro
             wait(
                 &fd,
                 PollFlags::OUT,
-                timeout,
-                Instant::now() + timeout,
-                timeout,
+                &[Some(Limit::after(timeout)), run_deadline.map(Limit::run)],
             )?;
             match rustix::net::sockopt::socket_error(&fd) {
                 Ok(Ok(())) => {}
@@ -624,25 +741,46 @@ fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<OwnedFd, SocketErro
     Ok(fd)
 }
 
-/// Waits until `fd` is ready for `events`, at most `timeout` and not past `deadline`.
-/// The timeout reported is `timeout`, or `overall` when the deadline is what expired.
-fn wait(
-    fd: &OwnedFd,
-    events: PollFlags,
-    timeout: Duration,
-    deadline: Instant,
-    overall: Duration,
-) -> Result<(), SocketError> {
-    let own_end = Instant::now() + timeout;
-    let (end, expired) = if deadline < own_end {
-        (deadline, overall)
-    } else {
-        (own_end, timeout)
+/// An end to a wait, and the error to report when it is the one that expires.
+#[derive(Clone, Copy, Debug)]
+struct Limit {
+    end: Instant,
+    error: SocketError,
+}
+
+impl Limit {
+    /// `timeout` from now, reported as that timeout.
+    fn after(timeout: Duration) -> Limit {
+        Limit {
+            end: Instant::now() + timeout,
+            error: SocketError::Timeout(timeout),
+        }
+    }
+
+    /// The end of the whole run, reported as [`SocketError::Deadline`].
+    fn run(end: Instant) -> Limit {
+        Limit {
+            end,
+            error: SocketError::Deadline,
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `events`, and not past the earliest of `limits`; when
+/// that one expires, fails with its error (the first listed wins a tie).
+fn wait(fd: &OwnedFd, events: PollFlags, limits: &[Option<Limit>]) -> Result<(), SocketError> {
+    let Some(first) = limits
+        .iter()
+        .flatten()
+        .copied()
+        .reduce(|a, b| if b.end < a.end { b } else { a })
+    else {
+        return Err(SocketError::Os(Errno::INVAL)); // every caller passes a timeout
     };
     loop {
-        let left = end.saturating_duration_until();
+        let left = first.end.saturating_duration_until();
         if left.is_zero() {
-            return Err(SocketError::Timeout(expired));
+            return Err(first.error);
         }
         let ts = Timespec::try_from(left).unwrap_or(Timespec {
             tv_sec: 86_400,
@@ -1149,6 +1287,109 @@ mod tests {
         assert_eq!(c.connections_opened(), 1);
         done_tx.send(()).unwrap();
         handle.join().unwrap();
+    }
+
+    #[test]
+    fn run_deadline_caps_a_silent_server_and_names_the_wait() {
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (addr, handle) = server(move |listener| {
+            let (mut s, _) = listener.accept().unwrap();
+            read_request(&mut s).unwrap();
+            done_rx.recv().ok(); // hold the connection open, silently
+        });
+        let start = Instant::now();
+        let mut c = client(
+            addr,
+            ClientConfig {
+                // Each much longer than the run's deadline.
+                read_timeout: Duration::from_secs(30),
+                request_timeout: Duration::from_secs(60),
+                deadline: Some(start + Duration::from_millis(300)),
+                ..config()
+            },
+        );
+        let err = c.send(&Request::get("/")).unwrap_err();
+        let elapsed = start.elapsed();
+        assert_eq!(err.phase, Phase::Receive);
+        assert_eq!(err.kind, NetErrorKind::Deadline(String::new()));
+        assert!(err.is_deadline() && !err.is_transient());
+        assert_eq!(err.doing(), format!("waiting for {addr} to answer"));
+        assert_eq!(
+            err.to_string(),
+            format!("receive from {addr}: the run's deadline passed")
+        );
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+        // Once it has passed, nothing more is sent.
+        let err = c.send(&Request::get("/again")).unwrap_err();
+        assert_eq!((err.phase, err.is_deadline()), (Phase::Send, true));
+        done_tx.send(()).unwrap();
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn run_deadline_caps_dns_and_names_the_nameserver() {
+        let dns = FakeDns::start(|_| vec![]);
+        let start = Instant::now();
+        let url = Url::parse("http://kbs.test:8080").unwrap();
+        let mut c = HttpClient::with_config(
+            url,
+            ClientConfig {
+                resolver: Some(ResolvConf {
+                    timeout: Duration::from_secs(30),
+                    attempts: 3,
+                    ..fake_dns::conf(&[&dns])
+                }),
+                deadline: Some(start + Duration::from_millis(300)),
+                ..config()
+            },
+        );
+        let err = c.send(&Request::get("/")).unwrap_err();
+        let elapsed = start.elapsed();
+        assert_eq!(err.phase, Phase::Resolve);
+        assert!(err.is_deadline(), "{err}");
+        assert_eq!(
+            err.doing(),
+            format!("resolving kbs.test:8080 (asking {})", dns.addr)
+        );
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+        assert_eq!(c.connections_opened(), 0);
+    }
+
+    #[test]
+    fn run_deadline_caps_a_connect() {
+        // A listener whose backlog is full: further SYNs are dropped, the connect hangs.
+        // Not every kernel lets the backlog fill; what is checked is the bound, and the
+        // kind of error when the deadline is what ended it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let start = Instant::now();
+        let end = start + Duration::from_millis(300);
+        let mut held = Vec::new();
+        let mut cut = None;
+        for _ in 0..64 {
+            match TcpConnection::connect_until(addr, Duration::from_secs(30), Some(end)) {
+                Ok(c) => held.push(c),
+                Err(e) => {
+                    cut = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        if let Some(e) = cut {
+            assert_eq!(e, SocketError::Deadline);
+        }
+        // Past the deadline, not even a loopback connect is started.
+        assert_eq!(
+            TcpConnection::connect_until(addr, Duration::from_secs(30), Some(start)).unwrap_err(),
+            SocketError::Deadline
+        );
+        drop(listener);
     }
 
     #[test]

@@ -156,7 +156,9 @@ fn write_resolv_conf(plan: &NetPlan) -> Result<(), Errno> {
 }
 
 /// Creates directory `dir` if missing (its parent must exist), then writes `path` with
-/// `contents`, truncating it (mode 0644 if created).
+/// `contents`, truncating it (mode 0644 if created). Opened without blocking (a FIFO
+/// without a reader fails with `ENXIO` instead of hanging) and written only if it is a
+/// regular file (`EINVAL` otherwise).
 fn write_file_in(dir: &str, path: &str, contents: &[u8]) -> Result<(), Errno> {
     match rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(Errno::EXIST) => {}
@@ -165,10 +167,20 @@ fn write_file_in(dir: &str, path: &str, contents: &[u8]) -> Result<(), Errno> {
     let fd = crate::fs::retry(|| {
         rustix::fs::open(
             path,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOCTTY | OFlags::CLOEXEC,
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::TRUNC
+                | OFlags::NONBLOCK
+                | OFlags::NOCTTY
+                | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         )
     })?;
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode)
+        != rustix::fs::FileType::RegularFile
+    {
+        return Err(Errno::INVAL);
+    }
     crate::stdio::write_all(rustix::fd::AsFd::as_fd(&fd), contents)
 }
 
@@ -192,6 +204,31 @@ mod tests {
             write_file_in("/no/such/etc", "/no/such/etc/resolv.conf", b""),
             Err(Errno::NOENT)
         );
+    }
+
+    #[test]
+    fn a_fifo_or_device_in_place_of_the_file_is_refused_without_blocking() {
+        let dir =
+            std::env::temp_dir().join(std::format!("sealgate-etc-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        let f = std::format!("{d}/resolv.conf");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            f.as_str(),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // Without O_NONBLOCK this open would wait for a reader forever.
+        assert_eq!(
+            write_file_in(d, &f, b"nameserver 1.1.1.1\n"),
+            Err(Errno::NXIO)
+        );
+        assert_eq!(write_file_in(d, "/dev/null", b"x"), Err(Errno::INVAL));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -26,7 +26,8 @@ Options:
       --signing-key FILE     Private EC P-256 JWK to sign with (from 'sealctl keygen'
                              or upstream 'secret keygen')
       --kid KID              Key id the guest uses to find the verification key: a
-                             KBS resource URI holding the public JWK, or the name of a
+                             plain KBS resource path kbs:///<repo>/<type>/<tag> holding
+                             the public JWK (no plugin, no query), or the name of a
                              local key file in the guest's key directory
       --provider NAME        Provider that resolves the URI [default: kbs]; sealgate
                              only unseals 'kbs'

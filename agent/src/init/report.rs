@@ -147,15 +147,22 @@ impl Entry {
 }
 
 /// SHA-256 of the regular file `name` in directory `dir`, hex (symlinks not followed).
+/// Opened without blocking (a FIFO swapped in after the walk's stat cannot hang the
+/// report) and checked to still be a regular file (`EINVAL` otherwise).
 fn hash_file(dir: &OwnedFd, name: &CStr) -> Result<String, Errno> {
     let fd = retry(|| {
         rustix::fs::openat(
             dir,
             name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
             Mode::empty(),
         )
     })?;
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode)
+        != rustix::fs::FileType::RegularFile
+    {
+        return Err(Errno::INVAL);
+    }
     let mut h = Sha256::new();
     let mut buf = Zeroizing::new(vec![0u8; 8192]);
     loop {

@@ -12,6 +12,8 @@
 //!   | `reset` | the request is read, then the connection is reset (SO_LINGER 0, close): ECONNRESET | no |
 //!   | `close-mid-response` | the first half of the response bytes (mid-head for small responses, mid-body for larger ones), then EOF | yes |
 //!   | `delay:MS` | the normal response, MS milliseconds late | yes |
+//!   | `drip:MS` | the normal response, one byte every MS milliseconds | yes |
+//!   | `hang` | the request is read, then nothing: the connection stays open, silent, until the client closes it | no |
 //!   | `status:CODE` | a `CODE` (500..=599) response with a short text/plain body | no |
 //!   | `truncated-body` | the full head (correct Content-Length, or chunked) and half the body, then EOF | yes |
 //!   | `garbage-body` | 200, `application/json`, a body that is neither JSON nor a JWE | no |
@@ -51,6 +53,10 @@ pub enum FaultKind {
     CloseMidResponse,
     /// Answer normally after this delay.
     Delay(Duration),
+    /// Answer normally, one byte at a time with this pause before each.
+    Drip(Duration),
+    /// Never answer; keep the connection open until the client closes it.
+    Hang,
     /// Answer this 5xx status with a text body, without processing the request.
     Status(u16),
     /// Send the head and half the body, then close.
@@ -132,6 +138,12 @@ impl FromStr for Fault {
                     .parse()
                     .map_err(|_| fail("delay wants milliseconds"))?,
             )),
+            "drip" => FaultKind::Drip(Duration::from_millis(
+                arg()?
+                    .parse()
+                    .map_err(|_| fail("drip wants milliseconds"))?,
+            )),
+            "hang" => FaultKind::Hang,
             "status" => FaultKind::Status(arg()?.parse().map_err(|_| fail("bad status"))?),
             "truncated-body" => FaultKind::TruncatedBody,
             "garbage-body" => FaultKind::GarbageBody,
@@ -179,6 +191,8 @@ impl fmt::Display for Fault {
             FaultKind::Reset => f.write_str(":reset")?,
             FaultKind::CloseMidResponse => f.write_str(":close-mid-response")?,
             FaultKind::Delay(d) => write!(f, ":delay:{}", d.as_millis())?,
+            FaultKind::Drip(d) => write!(f, ":drip:{}", d.as_millis())?,
+            FaultKind::Hang => f.write_str(":hang")?,
             FaultKind::Status(code) => write!(f, ":status:{code}")?,
             FaultKind::TruncatedBody => f.write_str(":truncated-body")?,
             FaultKind::GarbageBody => f.write_str(":garbage-body")?,
@@ -298,6 +312,15 @@ mod tests {
                 Fault::new(Step::Attest, FaultKind::InvalidToken),
             ),
             ("auth:reset", Fault::new(Step::Auth, FaultKind::Reset)),
+            ("attest:hang", Fault::new(Step::Attest, FaultKind::Hang)),
+            (
+                "resource:drip:100:2",
+                Fault::new(
+                    Step::Resource(None),
+                    FaultKind::Drip(Duration::from_millis(100)),
+                )
+                .times(2),
+            ),
             (
                 "resource:expire-session:3",
                 Fault::new(Step::Resource(None), FaultKind::ExpireSession).times(3),

@@ -237,6 +237,14 @@ impl Connection {
         })
     }
 
+    /// Says nothing and keeps the connection open until the client closes it (or the
+    /// server shuts it down when it stops); what the client sends meanwhile is discarded.
+    pub(crate) fn hold_until_closed(&mut self) {
+        let _ = self.stream.set_read_timeout(None);
+        let mut sink = [0u8; 4096];
+        while matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {}
+    }
+
     /// Writes `bytes`, then closes the connection cleanly (FIN).
     pub(crate) fn write_and_close(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes);

@@ -35,8 +35,8 @@ A test Trustee KBS (RCAR 0.4.0) over plain HTTP/1.1.
   --close-after-response   close the connection after every response
   --fault SPEC             inject a fault, e.g. resource:close-mid-response:1, auth:status:503:2,
                            attest:delay:500, resource=default/keys/k:oversize:64M:1
-                           (kinds: reset close-mid-response delay:MS status:CODE truncated-body
-                           garbage-body oversize:BYTES expire-session invalid-token)
+                           (kinds: reset close-mid-response delay:MS drip:MS hang status:CODE
+                           truncated-body garbage-body oversize:BYTES expire-session invalid-token)
   --replicas N             run N replicas (sharing the token key, resources, policy and faults;
                            each with its own sessions) behind a round-robin front on ADDR
   --balance MODE           how the front balances: 'request' (each request to the next replica,

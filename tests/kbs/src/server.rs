@@ -446,6 +446,11 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
             return Err(Closed::Reset);
         }
         Some(FaultKind::Delay(delay)) => std::thread::sleep(*delay),
+        Some(FaultKind::Hang) => {
+            line("nothing", Some("fault: hang"));
+            conn.hold_until_closed();
+            return Err(Closed::Done);
+        }
         Some(FaultKind::ExpireSession) => twist.expire_session = true,
         Some(FaultKind::InvalidToken) => twist.invalid_token = true,
         Some(FaultKind::Status(code)) => {
@@ -467,7 +472,8 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
             line("200", Some("fault: oversize body"));
             return stream_oversize(shared, conn, (counter, arrival), *size, framing, close);
         }
-        Some(FaultKind::CloseMidResponse | FaultKind::TruncatedBody) | None => {}
+        Some(FaultKind::CloseMidResponse | FaultKind::TruncatedBody | FaultKind::Drip(_))
+        | None => {}
     }
     let Outcome { response, note } = shared.kbs.handle(request, &route, twist);
     let status = response.status.to_string();
@@ -478,6 +484,20 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
             let all = [head, body].concat();
             conn.write_and_close(&all[..all.len() / 2]);
             Err(Closed::Done)
+        }
+        Some(FaultKind::Drip(pause)) => {
+            line(&status, Some("fault: drip"));
+            let (head, body) = response.encode(framing, close);
+            shared.stats.response(counter, response.status);
+            for byte in [head, body].concat() {
+                std::thread::sleep(pause);
+                conn.stream.write_all(&[byte]).map_err(|_| Closed::Done)?;
+            }
+            if close {
+                conn.write_and_close(&[]);
+                return Ok(Next::Close);
+            }
+            Ok(Next::KeepGoing)
         }
         Some(FaultKind::TruncatedBody) => {
             line(&status, Some("fault: truncated body"));

@@ -70,6 +70,10 @@
 //!   end after the deadline is not taken: the fetch fails with [`Error::Deadline`], naming
 //!   the transient failure that would have been retried. The driver never asks to wait
 //!   past the deadline;
+//! - the deadline bounds the whole run, not only the retries: once it has passed, no call
+//!   is made and no evidence is asked for ([`Expiry::Before`]), and the shell caps every
+//!   wait of its transport by it and reports a wait it cut short with
+//!   [`Outgoing::on_deadline`] ([`Expiry::Call`]);
 //! - everything else is final.
 //!
 //! The jitter comes from one random `u32` the shell passes to [`Driver::new`]; the pauses
@@ -133,9 +137,13 @@ pub enum Error<E> {
     Kbs(KbsClientError),
     /// The network failed in a way retrying does not fix (the transport's message).
     Transport(String),
-    /// A transient failure happened and the pause before retrying it would have ended
-    /// after the deadline.
-    Deadline(Transient),
+    /// The run's deadline ended the fetch.
+    Deadline {
+        /// The run's whole time budget, milliseconds (shown as "deadline of N s").
+        budget_ms: u64,
+        /// How.
+        expiry: Expiry,
+    },
     /// The TEE could not produce evidence (fatal: never falls back to another TEE).
     Evidence(E),
     /// [`Fetching::next`] was called after the fetch ended, or after a handle from an
@@ -149,7 +157,7 @@ impl<E> Error<E> {
         match self {
             Error::Kbs(e) => Error::Kbs(e),
             Error::Transport(what) => Error::Transport(what),
-            Error::Deadline(cause) => Error::Deadline(cause),
+            Error::Deadline { budget_ms, expiry } => Error::Deadline { budget_ms, expiry },
             Error::Evidence(e) => Error::Evidence(f(e)),
             Error::Finished => Error::Finished,
         }
@@ -161,8 +169,18 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
         match self {
             Error::Kbs(e) => write!(f, "{e}"),
             Error::Transport(what) => f.write_str(what),
-            Error::Deadline(cause) => {
-                write!(f, "{cause}; giving up: the retry deadline has passed")
+            Error::Deadline { budget_ms, expiry } => {
+                let budget = Budget(*budget_ms);
+                match expiry {
+                    Expiry::Retry(cause) => write!(
+                        f,
+                        "{cause}; giving up: the deadline of {budget} would pass before the next retry"
+                    ),
+                    Expiry::Call { doing, call } => {
+                        write!(f, "deadline of {budget} passed while {doing} ({call})")
+                    }
+                    Expiry::Before(what) => write!(f, "deadline of {budget} passed before {what}"),
+                }
             }
             Error::Evidence(e) => write!(f, "cannot get evidence: {e}"),
             Error::Finished => f.write_str("the KBS fetch has already ended"),
@@ -171,6 +189,48 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
 }
 
 impl<E: fmt::Debug + fmt::Display> core::error::Error for Error<E> {}
+
+/// How the run's deadline ended a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expiry {
+    /// A transient failure happened and the pause before retrying it would have ended
+    /// after the deadline.
+    Retry(Transient),
+    /// The shell's transport stopped waiting at the deadline: what it was doing
+    /// (`waiting for 10.0.2.2:8080 to answer`, `resolving kbs.example:8080 (asking
+    /// 10.0.2.3)`) and the call (`POST /kbs/v0/auth`).
+    Call {
+        /// What the transport was doing.
+        doing: String,
+        /// Method and path.
+        call: String,
+    },
+    /// The deadline had passed when the next step was due: that step (`POST
+    /// /kbs/v0/auth`, `getting evidence`).
+    Before(String),
+}
+
+/// A time budget in milliseconds, shown in seconds when it is a whole number of them.
+struct Budget(u64);
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(1000) {
+            write!(f, "{} s", self.0 / 1000)
+        } else {
+            write!(f, "{} ms", self.0)
+        }
+    }
+}
+
+/// `POST /kbs/v0/auth`: method and path of a call, for messages.
+fn describe(call: &Call<'_>) -> String {
+    let method = match call.method {
+        super::Method::Get => "GET",
+        super::Method::Post => "POST",
+    };
+    alloc::format!("{method} {}", call.path)
+}
 
 /// Something the shell should log: returned by the methods that feed the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,6 +304,7 @@ pub struct Driver {
     key: TeeKey,
     init_data: Option<String>,
     deadline_ms: u64,
+    budget_ms: u64,
     backoff: Backoff,
     jitter: u32,
     session: Option<Session>,
@@ -263,13 +324,15 @@ impl fmt::Debug for Driver {
 
 impl Driver {
     /// A driver attesting as `tee` with `key` (used for every attestation of the run),
-    /// sending `init_data` (TOML) with the evidence, retrying transient failures until
-    /// `deadline_ms` (monotonic milliseconds), with pauses jittered from `jitter`.
+    /// sending `init_data` (TOML) with the evidence, working until `deadline_ms`
+    /// (monotonic milliseconds; the run was given `budget_ms` in all, for messages), with
+    /// pauses jittered from `jitter`.
     pub fn new(
         tee: Tee,
         key: TeeKey,
         init_data: Option<String>,
         deadline_ms: u64,
+        budget_ms: u64,
         jitter: u32,
     ) -> Self {
         Driver {
@@ -277,6 +340,7 @@ impl Driver {
             key,
             init_data,
             deadline_ms,
+            budget_ms,
             backoff: Backoff::new(BACKOFF_BASE_MS, BACKOFF_MAX_MS),
             jitter,
             session: None,
@@ -294,7 +358,7 @@ impl Driver {
         self.stats
     }
 
-    /// The retry deadline, monotonic milliseconds.
+    /// The deadline, monotonic milliseconds.
     pub fn deadline_ms(&self) -> u64 {
         self.deadline_ms
     }
@@ -416,6 +480,20 @@ impl<'d, E> Fetching<'d, E> {
     /// What to do next, at monotonic time `now_ms`.
     pub fn next(&mut self, now_ms: u64) -> Action<'_, 'd, E> {
         loop {
+            if now_ms >= self.driver.deadline_ms {
+                let due = match &self.state {
+                    State::Auth(hs) => Some(describe(&hs.auth_call())),
+                    State::Evidence(_) => Some("getting evidence".into()),
+                    State::Attest(..) => Some("POST /kbs/v0/attest".into()),
+                    State::Get => Some(alloc::format!("GET {}", self.uri.kbs_path())),
+                    State::Backoff { .. } | State::Done(_) | State::Failed(_) | State::Finished => {
+                        None
+                    }
+                };
+                if let Some(what) = due {
+                    self.state = State::Failed(self.expired(Expiry::Before(what)));
+                }
+            }
             match core::mem::replace(&mut self.state, State::Finished) {
                 State::Auth(hs) => {
                     self.sends = 0;
@@ -475,9 +553,16 @@ impl<'d, E> Fetching<'d, E> {
                 Some(Event::Retry { cause, delay_ms })
             }
             _ => {
-                self.state = State::Failed(Error::Deadline(cause));
+                self.state = State::Failed(self.expired(Expiry::Retry(cause)));
                 None
             }
+        }
+    }
+
+    fn expired(&self, expiry: Expiry) -> Error<E> {
+        Error::Deadline {
+            budget_ms: self.driver.budget_ms,
+            expiry,
         }
     }
 
@@ -617,6 +702,19 @@ impl<E> Outgoing<'_, '_, E> {
             job.fail(Error::Transport(what))
         }
     }
+
+    /// Reports that the transport stopped waiting because the run's deadline passed;
+    /// `doing` says what it was doing (`waiting for 10.0.2.2:8080 to answer`). The fetch
+    /// fails with [`Expiry::Call`].
+    pub fn on_deadline(self, doing: String) {
+        let call = describe(&self.call());
+        let Outgoing { job, step } = self;
+        if let Sending::Get(session) = step {
+            job.driver.session = Some(session);
+        }
+        let e = job.expired(Expiry::Call { doing, call });
+        job.fail(e);
+    }
 }
 
 /// A request for the TEE's evidence binding [`EvidenceRequest::digest`]. Dropping it
@@ -639,7 +737,8 @@ impl<E> EvidenceRequest<'_, '_, E> {
 
     /// Feeds the TEE's primary evidence object, or why there is none (fatal: sealgate
     /// never falls back to another TEE). `now_ms` is for symmetry with the other answers:
-    /// getting evidence is not subject to the retry deadline.
+    /// getting evidence is not interrupted by the deadline (it is a blocking call into the
+    /// TEE), but it is not started after it, nor is the attestation that would follow.
     pub fn on_evidence(self, now_ms: u64, evidence: Result<Value, E>) {
         let _ = now_ms;
         let EvidenceRequest { job, challenged } = self;
@@ -804,6 +903,7 @@ mod tests {
                 recorded_key(&self.v),
                 None,
                 deadline_ms,
+                2_000,
                 0x1234_5678,
             )
         }
@@ -1071,14 +1171,17 @@ mod tests {
         assert_eq!(w.transcript, want);
         assert_eq!(
             e,
-            Error::Deadline(Transient::Kbs(KbsClientError::Unavailable {
-                step: Step::Resource,
-                status: 503
-            }))
+            Error::Deadline {
+                budget_ms: 2_000,
+                expiry: Expiry::Retry(Transient::Kbs(KbsClientError::Unavailable {
+                    step: Step::Resource,
+                    status: 503
+                }))
+            }
         );
         assert_eq!(
             e.to_string(),
-            "the KBS is unavailable (resource: HTTP 503); giving up: the retry deadline has passed"
+            "the KBS is unavailable (resource: HTTP 503); giving up: the deadline of 2 s would pass before the next retry"
         );
     }
 
@@ -1099,7 +1202,7 @@ mod tests {
         assert!(w.transcript.iter().all(|t| t == "POST auth" || t == "wait"));
         assert_eq!(
             e.to_string(),
-            "connect to 10.0.0.1:8080: Connection refused; giving up: the retry deadline has passed"
+            "connect to 10.0.0.1:8080: Connection refused; giving up: the deadline of 2 s would pass before the next retry"
         );
         assert!(
             w.events.iter().all(
@@ -1110,14 +1213,86 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_already_past_fails_on_the_first_transient_error() {
+    fn a_deadline_already_past_sends_nothing() {
         let r = p256();
         let mut driver = r.driver(0);
-        let mut w = World::new(vec![Answer::Net(true, "reset")]);
+        let mut w = World::new(vec![]);
+        let e = w.fetch(&mut driver, URI).unwrap_err();
+        assert!(w.transcript.is_empty(), "{:?}", w.transcript);
+        assert_eq!(
+            e,
+            Error::Deadline {
+                budget_ms: 2_000,
+                expiry: Expiry::Before("POST /kbs/v0/auth".into())
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "deadline of 2 s passed before POST /kbs/v0/auth"
+        );
+        assert_eq!(driver.stats().retries, 0);
+    }
+
+    #[test]
+    fn the_deadline_passing_during_a_call_stops_the_run() {
+        // The first resource takes the whole budget; the second is never asked for.
+        let r = p256();
+        let start = 1_000;
+        let mut driver = r.driver(start + 2_000);
+        let mut w = World::new(vec![r.auth(), r.attest(), r.resource()]);
+        w.rtt = 700;
+        w.fetch(&mut driver, URI).unwrap();
+        let e = w.fetch(&mut driver, URI).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("deadline of 2 s passed before GET /kbs/v0/resource/default/key/a")
+        );
+        assert_eq!(w.transcript, transcript(&[&HANDSHAKE, &["GET a"]]));
+        // A transient failure at the deadline is not retried either.
+        let mut driver = r.driver(start + 2_000);
+        let mut w = World::new(vec![r.auth(), Answer::Net(true, "reset")]);
+        w.rtt = 1_000;
+        let e = w.fetch(&mut driver, URI).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Deadline {
+                    expiry: Expiry::Retry(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // Evidence is not asked for once the deadline has passed.
+        let mut driver = r.driver(start + 500);
+        let mut w = World::new(vec![r.auth()]);
+        w.rtt = 600;
         let e = w.fetch(&mut driver, URI).unwrap_err();
         assert_eq!(w.transcript, ["POST auth"]);
-        assert_eq!(e, Error::Deadline(Transient::Transport("reset".into())));
-        assert_eq!(driver.stats().retries, 0);
+        assert_eq!(
+            e.to_string(),
+            "deadline of 2 s passed before getting evidence"
+        );
+    }
+
+    #[test]
+    fn a_wait_the_transport_cut_at_the_deadline_fails_naming_it() {
+        let r = p256();
+        let mut driver = r.driver(u64::MAX);
+        let uri = ResourceUri::parse(URI).unwrap();
+        let mut job = driver.fetch::<String>(&uri);
+        let Action::Send(out) = job.next(1_000) else {
+            panic!("expected a call");
+        };
+        out.on_deadline("waiting for 10.0.2.2:8080 to answer".into());
+        let Action::Failed(e) = job.next(3_000) else {
+            panic!("expected the failure");
+        };
+        assert_eq!(
+            e.to_string(),
+            "deadline of 2 s passed while waiting for 10.0.2.2:8080 to answer (POST /kbs/v0/auth)"
+        );
+        assert!(matches!(job.next(3_000), Action::Failed(Error::Finished)));
     }
 
     /// A handshake whose every `/attest` is refused: `/auth`, then MAX_ATTEST_SENDS 401s.
@@ -1380,7 +1555,14 @@ mod tests {
     fn jitter_differs_between_runs_and_between_pauses() {
         let r = p256();
         let waits = |seed: u32| {
-            let mut driver = Driver::new(Tee::Sample, recorded_key(&r.v), None, u64::MAX, seed);
+            let mut driver = Driver::new(
+                Tee::Sample,
+                recorded_key(&r.v),
+                None,
+                u64::MAX,
+                60_000,
+                seed,
+            );
             let mut answers = vec![r.auth(), r.attest()];
             answers.extend((0..4).map(|_| status(503, "")));
             answers.push(r.resource());

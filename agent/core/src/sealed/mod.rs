@@ -49,7 +49,8 @@ pub const LOCAL_KEY_DIR: &str = "/run/confidential-containers/cdh/sealed-secret"
 /// Where the verification key named by a `kid` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource<'a> {
-    /// A KBS resource URI (`kbs://...` / `kbs+<plugin>://...`): fetch it from the KBS.
+    /// A plain KBS resource path, `kbs://[host]/<repo>/<type>/<tag>` (the host is ignored:
+    /// the configured KBS is asked): fetch it from the KBS's `resource` plugin.
     Kbs(&'a str),
     /// A relative file name (no `..`, not absolute): read it under [`LOCAL_KEY_DIR`].
     /// Lexically safe only; the caller must still resolve symlinks and check the result
@@ -60,16 +61,30 @@ pub enum KeySource<'a> {
 /// Classifies a `kid` as upstream does (resource URI, else local credential name) and
 /// rejects kids that could never resolve safely: empty, a URI of another form, an
 /// absolute path, a `..` component, a NUL or other control character.
+///
+/// Unlike upstream, a KBS key must be a plain resource path, `kbs:///<repo>/<type>/<tag>`:
+/// no `kbs+<plugin>://` scheme (not even `kbs+resource`), no query. The `kid` is read
+/// before the signature can be checked, so it is attacker-chosen: a plugin or a query
+/// would let any unverified input make the agent issue a GET of its choice to a KBS plugin
+/// that may have side effects.
 pub fn key_source(kid: &str) -> Result<KeySource<'_>, SealedError> {
     if kid.is_empty() {
         return Err(SealedError::MissingKid);
     }
     if is_kbs_resource_uri(kid) {
-        return Ok(KeySource::Kbs(kid));
+        let plain = kid
+            .split_once("://")
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("kbs"));
+        return match crate::uri::ResourceUri::parse(kid) {
+            Ok(uri) if plain && uri.query().is_none() => Ok(KeySource::Kbs(kid)),
+            _ => Err(SealedError::InvalidKid(
+                "a KBS verification key must be a plain resource path kbs:///<repo>/<type>/<tag> (no plugin, no query)",
+            )),
+        };
     }
     if kid.contains("://") {
         return Err(SealedError::InvalidKid(
-            "it looks like a URI but is not a kbs:// or kbs+<plugin>:// resource URI with a path",
+            "it looks like a URI but is not a kbs:///<repo>/<type>/<tag> resource path",
         ));
     }
     if kid.chars().any(char::is_control) {

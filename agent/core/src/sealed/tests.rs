@@ -654,10 +654,28 @@ fn kid_classification() {
         key_source("kbs:///default/signing-key/sealed-secret"),
         Ok(KeySource::Kbs("kbs:///default/signing-key/sealed-secret"))
     );
+    // The host is ignored (the configured KBS is asked), as for resources.
     assert_eq!(
-        key_source("KBS+pkcs11://kbs.example:8080/a/b/c?x=1"),
-        Ok(KeySource::Kbs("KBS+pkcs11://kbs.example:8080/a/b/c?x=1"))
+        key_source("KBS://kbs.example:8080/default/keys/k1"),
+        Ok(KeySource::Kbs("KBS://kbs.example:8080/default/keys/k1"))
     );
+    // Only a plain resource path: no plugin, no query, exactly repo/type/tag.
+    for bad in [
+        "KBS+pkcs11://kbs.example:8080/a/b/c?x=1",
+        "kbs+plugin:///a/b/c",
+        "kbs+resource:///default/keys/k1",
+        "kbs:///default/keys/k1?x=y",
+        "kbs:///default/keys/k1?",
+        "kbs:///default/keys",
+        "kbs:///default/keys/k1/extra",
+        "kbs:///default/keys/k1#frag",
+        "kbs:///default/ke%79s/k1",
+    ] {
+        assert!(
+            matches!(key_source(bad), Err(SealedError::InvalidKid(_))),
+            "{bad:?}"
+        );
+    }
     assert_eq!(key_source("test-key"), Ok(KeySource::Local("test-key")));
     assert_eq!(
         key_source("dir/key.json"),

@@ -33,7 +33,7 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use sealgate_core::dns::{Query, Rcode, RecordType, Reply, ResolvConf, ResponseError};
 
-use super::{SocketError, TcpConnection, wait};
+use super::{Limit, SocketError, TcpConnection, wait};
 use crate::os_rng;
 use crate::time::Instant;
 
@@ -56,6 +56,8 @@ enum Failure {
     TruncatedOverTcp,
     /// The server closed the TCP connection before the whole answer.
     Closed,
+    /// The run's deadline passed while waiting.
+    Deadline,
 }
 
 impl Failure {
@@ -68,6 +70,7 @@ impl Failure {
             Failure::BadAnswer(e) => format!("bad answer from {s}: {e}"),
             Failure::TruncatedOverTcp => format!("truncated answer over TCP from {s}"),
             Failure::Closed => format!("{s} closed the TCP connection before answering"),
+            Failure::Deadline => format!("asking {s}"),
         }
     }
 }
@@ -76,6 +79,7 @@ impl From<SocketError> for Failure {
     fn from(e: SocketError) -> Failure {
         match e {
             SocketError::Timeout(_) => Failure::Timeout,
+            SocketError::Deadline => Failure::Deadline,
             SocketError::Os(e) => Failure::Io(e),
         }
     }
@@ -98,20 +102,45 @@ enum Outcome {
     NxDomain(SocketAddr),
     /// No server answered: why, for each one asked.
     Failed(Vec<(SocketAddr, Failure)>),
+    /// The run's deadline passed while asking this server.
+    Deadline(SocketAddr),
+}
+
+/// Why a lookup gave no address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum LookupError {
+    /// What the nameservers said, for [`super::NetErrorKind::NotFound`].
+    NotFound(String),
+    /// The run's deadline passed; whom we were asking (`asking 10.0.2.3`), for
+    /// [`super::NetErrorKind::Deadline`].
+    Deadline(String),
 }
 
 /// Looks `name` up through the nameservers of `conf`. The error explains why there is no
 /// address, for [`super::NetErrorKind::NotFound`]: `no address found (NXDOMAIN from 10.0.2.3)`,
 /// `timed out asking 10.0.2.3`, `no nameserver configured`.
+#[cfg(test)]
 pub(super) fn lookup(name: &str, conf: &ResolvConf) -> Result<Vec<IpAddr>, String> {
+    lookup_until(name, conf, None).map_err(|e| match e {
+        LookupError::NotFound(detail) | LookupError::Deadline(detail) => detail,
+    })
+}
+
+/// [`lookup`], with every wait also bounded by `run_deadline`: when it passes, the lookup
+/// stops with [`LookupError::Deadline`], whatever `timeout` and `attempts` say.
+pub(super) fn lookup_until(
+    name: &str,
+    conf: &ResolvConf,
+    run_deadline: Option<Instant>,
+) -> Result<Vec<IpAddr>, LookupError> {
     if conf.nameservers.is_empty() {
-        return Err("no nameserver configured".into());
+        return Err(LookupError::NotFound("no nameserver configured".into()));
     }
     let names = conf.search_names(name);
     if names.is_empty() {
-        return Err(format!(
+        return Err(LookupError::NotFound(format!(
             "no address found ({name:?} is not a valid DNS name)"
-        ));
+        )));
     }
     let mut explained: Vec<(&str, Vec<String>)> = Vec::new();
     // Whether any server said anything, as opposed to all of them staying silent.
@@ -122,7 +151,10 @@ pub(super) fn lookup(name: &str, conf: &ResolvConf) -> Result<Vec<IpAddr>, Strin
         let mut facts: Vec<String> = Vec::new();
         let mut give_up = false;
         for qtype in [RecordType::A, RecordType::Aaaa] {
-            match query(conf, candidate, qtype) {
+            match query(conf, candidate, qtype, run_deadline) {
+                Outcome::Deadline(server) => {
+                    return Err(LookupError::Deadline(Failure::Deadline.describe(server)));
+                }
                 Outcome::Answer(addrs, server) => {
                     heard = true;
                     if addrs.is_empty() {
@@ -175,7 +207,10 @@ pub(super) fn lookup(name: &str, conf: &ResolvConf) -> Result<Vec<IpAddr>, Strin
     }
     if !heard {
         let servers: Vec<String> = conf.nameservers.iter().map(|&s| show(s)).collect();
-        return Err(format!("timed out asking {}", servers.join(", ")));
+        return Err(LookupError::NotFound(format!(
+            "timed out asking {}",
+            servers.join(", ")
+        )));
     }
     let detail = match explained.as_slice() {
         [(_, facts)] => facts.join(", "),
@@ -185,11 +220,18 @@ pub(super) fn lookup(name: &str, conf: &ResolvConf) -> Result<Vec<IpAddr>, Strin
             .collect::<Vec<_>>()
             .join("; "),
     };
-    Err(format!("no address found ({detail})"))
+    Err(LookupError::NotFound(format!(
+        "no address found ({detail})"
+    )))
 }
 
 /// Asks the nameservers about `name`, `attempts` rounds over those that have not failed.
-fn query(conf: &ResolvConf, name: &str, qtype: RecordType) -> Outcome {
+fn query(
+    conf: &ResolvConf,
+    name: &str,
+    qtype: RecordType,
+    run_deadline: Option<Instant>,
+) -> Outcome {
     let servers = &conf.nameservers;
     let mut failed: Vec<Option<Failure>> = vec![None; servers.len()];
     let settled = |f: &Option<Failure>| matches!(f, Some(f) if *f != Failure::Timeout);
@@ -198,7 +240,8 @@ fn query(conf: &ResolvConf, name: &str, qtype: RecordType) -> Outcome {
             if settled(&failed[i]) {
                 continue;
             }
-            match ask(server, name, qtype, conf.timeout) {
+            match ask(server, name, qtype, conf.timeout, run_deadline) {
+                Err(Failure::Deadline) => return Outcome::Deadline(server),
                 Ok(Reply::Addresses(addrs)) => return Outcome::Answer(addrs, server),
                 Ok(Reply::NxDomain) => return Outcome::NxDomain(server),
                 Ok(Reply::ServerFailure(rcode)) => failed[i] = Some(Failure::Rcode(rcode)),
@@ -238,10 +281,14 @@ fn ask(
     name: &str,
     qtype: RecordType,
     timeout: Duration,
+    run_deadline: Option<Instant>,
 ) -> Result<Reply, Failure> {
+    if run_deadline.is_some_and(|end| Instant::now() >= end) {
+        return Err(Failure::Deadline);
+    }
     // The names come from `search_names`, which only gives valid ones.
     let query = Query::new(random_id(), name, qtype).map_err(|_| Failure::Io(Errno::INVAL))?;
-    let deadline = Instant::now() + timeout;
+    let limits = [Some(Limit::after(timeout)), run_deadline.map(Limit::run)];
     let fd = rustix::net::socket_with(
         family(server),
         SocketType::DGRAM,
@@ -255,7 +302,7 @@ fn ask(
         match rustix::net::send(&fd, &msg, SendFlags::empty()) {
             Ok(n) if n == msg.len() => break,
             Ok(_) => return Err(Failure::Io(Errno::MSGSIZE)),
-            Err(Errno::AGAIN) => wait(&fd, PollFlags::OUT, timeout, deadline, timeout)?,
+            Err(Errno::AGAIN) => wait(&fd, PollFlags::OUT, &limits)?,
             Err(Errno::INTR) => {}
             Err(e) => return Err(Failure::Io(e)),
         }
@@ -263,18 +310,20 @@ fn ask(
     let mut buf = vec![0u8; UDP_BUFFER];
     loop {
         // A stream of unrelated datagrams must not keep us past the timeout.
-        if Instant::now() >= deadline {
-            return Err(Failure::Timeout);
+        for limit in limits.iter().flatten() {
+            if Instant::now() >= limit.end {
+                return Err(limit.error.into());
+            }
         }
         match rustix::net::recv(&fd, &mut buf[..], RecvFlags::TRUNC) {
             Ok((_, full)) if full > UDP_BUFFER => {} // oversized: not a DNS answer
             Ok((n, _)) => match query.parse_response(&buf[..n]) {
-                Ok(Reply::Truncated) => return ask_tcp(server, &query, timeout),
+                Ok(Reply::Truncated) => return ask_tcp(server, &query, timeout, run_deadline),
                 Ok(reply) => return Ok(reply),
                 Err(e) if e.is_unrelated() => {}
                 Err(e) => return Err(Failure::BadAnswer(e)),
             },
-            Err(Errno::AGAIN) => wait(&fd, PollFlags::IN, timeout, deadline, timeout)?,
+            Err(Errno::AGAIN) => wait(&fd, PollFlags::IN, &limits)?,
             Err(Errno::INTR) => {}
             Err(e) => return Err(Failure::Io(e)),
         }
@@ -282,9 +331,14 @@ fn ask(
 }
 
 /// The same query over TCP, within a fresh `timeout` for connecting and the whole exchange.
-fn ask_tcp(server: SocketAddr, query: &Query, timeout: Duration) -> Result<Reply, Failure> {
+fn ask_tcp(
+    server: SocketAddr,
+    query: &Query,
+    timeout: Duration,
+    run_deadline: Option<Instant>,
+) -> Result<Reply, Failure> {
     let deadline = Instant::now() + timeout;
-    let mut conn = TcpConnection::connect(server, timeout)?;
+    let mut conn = TcpConnection::connect_until(server, timeout, run_deadline)?;
     conn.set_deadline(Some((deadline, timeout)));
     let msg = query.encode();
     let mut framed = Vec::with_capacity(2 + msg.len());

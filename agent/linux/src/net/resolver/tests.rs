@@ -533,3 +533,35 @@ fn nameserver_shown_without_port_53() {
     );
     assert_eq!(Failure::Timeout.describe(v4), "timed out asking 10.0.2.3");
 }
+
+#[test]
+fn the_run_deadline_cuts_a_silent_nameserver_short() {
+    let dns = FakeDns::start(|_| vec![]);
+    let c = ResolvConf {
+        timeout: Duration::from_secs(30),
+        attempts: 5,
+        ..conf(&[&dns])
+    };
+    let start = Instant::now();
+    let end = start + Duration::from_millis(300);
+    assert_eq!(
+        lookup_until("kbs.test", &c, Some(end)),
+        Err(LookupError::Deadline(format!("asking {}", dns.addr)))
+    );
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    // Without the deadline: 5 attempts of 30 s.
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert_eq!(dns.log().len(), 1, "asked once, then the deadline");
+}
+
+#[test]
+fn a_passed_run_deadline_asks_nobody() {
+    let dns = FakeDns::start(|q| vec![answer(q, &["10.1.1.1"])]);
+    let past = Instant::now();
+    assert!(matches!(
+        lookup_until("kbs.test", &conf(&[&dns]), Some(past)),
+        Err(LookupError::Deadline(_))
+    ));
+    assert!(dns.asked().is_empty());
+}
