@@ -109,7 +109,7 @@ pub fn main<E: AsRef<[u8]>>(
     let mounted = mounts::early();
     let mounts_ms = t.elapsed().as_millis();
 
-    let (init, settings, sources) = match prepare(&opts) {
+    let (mut init, settings, sources) = match prepare(&opts) {
         Ok(v) => v,
         Err((reason, policy)) => {
             // Without a usable configuration nothing sensible can run next: stop, even
@@ -138,8 +138,26 @@ pub fn main<E: AsRef<[u8]>>(
         info!("init: using init-data {}", config::DEFAULT_INIT_DATA_FILE);
         opts.flags.init_data = Some(config::DEFAULT_INIT_DATA_FILE.to_string());
     }
-    // The layers read for the init settings are the ones unseal uses: read once.
-    let result = step("unseal", || run::unseal(&opts, sources));
+    // The layers read for the init settings are the ones unseal uses: read once. Loading
+    // adds init-data (checked against the TEE first), whose sealgate.toml may set the
+    // mode, the next init and the failure policy: they apply from here on.
+    let mut sealed_dir = settings
+        .sealed_dir
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_SEALED_DIR.to_string());
+    let result = step("unseal", || {
+        let loaded = run::load_config(&opts, sources)?;
+        match loaded.settings.resolve_init() {
+            Ok(i) => {
+                init.mode = i.mode;
+                init.next_init = i.next_init;
+                init.on_failure = i.on_failure;
+            }
+            Err(e) => return Err(Failure::Config(e)),
+        }
+        sealed_dir = loaded.config.sealed_dir.clone();
+        run::unseal_loaded(loaded)
+    });
     let secrets_us = result.is_ok().then(report::boottime_us);
     let ok = match result {
         Ok(()) => true,
@@ -154,10 +172,7 @@ pub fn main<E: AsRef<[u8]>>(
         }
     };
 
-    let sealed_dir = settings
-        .sealed_dir
-        .as_deref()
-        .unwrap_or(config::DEFAULT_SEALED_DIR);
+    let sealed_dir = sealed_dir.as_str();
     match init.mode {
         InitMode::Report => {
             if !ok {
