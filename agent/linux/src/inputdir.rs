@@ -260,20 +260,20 @@ impl Walker {
                     match self.resolve(&start, target.as_bytes()) {
                         Ok(Resolved::File(fd)) => self.consider(fd, child)?,
                         Ok(Resolved::Directory) => crate::warn!(
-                            "not following {shown} -> '{shown_target}': symlinked directories are not descended into"
+                            "not following {shown} -> \"{shown_target}\": symlinked directories are not descended into"
                         ),
                         Ok(Resolved::Escapes) => crate::warn!(
-                            "ignoring {shown} -> '{shown_target}': it points outside {}",
+                            "ignoring {shown} -> \"{shown_target}\": it points outside {}",
                             self.show("")
                         ),
                         Ok(Resolved::TooManyLinks) => crate::warn!(
-                            "ignoring {shown} -> '{shown_target}': too many levels of symlinks"
+                            "ignoring {shown} -> \"{shown_target}\": too many levels of symlinks"
                         ),
                         Ok(Resolved::Missing) => {
-                            crate::debug!("skipping dangling symlink {shown} -> '{shown_target}'")
+                            crate::debug!("skipping dangling symlink {shown} -> \"{shown_target}\"")
                         }
                         Ok(Resolved::Special) => crate::debug!(
-                            "skipping {shown} -> '{shown_target}': not a regular file"
+                            "skipping {shown} -> \"{shown_target}\": not a regular file"
                         ),
                         Err(errno) => return Err(io_err("resolve symlink", shown, errno)),
                     }
