@@ -2,11 +2,14 @@
 //!
 //! Sources, highest precedence first:
 //! 1. command-line flags;
-//! 2. the TOML config file (`--config FILE`, else `sealgate.config=` on the kernel
-//!    command line, else `/etc/sealgate/config.toml` if it exists);
-//! 3. the kernel command line: `sealgate.*` keys, and `agent.aa_kbc_params=cc_kbc::<url>`
-//!    as kata passes it to the attestation agent;
-//! 4. built-in defaults.
+//! 2. the TOML config file (`--config FILE`, else `/etc/sealgate/config.toml` if it
+//!    exists; `sealgate.config=` on the kernel command line is ignored);
+//! 3. init-data's `sealgate.toml` (and the KBS URL of its `aa.toml`/`cdh.toml`), once
+//!    checked against the TEE;
+//! 4. the kernel command line: `sealgate.*` keys, and `agent.aa_kbc_params=cc_kbc::<url>`
+//!    as kata passes it to the attestation agent, cut down to what [`crate::trust`] lets
+//!    an unmeasured source set unless the config file sets `trust_kernel_cmdline`;
+//! 5. built-in defaults.
 //!
 //! Scalars come from the highest source that sets them. The resource list is not merged:
 //! it comes whole from the highest source that lists any resource (likewise the module

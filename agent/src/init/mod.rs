@@ -1,13 +1,16 @@
 //! `sealgate init`: sealgate as the first process of a confidential VM.
 //!
-//! Entered as `sealgate init [OPTIONS] [-- ARGS]`, or automatically when sealgate is PID 1
-//! and its first argument is not a sealgate command (the kernel started it as `/init`, or
-//! a wrapper exec'ed it; every argument then belongs to the next init). Steps, each
+//! Entered as `sealgate init [OPTIONS] [-- ARGS]`, or automatically as the kernel's PID 1
+//! (the kernel started it as `/init`, or a wrapper exec'ed it), whatever its arguments:
+//! they come from the unmeasured kernel command line and all belong to the next init
+//! (see `sealgate_linux::process::is_kernel_init`). As a container's PID 1 it is entered
+//! when the first argument is not a sealgate command. Steps, each
 //! logged with its duration at debug level:
 //!
 //! 1. mount proc, sysfs, devtmpfs and a tmpfs on `/run`, unless already mounted
 //!    ([`mounts`]);
-//! 2. read the configuration (flags > config file > kernel command line > defaults; see
+//! 2. read the configuration (flags > config file > kernel command line > defaults, the
+//!    command line cut down to what it may set: [`sealgate_core::trust`]; see
 //!    [`sealgate_core::config::InitConfig`]) and load the kernel modules, dependencies first
 //!    ([`modules`]);
 //! 3. mount configfs on `/sys/kernel/config`;
