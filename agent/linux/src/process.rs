@@ -25,7 +25,7 @@ pub const INITIAL_PID_NAMESPACE_INO: u64 = 0xEFFF_FFFC;
 pub fn in_initial_pid_namespace() -> Option<bool> {
     rustix::fs::stat("/proc/self/ns/pid")
         .ok()
-        .map(|st| st.st_ino as u64 == INITIAL_PID_NAMESPACE_INO)
+        .map(|st| st.st_ino == INITIAL_PID_NAMESPACE_INO)
 }
 
 /// Whether this is the kernel's own PID 1: PID 1 and not inside a container's PID
