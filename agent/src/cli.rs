@@ -60,10 +60,12 @@ USAGE:
                                           then exec the next init with ARGS, or report
     sealgate --help | --version
 
-As PID 1 (the kernel's /init) sealgate runs the init stage unless its first argument is
-one of the commands above; every argument is then passed on to the next init.
+As the kernel's PID 1 (its /init) sealgate runs the init stage and takes no argument as
+its own: every argument is passed on to the next init. As a container's PID 1 (another PID
+namespace) it runs the command its first argument names, else the init stage.
 
-OPTIONS (flags override the config file, which overrides the kernel command line):
+OPTIONS (flags override the config file, which overrides init-data, which overrides the
+kernel command line):
     --kbs URL                     KBS base URL, e.g. http://10.0.2.2:8080
     --resource URI[=PATH]         fetch URI (kbs:///repo/type/tag) into PATH under the sealed
                                   dir (default PATH: repo/type/tag); repeatable
@@ -88,7 +90,8 @@ OPTIONS (flags override the config file, which overrides the kernel command line
     --deadline SECS               end the whole run (DNS, connects, retries) by then [60]
     --connect-timeout-ms MS       TCP connect timeout [5000]
     --io-timeout-ms MS            per-exchange read/write timeout [30000]
-    --config FILE                 TOML config file [/etc/sealgate/config.toml if present]
+    --config FILE                 TOML config file [/etc/sealgate/config.toml if present];
+                                  never chosen by the kernel command line
     --kernel-cmdline FILE         kernel command line to read [/proc/cmdline]
     --log-level LEVEL             error, warn, info or debug [info]
 
@@ -108,14 +111,16 @@ INIT OPTIONS (sealgate init only):
                                   [10.0.2.3 if nothing is configured]
     --net-wait SECS               wait this long for the interface to appear [5]
 
-Kernel command line keys: agent.aa_kbc_params=cc_kbc::<url>, sealgate.kbs=, sealgate.tee=,
-sealgate.key=, sealgate.resource=URI[=PATH] (repeatable), sealgate.sealed_dir=,
-sealgate.owner=, sealgate.file_mode=, sealgate.tmpfs_size=, sealgate.sealed_secrets=,
-sealgate.deadline=, sealgate.log=, sealgate.init_data=, sealgate.configfs_tsm=,
-sealgate.config=; for the init stage: sealgate.mode=exec|report, sealgate.next_init=,
-sealgate.on_failure=, sealgate.modules=NAME[,NAME...], MODULE.PARAM=VALUE,
-sealgate.net=on|off, sealgate.ifname=, sealgate.ip=ADDR/PREFIX, sealgate.gw=,
-sealgate.dns=ADDR[,ADDR...], sealgate.net_wait=SECS.
+Kernel command line keys (it is not measured: only these are used unless the config file
+sets trust_kernel_cmdline = true): agent.aa_kbc_params=cc_kbc::<url> and sealgate.kbs= (the
+lowest-ranked KBS URL), sealgate.log=, MODULE.PARAM=VALUE, sealgate.net=on|off,
+sealgate.ifname=, sealgate.ip=ADDR/PREFIX, sealgate.gw=, sealgate.dns=ADDR[,ADDR...],
+sealgate.net_wait=SECS. Only with trust_kernel_cmdline = true (an image whose command line
+is measured): sealgate.tee=, sealgate.key=, sealgate.resource=URI[=PATH] (repeatable),
+sealgate.sealed_dir=, sealgate.owner=, sealgate.file_mode=, sealgate.tmpfs_size=,
+sealgate.sealed_secrets=, sealgate.deadline=, sealgate.init_data=, sealgate.configfs_tsm=,
+sealgate.mode=exec|report, sealgate.next_init=, sealgate.on_failure=,
+sealgate.modules=NAME[,NAME...]. sealgate.config= is always ignored.
 ";
 
 /// The commands, as the first argument. Anything else makes PID 1 run the init stage.

@@ -133,9 +133,9 @@ pub struct Attester {
     provider: Box<dyn EvidenceProvider>,
 }
 
-fn roots(cfg: &Config) -> Roots {
+fn roots(configfs_tsm: &str) -> Roots {
     Roots {
-        tsm_report: cfg.configfs_tsm.clone(),
+        tsm_report: configfs_tsm.to_string(),
         ..Roots::default()
     }
 }
@@ -143,8 +143,13 @@ fn roots(cfg: &Config) -> Roots {
 impl Attester {
     /// The attester the configuration asks for.
     pub fn from_config(cfg: &Config) -> Result<Attester, AttesterError> {
-        let roots = roots(cfg);
-        let tee = match cfg.tee {
+        Attester::new(cfg.tee, &cfg.configfs_tsm)
+    }
+
+    /// The attester for `choice`, with configfs-tsm at `configfs_tsm`.
+    pub fn new(choice: TeeChoice, configfs_tsm: &str) -> Result<Attester, AttesterError> {
+        let roots = roots(configfs_tsm);
+        let tee = match choice {
             TeeChoice::Sample => {
                 warn!(
                     "using the sample TEE: the KBS learns nothing trustworthy about this machine"
@@ -164,14 +169,14 @@ impl Attester {
                         // Detection never yields the sample TEE; refuse rather than assume.
                         FwTee::Sample => {
                             return Err(AttesterError::NoTeeDetected {
-                                configfs_tsm: cfg.configfs_tsm.clone(),
+                                configfs_tsm: configfs_tsm.to_string(),
                             });
                         }
                     }
                 }
                 None => {
                     return Err(AttesterError::NoTeeDetected {
-                        configfs_tsm: cfg.configfs_tsm.clone(),
+                        configfs_tsm: configfs_tsm.to_string(),
                     });
                 }
             },
@@ -179,7 +184,7 @@ impl Attester {
         // Fail before any network use if the interface the TEE needs is absent.
         let missing = || AttesterError::InterfaceMissing {
             tee,
-            configfs_tsm: cfg.configfs_tsm.clone(),
+            configfs_tsm: configfs_tsm.to_string(),
         };
         let provider: Box<dyn EvidenceProvider> = match tee {
             Tee::Snp => {

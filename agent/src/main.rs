@@ -26,9 +26,16 @@ const EXIT_USAGE: i32 = 2;
 fn main(process: Process) -> i32 {
     let start_us = sealgate_linux::time::boottime_us();
     let args: Vec<String> = process.args.iter().skip(1).cloned().collect();
-    // As PID 1 (the kernel's /init), every argument belongs to the next init, unless the
-    // first one is a sealgate command (`sealgate unseal` as a container's entry point).
-    if rustix::process::getpid().is_init()
+    // The kernel's PID 1: argv is the host's (the kernel passes on what it does not
+    // parse from its unmeasured command line, everything after `--` included), so it
+    // never selects a command or a flag: all of it belongs to the next init.
+    if sealgate_linux::process::is_kernel_init() {
+        return init::main(cli::Options::default(), args, &process.env, start_us);
+    }
+    // A container's PID 1 (PID 1 of a PID namespace of its own) is started by its
+    // runtime: `sealgate unseal ...` as its entry point works; anything else that is not
+    // a command runs the init stage with every argument passed on.
+    if sealgate_linux::process::is_init()
         && args
             .first()
             .is_none_or(|a| !cli::COMMANDS.contains(&a.as_str()))

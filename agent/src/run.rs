@@ -14,7 +14,7 @@ use crate::prelude::*;
 use crate::transport::HttpTransport;
 use core::fmt;
 use core::time::Duration;
-use sealgate_core::config::{self, Config, ConfigError, Settings};
+use sealgate_core::config::{self, Config, ConfigError, Settings, TeeChoice};
 use sealgate_core::hosts::{AddrError, Url};
 use sealgate_core::initdata::{InitData, InitDataError};
 use sealgate_core::outpath::{PathError, RelPath};
@@ -22,6 +22,7 @@ use sealgate_core::sealed::{
     self, KeySource, PublicJwk, SealedError, SealedSecret, Secret, Unseal,
 };
 use sealgate_core::teekey::{KeyError, TeeKey};
+use sealgate_core::trust::{self, Source as SettingSource};
 use sealgate_core::uri::{ResourceUri, UriError};
 use sealgate_linux::fs::{self, ReadError};
 use sealgate_linux::inputdir::{self, InputError, InputLimits};
@@ -283,11 +284,16 @@ impl From<InitDataSourceError> for Failure {
 pub struct Loaded {
     /// The resolved settings.
     pub config: Config,
+    /// Every layer merged, before defaults (the init stage resolves its own from it).
+    pub settings: Settings,
     /// Init-data, if configured.
     pub init_data: Option<InitData>,
+    /// The attester that checked init-data against the TEE (with init-data only).
+    attester: Option<Attester>,
 }
 
-/// The settings of the config file and of the kernel command line, unmerged.
+/// The settings of the config file and of the kernel command line, unmerged; the kernel
+/// command line's already cut down to what it may set ([`trust`]).
 pub struct Sources {
     /// The config file's settings (empty if there is none).
     pub file: Settings,
@@ -302,29 +308,16 @@ impl Sources {
     }
 }
 
-/// Reads the kernel command line and the config file it (or the flags) name.
+/// Reads the config file (`--config`, else the image's `/etc/sealgate/config.toml` if it
+/// exists: never one the kernel command line names) and the kernel command line, which
+/// keeps only what [`trust`] lets it set, unless the file sets `trust_kernel_cmdline`.
 pub fn read_sources(opts: &Options) -> Result<Sources, Failure> {
-    let cmdline_path = opts.kernel_cmdline.as_deref().unwrap_or("/proc/cmdline");
-    let cmdline = match fs::read_file(cmdline_path, MAX_CMDLINE) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.is_not_found() => String::new(),
-        Err(error) => {
-            return Err(Failure::Cmdline {
-                path: cmdline_path.into(),
-                error,
-            });
-        }
-    };
-    let (from_cmdline, cmdline_config, notes) = config::parse_cmdline(&cmdline)?;
-    for note in notes {
-        warn!("{note}");
-    }
-
-    let config_path = opts.config_file.clone().or(cmdline_config).or_else(|| {
+    let config_path = opts.config_file.clone().or_else(|| {
         fs::exists(config::DEFAULT_CONFIG_FILE).then(|| config::DEFAULT_CONFIG_FILE.to_string())
     });
-    let from_file = match config_path {
+    let from_file = match &config_path {
         Some(path) => {
+            let path = path.clone();
             let text = match fs::read_file(&path, MAX_CONFIG_FILE) {
                 Ok(t) => t,
                 Err(error) => return Err(Failure::ConfigRead { path, error }),
@@ -339,47 +332,102 @@ pub fn read_sources(opts: &Options) -> Result<Sources, Failure> {
         }
         None => Settings::default(),
     };
+    let trusted = from_file.trust_kernel_cmdline == Some(true);
+    if trusted {
+        warn!(
+            "the kernel command line is trusted (trust_kernel_cmdline = true in {}): it can set \
+             every setting; this is safe only if it is measured (SNP kernel hashes, a TDX \
+             policy over the RTMRs)",
+            config_path.as_deref().unwrap_or_default()
+        );
+    }
+
+    let cmdline_path = opts.kernel_cmdline.as_deref().unwrap_or("/proc/cmdline");
+    let cmdline = match fs::read_file(cmdline_path, MAX_CMDLINE) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.is_not_found() => String::new(),
+        Err(error) => {
+            return Err(Failure::Cmdline {
+                path: cmdline_path.into(),
+                error,
+            });
+        }
+    };
+    let (from_cmdline, notes) = config::parse_cmdline(&cmdline, trusted)?;
+    for note in notes {
+        warn!("{note}");
+    }
+    // The table once more over the parsed layer: nothing the parser let through may
+    // hold a key the command line cannot set.
+    let (from_cmdline, ignored) =
+        trust::filter(from_cmdline, SettingSource::KernelCmdline, trusted);
+    for i in ignored {
+        warn!("{i}");
+    }
     Ok(Sources {
         file: from_file,
         cmdline: from_cmdline,
     })
 }
 
-/// Reads the kernel command line, the config file and init-data, and merges them under
-/// the flags: flags > config file > init-data > kernel command line > defaults.
+/// Reads init-data and merges every layer under the flags: flags > config file >
+/// init-data (its `sealgate.toml`, then the KBS of `aa.toml`/`cdh.toml`) > kernel command
+/// line > defaults. Init-data is checked against the TEE here, before any of its
+/// settings is used; what it may set is [`trust`]'s to say.
 pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> {
     let Sources {
         file: from_file,
         cmdline: from_cmdline,
     } = sources;
+    let base = opts.flags.clone().or(&from_file).or(&from_cmdline);
 
-    // Init-data is measured into the TEE (and checked against it before use), so the KBS
-    // it names outranks the unmeasured kernel command line.
-    let init_spec = opts
-        .flags
+    let init_data = base
         .init_data
-        .clone()
-        .or(from_file.init_data.clone())
-        .or(from_cmdline.init_data.clone());
-    let init_data = init_spec
         .as_deref()
         .map(initdata_source::load)
         .transpose()?;
     let mut from_init_data = Settings::default();
-    if let Some(d) = &init_data
-        && let Some(kbs) = d.kbs().map_err(Failure::InitData)?
-    {
-        from_init_data.kbs_url = Some(kbs.url);
+    let mut attester = None;
+    if let Some(d) = &init_data {
+        // Init-data cannot choose the TEE or where its evidence comes from: both are set
+        // by now, and its digest is checked before anything in it is used.
+        let mut a = Attester::new(
+            base.tee.unwrap_or(TeeChoice::Auto),
+            base.configfs_tsm
+                .as_deref()
+                .unwrap_or(config::DEFAULT_CONFIGFS_TSM),
+        )?;
+        a.check_init_data(d)?;
+        attester = Some(a);
+        if let Some(settings) = d.settings().map_err(Failure::InitData)? {
+            let (kept, ignored) = trust::filter(settings, SettingSource::InitData, false);
+            for i in ignored {
+                warn!("{i}");
+            }
+            info!("using the settings of init-data's sealgate.toml");
+            from_init_data = kept;
+        }
+        // Init-data is measured, so the KBS it names outranks the kernel command line.
+        if from_init_data.kbs_url.is_none()
+            && let Some(kbs) = d.kbs().map_err(Failure::InitData)?
+        {
+            from_init_data.kbs_url = Some(kbs.url);
+        }
     }
 
-    let config = opts
+    let settings = opts
         .flags
         .clone()
         .or(&from_file)
         .or(&from_init_data)
-        .or(&from_cmdline)
-        .resolve()?;
-    Ok(Loaded { config, init_data })
+        .or(&from_cmdline);
+    let config = settings.clone().resolve()?;
+    Ok(Loaded {
+        config,
+        settings,
+        init_data,
+        attester,
+    })
 }
 
 /// The end of a run that started at `started`: `--deadline` bounds everything from the
@@ -399,21 +447,23 @@ fn before_deadline(cfg: &Config, deadline: Instant, before: String) -> Result<()
     Ok(())
 }
 
-/// Generates the tee key, picks the attester and connects the client, whose every wait
-/// (DNS, connect, exchange, backoff) ends by `deadline`.
+/// Generates the tee key, picks the attester (unless init-data's check made it already)
+/// and connects the client, whose every wait (DNS, connect, exchange, backoff) ends by
+/// `deadline`.
 fn connect(
     cfg: &Config,
     init_data: Option<&InitData>,
+    attester: Option<Attester>,
     deadline: Instant,
 ) -> Result<Client<HttpTransport>, Failure> {
     let url = Url::parse(&cfg.kbs_url).map_err(|error| Failure::KbsUrl {
         url: cfg.kbs_url.clone(),
         error,
     })?;
-    let mut attester = Attester::from_config(cfg)?;
-    if let Some(d) = init_data {
-        attester.check_init_data(d)?;
-    }
+    let attester = match attester {
+        Some(a) => a,
+        None => Attester::from_config(cfg)?,
+    };
     let io = Duration::from_millis(cfg.io_timeout_ms);
     let net = ClientConfig {
         connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
@@ -453,10 +503,18 @@ enum Sealed {
 /// `sealgate unseal`.
 pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let started = Instant::now();
+    unseal_loaded(load_config(opts, sources)?, started)
+}
+
+/// `sealgate unseal` with the configuration loaded; the run (and its deadline) began at
+/// `started`, before the loading.
+pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
     let Loaded {
         config: cfg,
         init_data,
-    } = load_config(opts, sources)?;
+        attester,
+        ..
+    } = loaded;
     let deadline = run_deadline(&cfg, started);
     let plan = plan(&cfg)?;
     if plan.is_empty() {
@@ -464,7 +522,7 @@ pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     }
 
     let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
-    let mut client = connect(&cfg, init_data.as_ref(), deadline)?;
+    let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
 
     // Every kid's key, or None when it could not be obtained: each is fetched at most once
     // per run, failed or not.
@@ -700,9 +758,11 @@ pub fn get_resource(opts: &Options, uri: &str) -> Result<(), Failure> {
     let Loaded {
         config: cfg,
         init_data,
+        attester,
+        ..
     } = load_config(opts, read_sources(opts)?)?;
     let deadline = run_deadline(&cfg, started);
-    let mut client = connect(&cfg, init_data.as_ref(), deadline)?;
+    let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
     let secret = client.fetch(&uri).map_err(Failure::GetResource)?;
     before_deadline(&cfg, deadline, "writing to stdout".into())?;
     sealgate_linux::stdio::write_all(sealgate_linux::stdio::stdout(), &secret)

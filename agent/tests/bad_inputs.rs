@@ -50,11 +50,12 @@ fn invalid_resource_uris_are_usage_errors() {
     let cmdline = w
         .tmp
         .write("cmdline", "sealgate.resource=kbs:///default/a=out\n");
+    let trusting = w.tmp.write("trust.toml", "trust_kernel_cmdline = true\n");
     w.bare()
         .args([
             "unseal",
             "--config",
-            "/dev/null",
+            s(&trusting),
             "--kernel-cmdline",
             s(&cmdline),
         ])

@@ -156,12 +156,13 @@ impl World {
     }
 
     /// The config file at its default place, naming the KBS, one resource and the
-    /// sealed directory; `extra` is appended (e.g. an `[init]` table).
+    /// sealed directory, and trusting the kernel command line (these tests drive the init
+    /// stage through it); `extra` is appended (e.g. an `[init]` table).
     fn set_config(&self, extra: &str) {
         std::fs::write(
             "/etc/sealgate/config.toml",
             format!(
-                "kbs_url = \"{KBS_URL}\"\ntee = \"sample\"\nsealed_dir = \"{}\"\ndeadline_secs = 15\n\
+                "trust_kernel_cmdline = true\nkbs_url = \"{KBS_URL}\"\ntee = \"sample\"\nsealed_dir = \"{}\"\ndeadline_secs = 15\n\
                  connect_timeout_ms = 500\n[[resource]]\nuri = \"kbs:///default/app/key\"\npath = \"app/key\"\n{extra}",
                 self.sealed().display()
             ),

@@ -230,14 +230,24 @@ impl ThreeKbs {
         s(&self.w.tmp.write("cmdline", cmdline)).to_string()
     }
 
-    /// A config file: the KBS is B, mode 0440.
+    /// A config file: the KBS is B, mode 0440; it trusts the kernel command line (as an
+    /// image whose command line is measured does), so the command line's sealed dir counts.
     fn config_file(&self) -> String {
         let toml = format!(
-            "kbs_url = \"{}\"\nmode = \"0440\"\nmount_tmpfs = false\nallow_non_tmpfs = true\n\
-             [[resource]]\nuri = \"kbs:///default/src/file\"\npath = \"out/file\"\n",
+            "trust_kernel_cmdline = true\nkbs_url = \"{}\"\nmode = \"0440\"\nmount_tmpfs = false\n\
+             allow_non_tmpfs = true\n[[resource]]\nuri = \"kbs:///default/src/file\"\npath = \"out/file\"\n",
             self.b.url()
         );
         s(&self.w.tmp.write("config.toml", toml)).to_string()
+    }
+
+    /// A config file that only trusts the kernel command line.
+    fn trusting(&self) -> String {
+        s(&self
+            .w
+            .tmp
+            .write("trust.toml", "trust_kernel_cmdline = true\n"))
+        .to_string()
     }
 
     fn requests(&self) -> [u64; 3] {
@@ -257,16 +267,24 @@ impl ThreeKbs {
 #[test]
 fn kernel_command_line_alone_configures_a_run() {
     let t = ThreeKbs::new("cmdline");
-    // sealgate.config=/dev/null keeps a host /etc/sealgate/config.toml out of the test.
-    let cmdline = t.cmdline("sealgate.config=/dev/null");
+    // --config keeps a host /etc/sealgate/config.toml out of the test; it trusts the
+    // kernel command line, which otherwise could not name the resources (see trust.rs).
+    let cmdline = t.cmdline("");
     let ran = t.sealgate(&[
         "unseal",
         "--kernel-cmdline",
         &cmdline,
+        "--config",
+        &t.trusting(),
         "--no-mount",
         "--insecure-allow-non-tmpfs",
     ]);
     ran.ok();
+    assert!(
+        ran.stderr.contains("the kernel command line is trusted"),
+        "the opt-in warns: {}",
+        ran.dump()
+    );
     assert_eq!(
         files(&t.w.sealed_tree()),
         [(
@@ -282,10 +300,51 @@ fn kernel_command_line_alone_configures_a_run() {
 }
 
 #[test]
-fn config_file_named_on_the_kernel_command_line_beats_it() {
+fn config_file_named_on_the_kernel_command_line_is_ignored() {
+    // Issue 8: `sealgate.config=` used to select a file that outranked init-data. It is
+    // ignored with a warning now, trusted command line or not: the file is --config's.
     let t = ThreeKbs::new("file");
     let cmdline = t.cmdline(&format!("sealgate.config={}", t.config_file()));
-    let ran = t.sealgate(&["unseal", "--kernel-cmdline", &cmdline]);
+    let ran = t.sealgate(&[
+        "unseal",
+        "--kernel-cmdline",
+        &cmdline,
+        "--config",
+        &t.trusting(),
+        "--no-mount",
+        "--insecure-allow-non-tmpfs",
+    ]);
+    ran.ok();
+    assert!(
+        ran.stderr
+            .contains("ignoring sealgate.config= on the kernel command line"),
+        "{}",
+        ran.dump()
+    );
+    assert_eq!(
+        files(&t.w.sealed_tree()),
+        [(
+            "out/cmdline".to_string(),
+            b"value-of-cmdline-from-kbs-A".to_vec()
+        )]
+        .into(),
+        "{}",
+        ran.dump()
+    );
+    assert_eq!(t.requests()[1..], [0, 0], "KBS B (the file's) unused");
+}
+
+#[test]
+fn config_file_given_by_the_flags_beats_the_kernel_command_line() {
+    let t = ThreeKbs::new("file");
+    let cmdline = t.cmdline("");
+    let ran = t.sealgate(&[
+        "unseal",
+        "--kernel-cmdline",
+        &cmdline,
+        "--config",
+        &t.config_file(),
+    ]);
     ran.ok();
     // KBS and resource list from the file; the sealed dir (set only on the command line)
     // still from the command line: scalars merge one by one, resource lists do not.

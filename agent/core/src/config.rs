@@ -2,11 +2,14 @@
 //!
 //! Sources, highest precedence first:
 //! 1. command-line flags;
-//! 2. the TOML config file (`--config FILE`, else `sealgate.config=` on the kernel
-//!    command line, else `/etc/sealgate/config.toml` if it exists);
-//! 3. the kernel command line: `sealgate.*` keys, and `agent.aa_kbc_params=cc_kbc::<url>`
-//!    as kata passes it to the attestation agent;
-//! 4. built-in defaults.
+//! 2. the TOML config file (`--config FILE`, else `/etc/sealgate/config.toml` if it
+//!    exists; `sealgate.config=` on the kernel command line is ignored);
+//! 3. init-data's `sealgate.toml` (and the KBS URL of its `aa.toml`/`cdh.toml`), once
+//!    checked against the TEE;
+//! 4. the kernel command line: `sealgate.*` keys, and `agent.aa_kbc_params=cc_kbc::<url>`
+//!    as kata passes it to the attestation agent, cut down to what [`crate::trust`] lets
+//!    an unmeasured source set unless the config file sets `trust_kernel_cmdline`;
+//! 5. built-in defaults.
 //!
 //! Scalars come from the highest source that sets them. The resource list is not merged:
 //! it comes whole from the highest source that lists any resource (likewise the module
@@ -17,7 +20,10 @@
 //! [`Settings::resolve_init`], which needs no KBS URL: the init stage must know how to
 //! fail before it knows whether unsealing can work.
 
+use crate::escape::Escaped;
 use crate::teekey::KeyAlgorithm;
+use crate::tomlerror::TomlError;
+use crate::trust::{self, Key, Source};
 use crate::uri::{ResourceUri, UriError};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -92,6 +98,10 @@ impl ResourceSpec {
 /// One source of settings; `None` means "not set here".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
+    /// The kernel command line is measured (SNP kernel hashes, a TDX policy over the
+    /// RTMRs): let it set what only measured sources may ([`crate::trust`]). Only the
+    /// image's config file sets it.
+    pub trust_kernel_cmdline: Option<bool>,
     /// KBS base URL (`http://host:port[/base]`).
     pub kbs_url: Option<String>,
     /// TEE selection.
@@ -166,6 +176,7 @@ impl Settings {
         merge_fields!(
             self,
             lower,
+            trust_kernel_cmdline,
             kbs_url,
             tee,
             key_algorithm,
@@ -603,15 +614,15 @@ pub enum ConfigError {
     },
     /// A resource URI is malformed.
     Uri(UriError),
-    /// The config file is not valid TOML of the expected shape.
-    File(String),
+    /// The config file is not valid TOML of the expected shape (position, never content).
+    File(TomlError),
 }
 
 impl ConfigError {
     fn invalid(key: &str, value: &str, expected: &str) -> Self {
         ConfigError::Invalid {
             key: key.into(),
-            value: value.chars().take(256).collect(),
+            value: crate::escape::escape(value, 256),
             expected: expected.into(),
         }
     }
@@ -627,7 +638,7 @@ impl fmt::Display for ConfigError {
                 expected,
             } => write!(f, "invalid {key} '{value}': {expected}"),
             Self::Uri(e) => write!(f, "{e}"),
-            Self::File(e) => write!(f, "config file: {e}"),
+            Self::File(e) => write!(f, "{e}"),
         }
     }
 }
@@ -678,6 +689,7 @@ pub fn parse_key_algorithm(s: &str) -> Result<KeyAlgorithm, ConfigError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    trust_kernel_cmdline: Option<bool>,
     kbs_url: Option<String>,
     tee: Option<String>,
     tee_key_algorithm: Option<String>,
@@ -727,7 +739,7 @@ struct FileResource {
 /// Parses the TOML config file.
 pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
     let f: FileConfig =
-        toml::from_str(text).map_err(|e| ConfigError::File(first_line(&e.to_string())))?;
+        toml::from_str(text).map_err(|e| ConfigError::File(TomlError::new(&e, text)))?;
     let mut resources = Vec::new();
     for r in f.resource {
         let uri = ResourceUri::parse(&r.uri).map_err(ConfigError::Uri)?;
@@ -736,6 +748,7 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
     }
     let init = f.init.unwrap_or_default();
     Ok(Settings {
+        trust_kernel_cmdline: f.trust_kernel_cmdline,
         kbs_url: f.kbs_url,
         tee: f.tee.as_deref().map(TeeChoice::parse).transpose()?,
         key_algorithm: f
@@ -809,16 +822,6 @@ pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
         .ok_or_else(bad)
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(300)
-        .collect()
-}
-
 /// Splits a kernel command line into parameters the way the kernel does: separated by
 /// spaces, double quotes group (and are removed), parameters after `--` belong to init.
 pub fn kernel_params(cmdline: &str) -> Vec<String> {
@@ -853,13 +856,49 @@ pub fn kernel_params(cmdline: &str) -> Vec<String> {
     params
 }
 
-/// Reads sealgate's settings from a kernel command line. Also returns the config file
-/// named by `sealgate.config=`, and notes about parameters it ignored (for the log).
-pub fn parse_cmdline(
-    cmdline: &str,
-) -> Result<(Settings, Option<String>, Vec<String>), ConfigError> {
+/// The setting a kernel command line parameter (`sealgate.*`, `agent.aa_kbc_params`, or
+/// `MODULE.PARAM`) sets; `None` for everything else (the kernel's own, unknown `sealgate.*`).
+pub fn cmdline_key(param: &str) -> Option<Key> {
+    Some(match param {
+        "agent.aa_kbc_params" | "sealgate.kbs" => Key::KbsUrl,
+        "sealgate.config" => Key::ConfigFile,
+        "sealgate.tee" => Key::Tee,
+        "sealgate.key" => Key::KeyAlgorithm,
+        "sealgate.resource" => Key::Resources,
+        "sealgate.sealed_dir" => Key::SealedDir,
+        "sealgate.owner" => Key::Owner,
+        "sealgate.mode" => Key::InitMode,
+        "sealgate.file_mode" => Key::Mode,
+        "sealgate.tmpfs_size" => Key::TmpfsSize,
+        "sealgate.sealed_secrets" => Key::SealedSecretsDir,
+        "sealgate.deadline" => Key::DeadlineSecs,
+        "sealgate.log" => Key::LogLevel,
+        "sealgate.init_data" => Key::InitData,
+        "sealgate.configfs_tsm" => Key::ConfigfsTsm,
+        "sealgate.next_init" => Key::NextInit,
+        "sealgate.on_failure" => Key::OnFailure,
+        "sealgate.modules" => Key::Modules,
+        "sealgate.net" => Key::Net,
+        "sealgate.ifname" => Key::Ifname,
+        "sealgate.ip" => Key::Ip,
+        "sealgate.gw" => Key::Gateway,
+        "sealgate.dns" => Key::Dns,
+        "sealgate.net_wait" => Key::NetWaitSecs,
+        k if k.starts_with("sealgate.") || k.starts_with("agent.") => return None,
+        k => match k.split_once('.') {
+            Some((module, param)) if !module.is_empty() && !param.is_empty() => Key::ModuleOptions,
+            _ => return None,
+        },
+    })
+}
+
+/// Reads sealgate's settings from a kernel command line, and notes about parameters it
+/// ignored (for the log). The command line is unmeasured: a parameter whose setting it
+/// may not hold ([`trust::may_set`]; `trusted` is the image's `trust_kernel_cmdline`) is
+/// ignored with a note naming it, before its value is parsed. `sealgate.config=` never
+/// selects the config file.
+pub fn parse_cmdline(cmdline: &str, trusted: bool) -> Result<(Settings, Vec<String>), ConfigError> {
     let mut s = Settings::default();
-    let mut config_file = None;
     let mut notes = Vec::new();
     let mut resources = Vec::new();
     let mut module_options = Vec::new();
@@ -867,11 +906,25 @@ pub fn parse_cmdline(
         let Some((key, value)) = param.split_once('=') else {
             continue;
         };
+        match cmdline_key(key) {
+            Some(k) if !trust::may_set(k, Source::KernelCmdline, trusted) => {
+                notes.push(format!(
+                    "ignoring {}= on the kernel command line: an unmeasured source cannot set {} ({}; \
+                     an image whose command line is measured can set trust_kernel_cmdline = true)",
+                    Escaped::new(key, 64),
+                    k.name(),
+                    k.rule().why
+                ));
+                continue;
+            }
+            _ => {}
+        }
         match key {
             "agent.aa_kbc_params" => match value.split_once("::") {
                 Some(("cc_kbc", url)) if !url.is_empty() => s.kbs_url = Some(url.to_string()),
                 _ => notes.push(format!(
-                    "ignoring agent.aa_kbc_params={value}: sealgate only speaks cc_kbc::<url>"
+                    "ignoring agent.aa_kbc_params={}: sealgate only speaks cc_kbc::<url>",
+                    Escaped::new(value, 128)
                 )),
             },
             "sealgate.kbs" => s.kbs_url = Some(value.to_string()),
@@ -888,7 +941,8 @@ pub fn parse_cmdline(
             "sealgate.log" => s.log_level = Some(value.to_string()),
             "sealgate.init_data" => s.init_data = Some(value.to_string()),
             "sealgate.configfs_tsm" => s.configfs_tsm = Some(value.to_string()),
-            "sealgate.config" => config_file = Some(value.to_string()),
+            // Reached only if the table allowed it, which it never does.
+            "sealgate.config" => {}
             "sealgate.next_init" => s.next_init = Some(value.to_string()),
             "sealgate.on_failure" => s.on_failure = Some(OnFailure::parse(value)?),
             "sealgate.modules" => {
@@ -906,9 +960,10 @@ pub fn parse_cmdline(
             "sealgate.gw" => s.gateway = Some(parse_ipv4(key, value)?),
             "sealgate.dns" => s.dns = Some(parse_ipv4_list(key, value)?),
             "sealgate.net_wait" => s.net_wait_secs = Some(parse_u64(key, value)?),
-            k if k.starts_with("sealgate.") => {
-                notes.push(format!("ignoring unknown kernel parameter {k}"))
-            }
+            k if k.starts_with("sealgate.") => notes.push(format!(
+                "ignoring unknown kernel parameter {}",
+                Escaped::new(k, 64)
+            )),
             // `module.param=value`: a module parameter, applied when that module is
             // loaded (what modprobe does with the kernel command line).
             k => {
@@ -928,7 +983,7 @@ pub fn parse_cmdline(
     if !module_options.is_empty() {
         s.module_options = Some(module_options);
     }
-    Ok((s, config_file, notes))
+    Ok((s, notes))
 }
 
 #[cfg(test)]
@@ -938,7 +993,7 @@ mod tests {
     #[test]
     fn kernel_command_line_as_kata_passes_it() {
         let line = "console=ttyS0 quiet agent.aa_kbc_params=cc_kbc::http://10.0.2.2:8080 \"sealgate.resource=kbs:///default/key/disk=disk.key\" sealgate.resource=kbs:///a/b/c sealgate.tee=sample sealgate.bogus=1 -- sealgate.tee=snp\n";
-        let (s, file, notes) = parse_cmdline(line).unwrap();
+        let (s, notes) = parse_cmdline(line, true).unwrap();
         assert_eq!(s.kbs_url.as_deref(), Some("http://10.0.2.2:8080"));
         assert_eq!(
             s.tee,
@@ -952,12 +1007,11 @@ mod tests {
             ("kbs:///default/key/disk", "disk.key")
         );
         assert_eq!(r[1].path, "a/b/c");
-        assert_eq!(file, None);
         assert_eq!(notes, ["ignoring unknown kernel parameter sealgate.bogus"]);
         assert_eq!(kernel_params("a=\"b c\" d"), ["a=b c", "d"]);
-        let (_, _, notes) = parse_cmdline("agent.aa_kbc_params=offline_fs_kbc::null").unwrap();
+        let (_, notes) = parse_cmdline("agent.aa_kbc_params=offline_fs_kbc::null", true).unwrap();
         assert!(notes[0].contains("only speaks cc_kbc"));
-        assert!(parse_cmdline("sealgate.tee=SNP").is_err());
+        assert!(parse_cmdline("sealgate.tee=SNP", true).is_err());
     }
 
     #[test]
@@ -970,8 +1024,9 @@ mod tests {
             "kbs_url = \"http://kbs:8080\"\ntee = \"snp\"\nmode = \"0440\"\n[[resource]]\nuri = \"kbs:///r/t/one\"\npath = \"x/one\"\n",
         )
         .unwrap();
-        let (cmdline, _, _) = parse_cmdline(
+        let (cmdline, _) = parse_cmdline(
             "sealgate.kbs=http://other sealgate.sealed_dir=/s sealgate.resource=kbs:///r/t/two",
+            true,
         )
         .unwrap();
         let c = flags.or(&file).or(&cmdline).resolve().unwrap();
@@ -1018,7 +1073,10 @@ mod tests {
         let e = parse_file("kbs_url = \"x\"\nbogus = 1\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("bogus"), "{e}");
+        assert!(
+            e.starts_with("line 2, column 1: unknown field `…`"),
+            "keys are not quoted either: {e}"
+        );
         let e = parse_file("[[resource]]\nuri = \"kbs:///a/b\"\n")
             .unwrap_err()
             .to_string();
@@ -1041,7 +1099,7 @@ mod tests {
                     tsm-sim.provider=sev_guest virtio_net.napi_tx=1 agent.log=debug \
                     sealgate.ip=192.168.7.2/30 sealgate.gw=192.168.7.1 sealgate.dns=1.1.1.1,9.9.9.9 \
                     sealgate.ifname=ens3 sealgate.net_wait=2 quiet";
-        let (s, _, notes) = parse_cmdline(line).unwrap();
+        let (s, notes) = parse_cmdline(line, true).unwrap();
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(s.init_mode, Some(InitMode::Report));
         assert_eq!(
@@ -1090,7 +1148,7 @@ mod tests {
             "sealgate.net=maybe",
             "sealgate.modules=a=b",
         ] {
-            assert!(parse_cmdline(bad).is_err(), "{bad}");
+            assert!(parse_cmdline(bad, true).is_err(), "{bad}");
         }
     }
 
@@ -1109,14 +1167,14 @@ mod tests {
         assert_eq!(n.wait_secs, 5);
 
         // Any addressing setting turns the defaults off entirely.
-        let (s, _, _) = parse_cmdline("sealgate.dns=10.0.2.3").unwrap();
+        let (s, _) = parse_cmdline("sealgate.dns=10.0.2.3", true).unwrap();
         let n = s.resolve_init().unwrap().net.unwrap();
         assert_eq!((n.defaults, n.address, n.gateway), (false, None, None));
-        let (s, _, _) = parse_cmdline("sealgate.net=off sealgate.ip=10.0.0.2/8").unwrap();
+        let (s, _) = parse_cmdline("sealgate.net=off sealgate.ip=10.0.0.2/8", true).unwrap();
         assert_eq!(s.resolve_init().unwrap().net, None);
-        let (s, _, _) = parse_cmdline("sealgate.gw=10.0.0.1").unwrap();
+        let (s, _) = parse_cmdline("sealgate.gw=10.0.0.1", true).unwrap();
         assert!(matches!(s.resolve_init(), Err(ConfigError::Missing(_))));
-        let (s, _, _) = parse_cmdline("sealgate.ifname=a/b").unwrap();
+        let (s, _) = parse_cmdline("sealgate.ifname=a/b", true).unwrap();
         assert!(s.resolve_init().is_err());
     }
 
@@ -1128,8 +1186,9 @@ mod tests {
              ip = \"10.1.0.5/16\"\ngateway = \"10.1.0.1\"\ndns = [\"10.1.0.1\"]\nnet_wait_secs = 9\n",
         )
         .unwrap();
-        let (cmdline, _, _) = parse_cmdline(
+        let (cmdline, _) = parse_cmdline(
             "sealgate.mode=report sealgate.on_failure=continue sealgate.modules=dummy sealgate.ip=10.0.2.15/24",
+            true,
         )
         .unwrap();
         let i = file.clone().or(&cmdline).resolve_init().unwrap();

@@ -7,6 +7,7 @@
 //! [data]
 //! "aa.toml" = '''...'''       # attestation-agent config: [token_configs.kbs] url, cert
 //! "cdh.toml" = '''...'''      # confidential-data-hub config: [kbc] name, url, kbs_cert
+//! "sealgate.toml" = '''...''' # sealgate's own settings (the config file's format)
 //! "policy.rego" = '''...'''
 //! ```
 //!
@@ -15,8 +16,10 @@
 //! the `regularize_data` rule of Trustee's verifiers. Kata delivers it on a block device:
 //! `"initdata"` ‖ u64 LE length ‖ gzip(TOML), zero-padded to 512 bytes.
 
+use crate::config::{self, Settings};
 use crate::gzip::{self, GzipError};
 use crate::rcar::HashAlgorithm;
+use crate::tomlerror::TomlError;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -26,10 +29,13 @@ use serde::Deserialize;
 /// Largest init-data document accepted (after decompression).
 pub const MAX_INITDATA_LEN: usize = 256 * 1024;
 
+/// The `[data]` entry holding sealgate's own settings.
+pub const SEALGATE_TOML: &str = "sealgate.toml";
+
 /// The magic at the start of kata's init-data block device.
 pub const BLOCK_MAGIC: &[u8; 8] = b"initdata";
 
-/// Init-data problems. Init-data is configuration, not secret; messages may quote it.
+/// Init-data problems. Messages name the position of a TOML error, never the content.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InitDataError {
     /// Larger than [`MAX_INITDATA_LEN`].
@@ -91,8 +97,8 @@ impl InitData {
         }
         let text =
             core::str::from_utf8(raw).map_err(|_| InitDataError::Parse("not UTF-8".into()))?;
-        let wire: Wire =
-            toml::from_str(text).map_err(|e| InitDataError::Parse(one_line(&e.to_string())))?;
+        let wire: Wire = toml::from_str(text)
+            .map_err(|e| InitDataError::Parse(TomlError::new(&e, text).to_string()))?;
         if wire.version != "0.1.0" {
             return Err(InitDataError::Version(wire.version));
         }
@@ -135,6 +141,18 @@ impl InitData {
         self.data.get(name).map(String::as_str)
     }
 
+    /// sealgate's own settings: the `sealgate.toml` entry of `[data]` (the config file's
+    /// format), if there is one. Measured with the rest of init-data; what it may set is
+    /// [`crate::trust`]'s to say.
+    pub fn settings(&self) -> Result<Option<Settings>, InitDataError> {
+        self.entry(SEALGATE_TOML)
+            .map(|text| {
+                config::parse_file(text)
+                    .map_err(|e| InitDataError::Embedded(SEALGATE_TOML, e.to_string()))
+            })
+            .transpose()
+    }
+
     /// The KBS settings it carries: `aa.toml` `[token_configs.kbs]` (url, cert) first,
     /// else `cdh.toml` `[kbc]` (url, kbs_cert) when its `name` is `cc_kbc`.
     pub fn kbs(&self) -> Result<Option<KbsEndpoint>, InitDataError> {
@@ -152,8 +170,9 @@ impl InitData {
                 url: String,
                 cert: Option<String>,
             }
-            let aa: Aa = toml::from_str(aa)
-                .map_err(|e| InitDataError::Embedded("aa.toml", one_line(&e.to_string())))?;
+            let aa: Aa = toml::from_str(aa).map_err(|e| {
+                InitDataError::Embedded("aa.toml", TomlError::new(&e, aa).to_string())
+            })?;
             if let Some(kbs) = aa.token_configs.and_then(|t| t.kbs) {
                 return Ok(Some(KbsEndpoint {
                     url: kbs.url,
@@ -172,8 +191,9 @@ impl InitData {
                 url: String,
                 kbs_cert: Option<String>,
             }
-            let cdh: Cdh = toml::from_str(cdh)
-                .map_err(|e| InitDataError::Embedded("cdh.toml", one_line(&e.to_string())))?;
+            let cdh: Cdh = toml::from_str(cdh).map_err(|e| {
+                InitDataError::Embedded("cdh.toml", TomlError::new(&e, cdh).to_string())
+            })?;
             if let Some(kbc) = cdh.kbc.filter(|k| k.name == "cc_kbc") {
                 return Ok(Some(KbsEndpoint {
                     url: kbc.url,
@@ -233,15 +253,6 @@ pub fn to_block_device(toml: &[u8]) -> Vec<u8> {
     image.extend_from_slice(&gz);
     image.resize(image.len().div_ceil(512) * 512, 0);
     image
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(300)
-        .collect()
 }
 
 #[cfg(test)]
@@ -372,5 +383,41 @@ mod tests {
         image.extend_from_slice(&(bomb.len() as u64).to_le_bytes());
         image.extend_from_slice(&bomb);
         assert_eq!(from_block_device(&image), Err(InitDataError::TooLarge));
+    }
+
+    #[test]
+    fn sealgate_toml_carries_sealgate_settings() {
+        let doc = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"sealgate.toml\" = '''\n\
+                   owner = \"1000:1000\"\n[[resource]]\nuri = \"kbs:///default/app/key\"\npath = \"app/key\"\n'''\n";
+        let d = InitData::parse(doc.as_bytes()).unwrap();
+        let s = d.settings().unwrap().unwrap();
+        assert_eq!(s.owner, Some((1000, 1000)));
+        assert_eq!(s.resources.unwrap()[0].path, "app/key");
+        let none = InitData::parse(EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(none.settings().unwrap(), None);
+        // A bad line in it is named by position only.
+        let bad = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"sealgate.toml\" = '''\n\
+                   kbs_url = \"http://kbs\"\nhunter2-secret\n'''\n";
+        let e = InitData::parse(bad.as_bytes())
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("init-data sealgate.toml is not valid TOML: line 2, column"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_position_not_the_line() {
+        let bad = "version = \"0.1.0\"\nalgorithm = \"sha256\"\nhunter2-secret-key\n";
+        let e = InitData::parse(bad.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("init-data is not valid: line 3, column"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -14,6 +14,7 @@ pub mod b64;
 pub mod config;
 pub mod dns;
 pub mod errno;
+pub mod escape;
 pub mod gzip;
 pub mod hosts;
 pub mod http;
@@ -26,6 +27,8 @@ pub mod rcar;
 pub mod rng;
 pub mod sealed;
 pub mod teekey;
+pub mod tomlerror;
+pub mod trust;
 pub mod uri;
 
 #[cfg(test)]

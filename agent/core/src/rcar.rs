@@ -10,6 +10,7 @@
 //! This module is transport-agnostic: it builds request bodies and interprets statuses
 //! and bodies; [`crate::kbs`] strings the steps together.
 
+use crate::escape::escape;
 use crate::jcs;
 use crate::teekey::PublicJwk;
 use alloc::string::{String, ToString};
@@ -178,7 +179,9 @@ pub fn parse_challenge(body: &[u8]) -> Result<Challenge, ProtocolError> {
     let hash = match wire.extra_params.get("selected-hash-algorithm") {
         Some(Value::String(name)) => {
             let lower = name.to_ascii_lowercase();
-            HashAlgorithm::parse(&lower).ok_or(ProtocolError::UnsupportedHash(lower))?
+            // The KBS's string reaches the log: escaped and bounded.
+            HashAlgorithm::parse(&lower)
+                .ok_or_else(|| ProtocolError::UnsupportedHash(escape(&lower, 32)))?
         }
         _ => HashAlgorithm::Sha384,
     };
@@ -341,8 +344,8 @@ pub struct KbsError {
 
 impl KbsError {
     /// Parses an error body; `None` when it is not one (actix errors have plain bodies).
-    /// Both strings are bounded and stripped of control characters, since they end up in
-    /// sealgate's own messages and logs.
+    /// Both strings are bounded and their control characters escaped
+    /// ([`crate::escape`]), since they end up in sealgate's own messages and logs.
     pub fn parse(body: &[u8]) -> Option<KbsError> {
         #[derive(Deserialize)]
         struct Wire {
@@ -354,8 +357,8 @@ impl KbsError {
         let wire: Wire = serde_json::from_slice(body).ok()?;
         let kind = wire.kind.rsplit('/').next().unwrap_or_default();
         Some(KbsError {
-            kind: sanitize(kind, 64),
-            detail: sanitize(&wire.detail, 512),
+            kind: escape(kind, 64),
+            detail: escape(&wire.detail, 512),
         })
     }
 }
@@ -370,10 +373,31 @@ impl fmt::Display for KbsError {
     }
 }
 
-fn sanitize(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
-    if s.chars().count() > max {
-        out.push('…');
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kbs_strings_cannot_forge_log_lines() {
+        let body = br#"{"nonce":"n","extra-params":{"selected-hash-algorithm":"sha1\n[INFO] unsealed\u001b[2K"}}"#;
+        let e = parse_challenge(body).unwrap_err().to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.contains("sha1\\n[info] unsealed\\u{1b}[2k"), "{e}");
+        let long = alloc::format!(
+            r#"{{"nonce":"n","extra-params":{{"selected-hash-algorithm":"{}"}}}}"#,
+            "x".repeat(100_000)
+        );
+        let e = parse_challenge(long.as_bytes()).unwrap_err().to_string();
+        assert!(e.len() < 200, "bounded: {} bytes", e.len());
+        let err = KbsError::parse(
+            br#"{"type":"a/PolicyDeny\r\n","detail":"denied\n[ERROR] forged\u001b]0;t\u0007"}"#,
+        )
+        .unwrap()
+        .to_string();
+        assert!(!err.chars().any(char::is_control), "{err:?}");
+        assert_eq!(
+            err,
+            "PolicyDeny\\r\\n: denied\\n[ERROR] forged\\u{1b}]0;t\\u{7}"
+        );
     }
-    out
 }

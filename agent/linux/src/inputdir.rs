@@ -43,7 +43,11 @@ use core::fmt;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
+use sealgate_core::escape::{escape, escape_bytes};
 use sealgate_core::outpath::{MAX_COMPONENTS, RelPath};
+
+/// The most characters of a path that a log line shows.
+const SHOWN_PATH_MAX: usize = 512;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::sealdir::{join_rel, open_dir_nofollow, read_dir_names};
@@ -180,12 +184,15 @@ enum Resolved {
 }
 
 impl Walker {
+    /// A path for a log line or an error: file names come from the host, so they are
+    /// escaped and bounded ([`sealgate_core::escape`]).
     fn show(&self, rel: &str) -> String {
-        if rel.is_empty() {
+        let path = if rel.is_empty() {
             self.root_path.clone()
         } else {
             format!("{}/{}", self.root_path, rel)
-        }
+        };
+        escape(&path, SHOWN_PATH_MAX)
     }
 
     fn walk(&mut self, dirfd: BorrowedFd<'_>, rel: Option<&RelPath>) -> Result<(), InputError> {
@@ -248,25 +255,25 @@ impl Walker {
                         Err(Errno::NOENT | Errno::INVAL) => continue,
                         Err(errno) => return Err(io_err("readlink", shown, errno)),
                     };
-                    let shown_target = String::from_utf8_lossy(target.as_bytes()).into_owned();
+                    let shown_target = escape_bytes(target.as_bytes(), SHOWN_PATH_MAX);
                     let start: Vec<&str> = child.parent_components().collect();
                     match self.resolve(&start, target.as_bytes()) {
                         Ok(Resolved::File(fd)) => self.consider(fd, child)?,
                         Ok(Resolved::Directory) => crate::warn!(
-                            "not following {shown} -> {shown_target:?}: symlinked directories are not descended into"
+                            "not following {shown} -> \"{shown_target}\": symlinked directories are not descended into"
                         ),
                         Ok(Resolved::Escapes) => crate::warn!(
-                            "ignoring {shown} -> {shown_target:?}: it points outside {}",
+                            "ignoring {shown} -> \"{shown_target}\": it points outside {}",
                             self.show("")
                         ),
                         Ok(Resolved::TooManyLinks) => crate::warn!(
-                            "ignoring {shown} -> {shown_target:?}: too many levels of symlinks"
+                            "ignoring {shown} -> \"{shown_target}\": too many levels of symlinks"
                         ),
                         Ok(Resolved::Missing) => {
-                            crate::debug!("skipping dangling symlink {shown} -> {shown_target:?}")
+                            crate::debug!("skipping dangling symlink {shown} -> \"{shown_target}\"")
                         }
                         Ok(Resolved::Special) => crate::debug!(
-                            "skipping {shown} -> {shown_target:?}: not a regular file"
+                            "skipping {shown} -> \"{shown_target}\": not a regular file"
                         ),
                         Err(errno) => return Err(io_err("resolve symlink", shown, errno)),
                     }

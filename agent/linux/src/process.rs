@@ -15,6 +15,30 @@ pub fn is_init() -> bool {
     rustix::process::getpid().is_init()
 }
 
+/// The inode number of the initial PID namespace: `PROC_PID_INIT_INO` (0xEFFFFFFC) in
+/// the kernel's `include/linux/proc_ns.h`, fixed since Linux 3.8 (the namespace files'
+/// inode numbers of the initial namespaces are constants; all others are allocated).
+pub const INITIAL_PID_NAMESPACE_INO: u64 = 0xEFFF_FFFC;
+
+/// Whether this process lives in the initial PID namespace: `Some(true)` or
+/// `Some(false)` from `/proc/self/ns/pid`, `None` when that cannot be read (no /proc).
+pub fn in_initial_pid_namespace() -> Option<bool> {
+    rustix::fs::stat("/proc/self/ns/pid")
+        .ok()
+        .map(|st| st.st_ino == INITIAL_PID_NAMESPACE_INO)
+}
+
+/// Whether this is the kernel's own PID 1: PID 1 and not inside a container's PID
+/// namespace. The kernel starts `/init` (or `init=`) as PID 1 of the initial PID
+/// namespace; a container's PID 1 is PID 1 of a namespace of its own, and a process of
+/// the initial namespace other than the kernel's init never has PID 1. Without /proc
+/// (the kernel mounts none for its init; every container runtime mounts one) the
+/// namespace cannot be read, and the answer is yes: the safe side, where argv is never
+/// taken as sealgate's command or flags.
+pub fn is_kernel_init() -> bool {
+    is_init() && in_initial_pid_namespace() != Some(false)
+}
+
 /// This process's id.
 pub fn id() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
@@ -176,5 +200,13 @@ mod tests {
         assert_eq!(status.code(), Some(3));
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "zero|one|two words");
         std::fs::remove_file(&out).unwrap();
+    }
+
+    #[test]
+    fn the_test_process_is_not_the_kernels_init() {
+        assert!(!is_kernel_init());
+        // The test runs in the initial PID namespace unless a sandbox gave it another;
+        // either way /proc answers.
+        assert!(in_initial_pid_namespace().is_some());
     }
 }

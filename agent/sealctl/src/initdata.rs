@@ -1,15 +1,28 @@
-//! `sealctl initdata`: what an operator configures on the host for a given init-data
-//! document (the digest, SNP HOST_DATA, TDX MRCONFIGID), and kata's init-data disk image.
+//! `sealctl initdata`: writing an init-data document (with sealgate's own settings as its
+//! `sealgate.toml`), what an operator configures on the host for it (the digest, SNP
+//! HOST_DATA, TDX MRCONFIGID), and kata's init-data disk image.
 
 use crate::args::{self, Failure};
 use sealgate_core::b64;
-use sealgate_core::initdata::{self, InitData, MAX_INITDATA_LEN};
+use sealgate_core::config;
+use sealgate_core::initdata::{self, InitData, MAX_INITDATA_LEN, SEALGATE_TOML};
+use sealgate_core::rcar::HashAlgorithm;
+use sealgate_core::trust::{self, Source};
 
 const COMMAND: &str = "initdata";
 
 const HELP: &str = "\
-Usage: sealctl initdata digest FILE
+Usage: sealctl initdata new [--algorithm ALG] [--sealgate-toml FILE] [--kbs URL]
+                            [--aa-toml FILE] [--cdh-toml FILE] OUTPUT
+       sealctl initdata digest FILE
        sealctl initdata image FILE OUTPUT
+
+  new      Write an init-data TOML document to OUTPUT: version 0.1.0, the algorithm
+           (sha256, sha384 (default) or sha512), and its [data] entries: sealgate.toml
+           (sealgate's own settings, in its config file's format: resources, owner, mode,
+           [init] next_init/on_failure/mode, ...; checked here, and keys that init-data
+           cannot set are named), aa.toml and cdh.toml from files, or with --kbs a cdh.toml
+           naming the KBS ([kbc] name = \"cc_kbc\", url). Then run digest and image on it.
 
   digest   Validate an init-data TOML document and print its digest and the values the
            host binds it with: SNP HOST_DATA (32 bytes) and TDX MRCONFIGID (48 bytes), in hex
@@ -23,18 +36,29 @@ Options:
 ";
 
 pub fn run(argv: &[String]) -> Result<(), Failure> {
-    let parsed = args::parse(COMMAND, argv, &[])?;
+    let parsed = args::parse(
+        COMMAND,
+        argv,
+        &[
+            "--algorithm",
+            "--sealgate-toml",
+            "--kbs",
+            "--aa-toml",
+            "--cdh-toml",
+        ],
+    )?;
     if parsed.help {
         print!("{HELP}");
         return Ok(());
     }
     let pos: Vec<&str> = parsed.positionals.iter().map(String::as_str).collect();
     match pos.as_slice() {
+        ["new", output] => new(&parsed, output),
         ["digest", file] => digest(file),
         ["image", file, output] => image(file, output),
         _ => Err(Failure::usage(
             COMMAND,
-            "expected 'digest FILE' or 'image FILE OUTPUT'",
+            "expected 'new OUTPUT', 'digest FILE' or 'image FILE OUTPUT'",
         )),
     }
 }
@@ -70,4 +94,127 @@ fn image(file: &str, output: &str) -> Result<(), Failure> {
     let (raw, _) = load(file)?;
     std::fs::write(output, initdata::to_block_device(&raw))
         .map_err(|e| Failure::failed(format!("cannot write {output}: {e}")))
+}
+
+/// `sealctl initdata new`.
+fn new(parsed: &args::Parsed, output: &str) -> Result<(), Failure> {
+    let algorithm = parsed.value("--algorithm").unwrap_or("sha384");
+    if HashAlgorithm::parse(algorithm).is_none() {
+        return Err(Failure::usage(
+            COMMAND,
+            format!(
+                "unknown algorithm '{}' (sha256, sha384 or sha512)",
+                algorithm.escape_debug()
+            ),
+        ));
+    }
+    let read = |name: &str| -> Result<Option<String>, Failure> {
+        parsed
+            .value(name)
+            .map(|file| {
+                let raw =
+                    crate::read_limited(file, MAX_INITDATA_LEN, name.trim_start_matches('-'))?;
+                String::from_utf8(raw.to_vec())
+                    .map_err(|_| Failure::failed(format!("{file}: not UTF-8")))
+            })
+            .transpose()
+    };
+    let mut entries: Vec<(&str, String)> = Vec::new();
+    if let Some(text) = read("--aa-toml")? {
+        entries.push(("aa.toml", text));
+    }
+    match (read("--cdh-toml")?, parsed.value("--kbs")) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::usage(
+                COMMAND,
+                "--kbs writes cdh.toml: give either --kbs or --cdh-toml",
+            ));
+        }
+        (Some(text), None) => entries.push(("cdh.toml", text)),
+        (None, Some(url)) => entries.push((
+            "cdh.toml",
+            format!("[kbc]\nname = \"cc_kbc\"\nurl = {}\n", basic_string(url)),
+        )),
+        (None, None) => {}
+    }
+    if let Some(text) = read("--sealgate-toml")? {
+        let file = parsed.value("--sealgate-toml").unwrap_or_default();
+        let settings =
+            config::parse_file(&text).map_err(|e| Failure::failed(format!("{file}: {e}")))?;
+        let (_, ignored) = trust::filter(settings, Source::InitData, false);
+        for i in ignored {
+            crate::warn!("{file}: sealgate will be {i}");
+        }
+        entries.push((SEALGATE_TOML, text));
+    }
+    let doc = document(algorithm, &entries);
+    // What sealgate reads back must be exactly what was given.
+    let check = InitData::parse(doc.as_bytes())
+        .map_err(|e| Failure::failed(format!("the document written would not parse: {e}")))?;
+    for (name, text) in &entries {
+        if check.entry(name) != Some(text.as_str()) {
+            return Err(Failure::failed(format!(
+                "{name} does not survive as an init-data entry"
+            )));
+        }
+    }
+    std::fs::write(output, doc).map_err(|e| Failure::failed(format!("cannot write {output}: {e}")))
+}
+
+/// An init-data document: version, algorithm, and `[data]` entries as TOML literal
+/// multi-line strings (what kata's examples use) where the text allows it.
+fn document(algorithm: &str, entries: &[(&str, String)]) -> String {
+    let mut doc = format!("version = \"0.1.0\"\nalgorithm = \"{algorithm}\"\n\n[data]\n");
+    for (name, text) in entries {
+        let literal_ok = !text.contains("'''")
+            && !text.ends_with('\'')
+            && !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t');
+        let value = if literal_ok {
+            // The newline right after the opening delimiter is not part of the string.
+            format!("'''\n{text}'''")
+        } else {
+            basic_string(text)
+        };
+        doc.push_str(&format!("{} = {value}\n", basic_string(name)));
+    }
+    doc
+}
+
+/// A TOML basic string (`"..."`) holding `s` exactly.
+fn basic_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_round_trip_whatever_the_text() {
+        for text in [
+            "owner = \"1000:1000\"\n",
+            "a = '''x'''\n",
+            "tab\there\r\n",
+            "ends with a quote'",
+            "",
+        ] {
+            let doc = document("sha256", &[(SEALGATE_TOML, text.to_string())]);
+            let d = InitData::parse(doc.as_bytes()).unwrap();
+            assert_eq!(d.entry(SEALGATE_TOML), Some(text), "{doc}");
+        }
+        assert_eq!(basic_string("a\"b\\c\u{1b}"), "\"a\\\"b\\\\c\\u001B\"");
+    }
 }

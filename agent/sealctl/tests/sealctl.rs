@@ -510,3 +510,58 @@ fn initdata_digest_and_image() {
     );
     assert_exit(&run(&["initdata", "digest"]), 2);
 }
+
+#[test]
+fn initdata_new_writes_sealgate_toml() {
+    let dir = TempDir::new("initdata-new");
+    let settings = dir.path("sealgate.toml");
+    std::fs::write(
+        &settings,
+        "owner = \"1000:1000\"\ntee = \"sample\"\n[[resource]]\nuri = \"kbs:///default/app/key\"\npath = \"app/key\"\n",
+    )
+    .unwrap();
+    let out = dir.path("initdata.toml");
+    let o = run(&[
+        "initdata",
+        "new",
+        "--algorithm",
+        "sha256",
+        "--kbs",
+        "http://10.0.2.2:8080",
+        "--sealgate-toml",
+        path_str(&settings),
+        path_str(&out),
+    ]);
+    assert_exit(&o, 0);
+    // tee cannot come from init-data: named at once.
+    assert!(
+        stderr(&o).contains("ignoring tee from init-data's sealgate.toml"),
+        "{}",
+        stderr(&o)
+    );
+    let raw = std::fs::read(&out).unwrap();
+    let d = sealgate_core::initdata::InitData::parse(&raw).unwrap();
+    assert_eq!(d.algorithm().as_str(), "sha256");
+    assert_eq!(
+        d.entry("sealgate.toml"),
+        Some(std::fs::read_to_string(&settings).unwrap().as_str())
+    );
+    assert_eq!(d.kbs().unwrap().unwrap().url, "http://10.0.2.2:8080");
+    let s = d.settings().unwrap().unwrap();
+    assert_eq!(s.owner, Some((1000, 1000)));
+
+    // A sealgate.toml that does not parse is refused by position, never quoted.
+    std::fs::write(&settings, "owner = \"1:1\"\nhunter2-secret\n").unwrap();
+    let o = run(&[
+        "initdata",
+        "new",
+        "--sealgate-toml",
+        path_str(&settings),
+        path_str(&out),
+    ]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("line 2, column 1"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+    let o = run(&["initdata", "new", "--algorithm", "md5", path_str(&out)]);
+    assert_exit(&o, 2);
+}

@@ -1,13 +1,16 @@
 //! `sealgate init`: sealgate as the first process of a confidential VM.
 //!
-//! Entered as `sealgate init [OPTIONS] [-- ARGS]`, or automatically when sealgate is PID 1
-//! and its first argument is not a sealgate command (the kernel started it as `/init`, or
-//! a wrapper exec'ed it; every argument then belongs to the next init). Steps, each
+//! Entered as `sealgate init [OPTIONS] [-- ARGS]`, or automatically as the kernel's PID 1
+//! (the kernel started it as `/init`, or a wrapper exec'ed it), whatever its arguments:
+//! they come from the unmeasured kernel command line and all belong to the next init
+//! (see `sealgate_linux::process::is_kernel_init`). As a container's PID 1 it is entered
+//! when the first argument is not a sealgate command. Steps, each
 //! logged with its duration at debug level:
 //!
 //! 1. mount proc, sysfs, devtmpfs and a tmpfs on `/run`, unless already mounted
 //!    ([`mounts`]);
-//! 2. read the configuration (flags > config file > kernel command line > defaults; see
+//! 2. read the configuration (flags > config file > kernel command line > defaults, the
+//!    command line cut down to what it may set: [`sealgate_core::trust`]; see
 //!    [`sealgate_core::config::InitConfig`]) and load the kernel modules, dependencies first
 //!    ([`modules`]);
 //! 3. mount configfs on `/sys/kernel/config`;
@@ -109,7 +112,7 @@ pub fn main<E: AsRef<[u8]>>(
     let mounted = mounts::early();
     let mounts_ms = t.elapsed().as_millis();
 
-    let (init, settings, sources) = match prepare(&opts) {
+    let (mut init, settings, sources) = match prepare(&opts) {
         Ok(v) => v,
         Err((reason, policy)) => {
             // Without a usable configuration nothing sensible can run next: stop, even
@@ -138,8 +141,27 @@ pub fn main<E: AsRef<[u8]>>(
         info!("init: using init-data {}", config::DEFAULT_INIT_DATA_FILE);
         opts.flags.init_data = Some(config::DEFAULT_INIT_DATA_FILE.to_string());
     }
-    // The layers read for the init settings are the ones unseal uses: read once.
-    let result = step("unseal", || run::unseal(&opts, sources));
+    // The layers read for the init settings are the ones unseal uses: read once. Loading
+    // adds init-data (checked against the TEE first), whose sealgate.toml may set the
+    // mode, the next init and the failure policy: they apply from here on.
+    let mut sealed_dir = settings
+        .sealed_dir
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_SEALED_DIR.to_string());
+    let result = step("unseal", || {
+        let started = sealgate_linux::time::Instant::now();
+        let loaded = run::load_config(&opts, sources)?;
+        match loaded.settings.resolve_init() {
+            Ok(i) => {
+                init.mode = i.mode;
+                init.next_init = i.next_init;
+                init.on_failure = i.on_failure;
+            }
+            Err(e) => return Err(Failure::Config(e)),
+        }
+        sealed_dir = loaded.config.sealed_dir.clone();
+        run::unseal_loaded(loaded, started)
+    });
     let secrets_us = result.is_ok().then(report::boottime_us);
     let ok = match result {
         Ok(()) => true,
@@ -154,10 +176,7 @@ pub fn main<E: AsRef<[u8]>>(
         }
     };
 
-    let sealed_dir = settings
-        .sealed_dir
-        .as_deref()
-        .unwrap_or(config::DEFAULT_SEALED_DIR);
+    let sealed_dir = sealed_dir.as_str();
     match init.mode {
         InitMode::Report => {
             if !ok {

@@ -11,7 +11,7 @@
 //! | `mrconfigid` | TDX MRCONFIGID, hex (zero-padded to 48 bytes) | zeros |
 //! | `fail` | answer every request with this errno (fault injection) | none |
 //! | `corrupt_signature` | `1`: flip a bit of every report/quote signature (fault injection) | `0` |
-//! | `exec` | what the `/init` wrapper runs next, comma-separated argv | `/sbin/sealgate,init` |
+//! | `exec` | what the `/init` wrapper runs next, comma-separated argv | `/sbin/sealgate` (as the kernel's PID 1, sealgate takes no argument as its own) |
 
 use std::fmt;
 
@@ -60,7 +60,7 @@ impl Default for Config {
             mrconfigid: [0; 48],
             fail: None,
             corrupt_signature: false,
-            exec: vec!["/sbin/sealgate".into(), "init".into()],
+            exec: vec!["/sbin/sealgate".into()],
             module_params: Vec::new(),
         }
     }

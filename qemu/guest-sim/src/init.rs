@@ -1,5 +1,5 @@
 //! The `/init` of simulated-TEE test images: prepares the simulated firmware, then `exec`s the
-//! real next stage (`/sbin/sealgate init`) so that it runs as PID 1, unmodified.
+//! real next stage (`/sbin/sealgate`) so that it runs as PID 1, unmodified.
 //!
 //! 1. mounts proc, sysfs and devtmpfs (to read the command line, find and open the device);
 //! 2. loads `configfs`, `tsm` and `tsm_sim` (with the `tsm_sim.*` kernel command line words as

@@ -77,6 +77,17 @@ pub fn sim_overlay(a: &Artifacts, guest_sim_conf: &str) -> Vec<u8> {
     ])
 }
 
+/// The image config of the boots that drive sealgate through the kernel command line: it
+/// opts in to trusting the command line (what an image whose command line is measured,
+/// SNP kernel hashes or a TDX RTMR policy, does). Without it, the command line may set
+/// only network bring-up, the log level, module parameters and a fallback KBS URL.
+pub const TRUSTING_CONFIG: &str = "trust_kernel_cmdline = true\n";
+
+/// An overlay holding `/etc/sealgate/config.toml`, the image's (measured) config file.
+pub fn config(toml: &str) -> Vec<u8> {
+    files(&[("/etc/sealgate/config.toml", 0o644, toml.as_bytes())])
+}
+
 /// An overlay of extra files: `(path, mode, contents)`; parents are created.
 pub fn files(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
     overlay(

@@ -5,7 +5,7 @@
 //!   (exactly as shipped) and the static test-only `guest-sim`.
 //! - [`image`]: initramfs images: the plain sealgate image (the sample TEE), and the
 //!   simulated-TEE image = the same plus an overlay whose `/init` is `guest-sim`, which loads
-//!   `tsm_sim`, starts the simulator daemon and `exec`s `/sbin/sealgate init`.
+//!   `tsm_sim`, starts the simulator daemon and `exec`s `/sbin/sealgate`.
 //! - [`Vm`]: one QEMU boot through `qemu/run` (TCG unless KVM works, serial console to a file,
 //!   user networking with the host at 10.0.2.2, `-no-reboot`, hard timeout).
 //! - [`console`]: what the guest printed.

@@ -130,6 +130,8 @@ fn run(case: &Case) -> Outcome {
     // the simulator overlay.
     let mut parts = vec![
         image::base(a),
+        // These boots drive sealgate through the kernel command line: the image trusts it.
+        image::config(image::TRUSTING_CONFIG),
         image::files(&[
             ("/etc/sealed/db/password", 0o644, KATA_VECTOR.as_bytes()),
             (
@@ -397,4 +399,108 @@ fn init_data_mismatch_is_refused_before_any_kbs_request() {
         "a resource was requested: {ctx}"
     );
     assert_eq!(o.stats.attest.requests, 0, "evidence was sent: {ctx}");
+}
+
+/// Every key that only a measured source may set, on the kernel command line of an image
+/// that does not trust it, each with a value that would change or break the run if used.
+const FORBIDDEN_ON_CMDLINE: &[&str] = &[
+    "sealgate.config=/dev/null",
+    "sealgate.owner=4242:4242",
+    "sealgate.file_mode=0440",
+    "sealgate.tee=snp",
+    "sealgate.key=RSA-OAEP-256",
+    "sealgate.resource=kbs:///default/app/key2=evil",
+    "sealgate.sealed_dir=/evil",
+    "sealgate.tmpfs_size=4k",
+    "sealgate.sealed_secrets=/nonexistent",
+    "sealgate.deadline=0",
+    "sealgate.init_data=/nonexistent",
+    "sealgate.configfs_tsm=/nonexistent",
+    "sealgate.mode=exec",
+    "sealgate.next_init=/sbin/next-stage",
+    "sealgate.on_failure=continue",
+    "sealgate.modules=evil",
+];
+
+#[test]
+#[ignore = "boots QEMU: run qemu/test"]
+fn untrusted_kernel_command_line_cannot_steer_sealgate() {
+    // The image's config file (measured) names the KBS, the TEE, one resource and report
+    // mode, and does not set trust_kernel_cmdline. The host's command line tries every
+    // forbidden key, a wrong KBS (the lowest fallback: unused) and, after `--`, arguments
+    // for PID 1 that would be a command with flags if sealgate parsed them.
+    let a = Artifacts::get();
+    let dir = work_dir("e2e-untrusted-cmdline");
+    let port = free_port();
+    let config = format!(
+        "kbs_url = \"http://10.0.2.2:{port}\"\ntee = \"sample\"\ndeadline_secs = 60\n\
+         [[resource]]\nuri = \"kbs:///default/app/key1\"\n[init]\nmode = \"report\"\n"
+    );
+    let parts = [
+        image::base(a),
+        image::config(&config),
+        image::files(&[(
+            "/sbin/next-stage",
+            0o755,
+            &std::fs::read(&a.guest_sim).unwrap(),
+        )]),
+    ];
+    let initrd = dir.join("initrd.cpio");
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    image::write(&initrd, &refs);
+    let append = format!(
+        "{} sealgate.kbs=http://10.0.2.2:1 sealgate.log=info \
+         -- unseal --owner 4242:4242 --kbs http://10.0.2.2:1 --resource kbs:///default/app/key2",
+        FORBIDDEN_ON_CMDLINE.join(" ")
+    );
+    let server = start_kbs(port, false);
+    let mut vm = Vm::start(&VmConfig {
+        kernel: a.kernel.image.clone(),
+        initrd,
+        initdata: None,
+        append,
+        log: dir.join("console.log"),
+        timeout: Duration::from_secs(150),
+    })
+    .expect("qemu/run");
+    let _ = vm.wait_for("SEALGATE-REPORT end", Duration::from_secs(150));
+    let boot = vm.wait();
+    let stats = server.stats();
+    server.shutdown();
+    let o = Outcome {
+        report: Report::parse(&boot.console),
+        boot,
+        stats,
+    };
+    let ctx = context(&o);
+    let r = &o.report;
+    assert!(o.boot.status.success(), "no poweroff: {ctx}");
+    assert!(r.failures.is_empty(), "{ctx}");
+    assert_eq!(r.end_status.as_deref(), Some("ok"), "{ctx}");
+    let s = r
+        .secret("/sealed/default/app/key1")
+        .unwrap_or_else(|| panic!("no key1: {ctx}"));
+    assert_eq!(
+        (s.mode.as_str(), s.owner.as_str()),
+        ("0400", "0:0"),
+        "{ctx}"
+    );
+    assert_eq!(s.sha256, sha256_hex(KEY1), "{ctx}");
+    assert_eq!(r.secrets.len(), 1, "key2 was not fetched: {ctx}");
+    assert_eq!(r.sealed_dir_fstype.as_deref(), Some("tmpfs"), "{ctx}");
+    for param in FORBIDDEN_ON_CMDLINE {
+        let key = param.split('=').next().unwrap();
+        assert!(
+            o.boot
+                .console
+                .contains(&format!("ignoring {key}= on the kernel command line")),
+            "no warning for {key}: {ctx}"
+        );
+    }
+    // PID 1's arguments went to the (unused) next init: the init stage ran, nothing
+    // parsed them as a command or flags.
+    assert!(o.boot.console.contains("init stage (pid 1)"), "{ctx}");
+    assert!(!o.boot.console.contains("unknown option"), "{ctx}");
+    assert!(!o.boot.console.contains(NEXT_STAGE_MARKER), "{ctx}");
+    assert!(o.stats.resource.count(200) >= 1, "{ctx}");
 }

@@ -34,7 +34,10 @@ fn main() {
     let port = server.addr().port();
     let dir = work_dir("boot-time");
     let initrd = dir.join("initrd.cpio");
-    image::write(&initrd, &[&image::base(a)]);
+    image::write(
+        &initrd,
+        &[&image::base(a), &image::config(image::TRUSTING_CONFIG)],
+    );
     let (mut total, mut share, mut wall) = (Vec::new(), Vec::new(), Vec::new());
     println!(
         "boot  kernel→secret  sealgate  QEMU wall   (ms; sample TEE, {})",
