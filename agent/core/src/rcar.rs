@@ -400,4 +400,20 @@ mod tests {
             "PolicyDeny\\r\\n: denied\\n[ERROR] forged\\u{1b}]0;t\\u{7}"
         );
     }
+
+    /// Found by the `rcar` fuzz target: a detail of control characters grows when escaped
+    /// (DEL shows as `\u{7f}`, 6 characters); it stays bounded by 512 shown characters.
+    #[test]
+    fn an_escaped_detail_of_control_characters_stays_bounded() {
+        let body = alloc::format!(
+            r#"{{"type":"a/AttestationError","detail":"x = {}"}}"#,
+            "\\u007f".repeat(2000)
+        );
+        let e = KbsError::parse(body.as_bytes()).unwrap();
+        assert!(!e.detail.chars().any(char::is_control));
+        assert!(e.detail.starts_with("x = \\u{7f}"), "{}", e.detail);
+        assert!(e.detail.ends_with('…'));
+        assert_eq!(e.detail.matches("\\u{7f}").count(), 512 - "x = ".len());
+        assert!(e.detail.chars().count() <= 512 * 8 + 1);
+    }
 }
