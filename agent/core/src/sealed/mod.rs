@@ -108,10 +108,16 @@ pub fn is_kbs_resource_uri(uri: &str) -> bool {
     };
     let scheme_ok = if scheme.eq_ignore_ascii_case("kbs") {
         true
-    } else if scheme.len() > 4 && scheme[..4].eq_ignore_ascii_case("kbs+") {
-        scheme[4..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    } else if let Some(plugin) = scheme
+        .get(..4)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("kbs+"))
+        .and(scheme.get(4..))
+    {
+        // `get`, not indexing: byte 4 may fall inside a multi-byte character.
+        !plugin.is_empty()
+            && plugin
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
     } else {
         false
     };

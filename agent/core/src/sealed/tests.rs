@@ -739,3 +739,23 @@ fn error_messages_are_short_and_escaped() {
     assert!(!msg.contains('\n'));
     assert!(msg.contains("a\\nb\\'"), "{msg}");
 }
+
+/// Found by the `sealed_payload` fuzz target: a scheme whose fourth byte falls inside a
+/// multi-byte character (`kbs` then U+0561) made the URI check slice inside that character
+/// and panic. It is simply not a KBS resource URI.
+#[test]
+fn a_multibyte_character_in_the_scheme_is_not_a_resource_uri() {
+    assert!(!super::is_kbs_resource_uri(
+        "kbs\u{561}YY+++:///default/a/b"
+    ));
+    assert!(!super::is_kbs_resource_uri("kb\u{561}:///default/a/b"));
+    assert!(!super::is_kbs_resource_uri("kbs+:///default/a/b"));
+    assert!(super::is_kbs_resource_uri("kbs+resource:///default/a/b"));
+    assert!(super::is_kbs_resource_uri("KBS:///default/a/b"));
+    let payload = "{\"version\":\"0.1.0\",\"type\":\"vault\",\"name\":\"kbs\u{561}Y+:///d/e/f\",\"provider\":\"kbs\",\"provider_settings\":{},\"annotations\":{}}";
+    assert!(
+        Secret::from_json(payload.as_bytes())
+            .and_then(|s| s.resolve().map(|_| ()))
+            .is_err()
+    );
+}
