@@ -22,7 +22,7 @@
 use crate::fault::Fault;
 use crate::http::{Connection, Limits, Request};
 use crate::policy::Policy;
-use crate::server::{Config, Server, SharedParts, invalid};
+use crate::server::{Config, Server, SharedParts, invalid, stop_listener};
 use crate::stats::{Arrival, Stats};
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -227,21 +227,7 @@ impl Fleet {
 
     fn stop(&mut self) {
         self.front.stopping.store(true, Ordering::SeqCst);
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        let connections = std::mem::take(&mut *lock(&self.front.connections));
-        for stream in connections.values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        stop_listener(self.addr, self.accept.take(), &self.front.connections);
         // The replicas stop when dropped.
         self.replicas.clear();
     }

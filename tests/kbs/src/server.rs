@@ -300,28 +300,32 @@ impl Server {
 
     fn stop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept() with a connection of our own.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        let connections = std::mem::take(
-            &mut *self
-                .shared
-                .connections
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for stream in connections.values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        stop_listener(self.addr, self.accept.take(), &self.shared.connections);
+    }
+}
+
+/// Ends a listener whose stop flag is already set: wakes its blocking accept() with a
+/// connection of our own, waits for the accept thread, then shuts every open connection
+/// down (the server's, and the fleet's front).
+pub(crate) fn stop_listener(
+    addr: SocketAddr,
+    accept: Option<JoinHandle<()>>,
+    connections: &Mutex<HashMap<u64, TcpStream>>,
+) {
+    let mut wake = addr;
+    if wake.ip().is_unspecified() {
+        wake.set_ip(match wake {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+    if let Some(accept) = accept {
+        let _ = accept.join();
+    }
+    let connections = std::mem::take(&mut *connections.lock().unwrap_or_else(|e| e.into_inner()));
+    for stream in connections.values() {
+        let _ = stream.shutdown(Shutdown::Both);
     }
 }
 
