@@ -58,6 +58,10 @@ USAGE:
     sealgate get-resource [OPTIONS] URI   write one resource to stdout (debugging)
     sealgate init [OPTIONS] [-- ARGS...]  init stage (PID 1): mounts, modules, network, unseal,
                                           then exec the next init with ARGS, or report
+    sealgate serve [SERVE OPTIONS] [OPTIONS]
+                                          serve the CoCo guest APIs (AA and CDH ttrpc, REST);
+                                          also started as attestation-agent,
+                                          confidential-data-hub or api-server-rest
     sealgate --help | --version
 
 As the kernel's PID 1 (its /init) sealgate runs the init stage and takes no argument as
@@ -128,6 +132,7 @@ pub const COMMANDS: &[&str] = &[
     "unseal",
     "get-resource",
     "init",
+    "serve",
     "-h",
     "--help",
     "help",

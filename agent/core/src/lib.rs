@@ -23,12 +23,14 @@ pub mod jcs;
 pub mod jwe;
 pub mod kbs;
 pub mod outpath;
+pub mod proto;
 pub mod rcar;
 pub mod rng;
 pub mod sealed;
 pub mod teekey;
 pub mod tomlerror;
 pub mod trust;
+pub mod ttrpc;
 pub mod uri;
 
 #[cfg(test)]
