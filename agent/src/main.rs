@@ -47,7 +47,11 @@ fn main(process: Process) -> i32 {
         if let Some(level) = process.var("SEALGATE_LOG").and_then(Level::parse) {
             log::set_level(level);
         }
-        return serve::main(role, rest);
+        let env = serve::Env {
+            config: process.var("SEALGATE_CONFIG").map(String::from),
+            kernel_cmdline: process.var("SEALGATE_KERNEL_CMDLINE").map(String::from),
+        };
+        return serve::main(role, rest, env);
     }
     // A container's PID 1 (PID 1 of a PID namespace of its own) is started by its
     // runtime: `sealgate unseal ...` as its entry point works; anything else that is not

@@ -312,7 +312,7 @@ pub fn write_all(sock: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), Errno> {
 /// Reads from a blocking socket: the byte count (0 at end of stream).
 pub fn read_blocking(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
-        match net::recv(sock, buf, RecvFlags::empty()) {
+        match net::recv(sock, &mut *buf, RecvFlags::empty()) {
             Ok((n, _)) => return Ok(n),
             Err(Errno::INTR) => {}
             Err(e) => return Err(e),

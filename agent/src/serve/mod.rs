@@ -229,14 +229,31 @@ fn parse_serve(args: &[String]) -> Result<ServeArgs, String> {
     Ok(s)
 }
 
+/// What the environment says to the upstream-named instances, which take only upstream's
+/// flags: where sealgate's own settings are (`SEALGATE_CONFIG`, else
+/// `/etc/sealgate/config.toml` if present; `SEALGATE_KERNEL_CMDLINE`, else
+/// `/proc/cmdline`). The environment is the launcher's (kata passes its own, which the
+/// image sets), so these are as trusted as sealgate's `--config` and `--kernel-cmdline`.
+#[derive(Debug, Default)]
+pub struct Env {
+    /// `SEALGATE_CONFIG`.
+    pub config: Option<String>,
+    /// `SEALGATE_KERNEL_CMDLINE`.
+    pub kernel_cmdline: Option<String>,
+}
+
 /// Runs `role` with `args` (without argv\[0\]); the exit status.
-pub fn main(role: Role, args: &[String]) -> i32 {
+pub fn main(role: Role, args: &[String], env: Env) -> i32 {
     match role {
         Role::Serve | Role::AttestationAgent => {
             let parsed = if role == Role::Serve {
                 parse_serve(args)
             } else {
-                parse_aa(args)
+                parse_aa(args).map(|mut p| {
+                    p.settings.options.config_file = env.config;
+                    p.settings.options.kernel_cmdline = env.kernel_cmdline;
+                    p
+                })
             };
             let parsed = match parsed {
                 Ok(p) => p,
@@ -252,11 +269,17 @@ pub fn main(role: Role, args: &[String]) -> i32 {
     }
 }
 
+/// Creates the socket's parent directories (0755), as upstream's components do; a
+/// failure shows when the bind fails.
 fn ensure_parent(path: &str) {
-    if let Some((dir, _)) = path.rsplit_once('/')
-        && !dir.is_empty()
-    {
-        let _ = sealgate_linux::fs::create_dir_all(dir);
+    let Some((dir, _)) = path.rsplit_once('/') else {
+        return;
+    };
+    let mut at = String::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        at.push('/');
+        at.push_str(part);
+        let _ = rustix::fs::mkdir(at.as_str(), rustix::fs::Mode::from_raw_mode(0o755));
     }
 }
 
