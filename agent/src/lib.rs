@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod init;
 pub mod initdata_source;
 pub mod run;
+pub mod serve;
 pub mod transport;
 
 /// The alloc items every module uses (a no_std crate has no std prelude); not every

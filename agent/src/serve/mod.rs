@@ -1,0 +1,3 @@
+//! The guest-components server (`sealgate serve` and the upstream names).
+
+pub mod hub;
