@@ -21,6 +21,7 @@
 //! all served from the one session it establishes.
 
 pub mod hub;
+pub mod rest;
 pub mod ttrpc_service;
 
 use crate::cli;
@@ -28,6 +29,7 @@ use crate::prelude::*;
 use alloc::collections::VecDeque;
 use core::net::SocketAddr;
 use hub::{Hub, HubSettings};
+use rest::{Features, RestConn, Step};
 use prost::Message;
 use rustix::fd::{AsFd, OwnedFd};
 use sealgate_core::ttrpc::{self, Frame, FrameReader, code};
@@ -140,18 +142,13 @@ fn take_value<'a>(
 struct ServeArgs {
     aa_socket: Option<String>,
     cdh_socket: Option<String>,
-    rest: Option<(SocketAddr, String)>,
+    rest: Option<(SocketAddr, Features)>,
     settings: HubSettings,
 }
 
-fn parse_rest_features(f: &str) -> Result<String, String> {
-    match f {
-        "resource" | "attestation" | "all" => Ok(String::from(f)),
-        _ => Err(format!(
-            "--features must be resource, attestation or all, got '{}'",
-            sealgate_core::escape::shown(f)
-        )),
-    }
+fn parse_rest_features(f: &str) -> Result<Features, String> {
+    // Upstream's message, as api-server-rest prints it before exiting 1.
+    Features::parse(f).map_err(|e| format!("{e}"))
 }
 
 fn parse_bind(v: &str) -> Result<SocketAddr, String> {
@@ -194,7 +191,7 @@ fn parse_serve(args: &[String]) -> Result<ServeArgs, String> {
         ..ServeArgs::default()
     };
     let mut bind = parse_bind(REST_BIND)?;
-    let mut features = String::from("resource");
+    let mut features = Features::Resource;
     let mut rest = true;
     let mut rest_args = vec![String::from("unseal")];
     let mut it = args.iter();
@@ -315,8 +312,8 @@ fn run_hub(args: ServeArgs) -> i32 {
         }
         if let Some((addr, features)) = &args.rest {
             let fd = event::tcp_listener(*addr)?;
-            server.add_listener(fd, ListenerKind::Tcp, Api::Rest(features.clone()))?;
-            info!("REST API ({features}) on {addr}");
+            server.add_listener(fd, ListenerKind::Tcp, Api::Rest(*features))?;
+            info!("REST API ({}) on {addr}", features.as_str());
         }
         Ok(())
     };
@@ -435,7 +432,7 @@ fn run_cdh(args: &[String]) -> i32 {
 
 /// `api-server-rest [--features F] [--bind ADDR] [--cdh_addr U] [--aa_addr U]`.
 fn run_rest(args: &[String]) -> i32 {
-    let mut features = String::from("resource");
+    let mut features = Features::Resource;
     let mut bind = REST_BIND.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8006)));
     let mut aa = String::from(AA_SOCKET);
     let mut it = args.iter();
@@ -474,12 +471,15 @@ fn run_rest(args: &[String]) -> i32 {
     };
     let adopt = AdoptListener {
         role: String::from("rest"),
-        features: features.clone(),
+        features: String::from(features.as_str()),
         config: String::new(),
     };
     match hand_over(&aa, &listener, &adopt) {
         Ok(conn) => {
-            info!("api-server-rest: {bind} ({features}) is served by the hub at unix://{aa}");
+            info!(
+                "api-server-rest: {bind} ({}) is served by the hub at unix://{aa}",
+                features.as_str()
+            );
             park(conn)
         }
         Err(e) => {
@@ -565,7 +565,7 @@ fn park(conn: OwnedFd) -> i32 {
 enum Api {
     Ttrpc(TtrpcApi),
     /// The REST API with its `--features` value.
-    Rest(String),
+    Rest(Features),
 }
 
 struct Listener {
@@ -579,8 +579,8 @@ struct Conn {
     api: Api,
     peer: Peer,
     reader: FrameReader,
-    /// REST: the request bytes so far.
-    http: Zeroizing<Vec<u8>>,
+    /// REST: the connection's parser and state.
+    rest: Option<RestConn>,
     /// Replies not yet written; the first is written from `sent`.
     out: VecDeque<Zeroizing<Vec<u8>>>,
     out_bytes: usize,
@@ -700,12 +700,16 @@ impl Server {
                 warn!("cannot watch a connection: {}", sealgate_linux::os(e));
                 continue;
             }
+            let rest = match (&l.api, peer) {
+                (Api::Rest(features), Peer::Tcp(addr)) => Some(RestConn::new(addr.ip(), *features)),
+                _ => None,
+            };
             self.conns[slot] = Some(Conn {
                 fd,
                 api: l.api.clone(),
                 peer,
                 reader: FrameReader::new(MAX_REQUEST),
-                http: Zeroizing::new(Vec::new()),
+                rest,
                 out: VecDeque::new(),
                 out_bytes: 0,
                 sent: 0,
@@ -724,12 +728,12 @@ impl Server {
         if c.eof || c.out_bytes > OUT_HIGH {
             return;
         }
-        let room = match c.api {
-            Api::Ttrpc(_) => c.reader.room().min(READ_CHUNK),
-            Api::Rest(_) => REST_MAX_REQUEST.saturating_sub(c.http.len()).min(READ_CHUNK),
+        let room = match &c.rest {
+            None => c.reader.room().min(READ_CHUNK),
+            Some(r) => r.read_capacity().min(READ_CHUNK),
         };
         if room == 0 {
-            // A REST request over the limit: it gets its error when processed.
+            // Buffered requests are answered first (the connection is pending).
             return;
         }
         let mut buf = Zeroizing::new(vec![0u8; room]);
@@ -745,9 +749,9 @@ impl Server {
         };
         match event::recv(c.fd.as_fd(), &mut buf, &mut c.fds, max_fds) {
             ReadOutcome::Data(n) => {
-                match c.api {
-                    Api::Ttrpc(_) => c.reader.feed(&buf[..n]),
-                    Api::Rest(_) => c.http.extend_from_slice(&buf[..n]),
+                match &mut c.rest {
+                    None => c.reader.feed(&buf[..n]),
+                    Some(r) => r.feed(&buf[..n]),
                 }
                 if !self.pending.contains(&slot) {
                     self.pending.push_back(slot);
@@ -756,6 +760,9 @@ impl Server {
             ReadOutcome::WouldBlock => {}
             ReadOutcome::Closed => {
                 c.eof = true;
+                if let Some(r) = &mut c.rest {
+                    r.feed_eof();
+                }
                 // Requests already buffered are still answered (and written if the peer
                 // only shut down its sending side).
                 if !self.pending.contains(&slot) {
@@ -788,9 +795,27 @@ impl Server {
                 }
                 true
             }
-            Api::Rest(features) => {
-                self.rest(slot, &features);
-                false
+            Api::Rest(_) => {
+                for _ in 0..FRAMES_PER_TURN {
+                    let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                        return false;
+                    };
+                    if c.out_bytes > OUT_HIGH || c.close_after_write {
+                        return false;
+                    }
+                    let Some(conn) = c.rest.as_mut() else {
+                        return false;
+                    };
+                    match rest::step(conn, &mut self.hub) {
+                        Step::Write(bytes) => self.queue(slot, bytes),
+                        Step::NeedMore => return false,
+                        Step::Close => {
+                            c.close_after_write = true;
+                            return false;
+                        }
+                    }
+                }
+                true
             }
         }
     }
@@ -902,10 +927,6 @@ impl Server {
         Ok(Zeroizing::new(Vec::new()))
     }
 
-    fn rest(&mut self, slot: usize, features: &str) {
-        let _ = (slot, features);
-    }
-
     /// Writes what it can; closes the connection when it is done.
     fn flush(&mut self, slot: usize) {
         let Some(Some(c)) = self.conns.get_mut(slot) else {
@@ -954,6 +975,3 @@ impl Drop for ZeroizingRequest {
         zeroize::Zeroize::zeroize(&mut self.0.payload);
     }
 }
-
-/// Largest REST request (head and body).
-const REST_MAX_REQUEST: usize = (16 << 10) + (64 << 10);
