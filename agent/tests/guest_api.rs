@@ -658,3 +658,92 @@ fn malformed_frames_get_errors_and_a_stalled_client_blocks_nobody() {
     assert_eq!((b, raw_status(&pb_).0), (13, 12));
     drop((stalled1, stalled2));
 }
+
+/// `VmRSS` and `VmHWM` of a process, KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn median_us(mut v: Vec<Duration>) -> u128 {
+    v.sort();
+    v[v.len() / 2].as_micros()
+}
+
+/// The figures scripts/bench-serve prints (`SERVE-BENCH key=value` lines): the hub's idle
+/// RSS (started, nothing asked; then attested and idle), its peak RSS while 100 callers
+/// unseal at once (each on its own connection), and the median latency of an UnsealSecret
+/// and of a REST resource GET once attested. 100 callers must cost one attestation.
+#[test]
+#[ignore = "a measurement: scripts/bench-serve"]
+fn bench_serve_figures() {
+    let (w, kbs_key) = world("guest-api-bench");
+    let sealed = seal_vault("kbs:///default/app/db-password", &kbs_key, KEY_URI);
+    let c = launch(&w);
+    // The REST instance hands its port over asynchronously (kata does not wait for it).
+    let end = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(c.rest).is_err() {
+        assert!(Instant::now() < end, "REST port never answered\n{}", c.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let hub = c.children[0].1.id();
+    let (idle_start, _) = rss_kib(hub);
+    let unseal = |client: &ttrpc::Client| {
+        let p = call(
+            client,
+            "api.SealedSecretService",
+            "UnsealSecret",
+            &pb::UnsealSecretInput {
+                secret: sealed.clone().into_bytes(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", c.log_text()));
+        assert_eq!(
+            pb::UnsealSecretOutput::decode(&p[..]).unwrap().plaintext,
+            b"guest-api-db-password-5e1c"
+        );
+    };
+    // 100 callers at once, from cold: one attestation for all.
+    let barrier = std::sync::Barrier::new(100);
+    std::thread::scope(|s| {
+        for _ in 0..100 {
+            s.spawn(|| {
+                let client = c.cdh();
+                barrier.wait();
+                unseal(&client);
+            });
+        }
+    });
+    let (_, peak_100) = rss_kib(hub);
+    let (_, attest, _) = requests(&w.kbs.stats());
+    assert_eq!(attest, 1, "100 callers, one attestation\n{}", c.log_text());
+    let (idle_attested, _) = rss_kib(hub);
+    let cdh = c.cdh();
+    let mut unseal_times = Vec::new();
+    let mut rest_times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        unseal(&cdh);
+        unseal_times.push(t.elapsed());
+        let t = Instant::now();
+        let body = http_get(c.rest, "/cdh/resource/default/app/cert");
+        rest_times.push(t.elapsed());
+        assert!(body.ends_with("guest-api-cert-0b9d"), "{body}");
+    }
+    let parked: u64 = c.children[1..].iter().map(|(_, ch)| rss_kib(ch.id()).0).sum();
+    println!("SERVE-BENCH idle_rss_kib={idle_start}");
+    println!("SERVE-BENCH idle_attested_rss_kib={idle_attested}");
+    println!("SERVE-BENCH peak_rss_100_callers_kib={peak_100}");
+    println!("SERVE-BENCH parked_instances_rss_kib={parked}");
+    println!("SERVE-BENCH unseal_median_us={}", median_us(unseal_times));
+    println!("SERVE-BENCH rest_get_median_us={}", median_us(rest_times));
+    println!("SERVE-BENCH attestations_for_100_callers={attest}");
+}
