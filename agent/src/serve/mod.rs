@@ -975,3 +975,103 @@ impl Drop for ZeroizingRequest {
         zeroize::Zeroize::zeroize(&mut self.0.payload);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| String::from(*a)).collect()
+    }
+
+    #[test]
+    fn upstream_names_select_the_role() {
+        assert_eq!(
+            role_of("/usr/local/bin/attestation-agent"),
+            Some(Role::AttestationAgent)
+        );
+        assert_eq!(
+            role_of("confidential-data-hub"),
+            Some(Role::ConfidentialDataHub)
+        );
+        assert_eq!(
+            role_of("/usr/local/bin/api-server-rest"),
+            Some(Role::ApiServerRest)
+        );
+        assert_eq!(role_of("/sbin/sealgate"), None);
+        assert_eq!(role_of("attestation-agent-x"), None);
+    }
+
+    #[test]
+    fn kata_arguments_for_the_attestation_agent() {
+        let p = parse_aa(&v(&[
+            "--attestation_sock",
+            "unix:///run/confidential-containers/attestation-agent/attestation-agent.sock",
+            "--initdata-toml",
+            "/run/confidential-containers/initdata/initdata.toml",
+            "-c",
+            "/run/confidential-containers/initdata/aa.toml",
+        ]))
+        .unwrap();
+        assert_eq!(p.aa_socket.as_deref(), Some(AA_SOCKET));
+        assert_eq!(p.cdh_socket, None);
+        assert!(p.rest.is_none());
+        assert_eq!(
+            p.settings.initdata_toml.as_deref(),
+            Some("/run/confidential-containers/initdata/initdata.toml")
+        );
+        assert_eq!(
+            p.settings.aa_config.as_deref(),
+            Some("/run/confidential-containers/initdata/aa.toml")
+        );
+        let p = parse_aa(&v(&["--attestation_sock=unix:///tmp/a.sock"])).unwrap();
+        assert_eq!(p.aa_socket.as_deref(), Some("/tmp/a.sock"));
+        assert!(parse_aa(&v(&["--attestation_sock", "tcp://1.2.3.4:5"])).is_err());
+        assert!(parse_aa(&v(&["--attestation_sock"])).is_err());
+        assert!(parse_aa(&v(&["--initdata-digest", "x"])).is_err());
+    }
+
+    #[test]
+    fn serve_takes_its_flags_and_sealgates_options() {
+        let p = parse_serve(&v(&[
+            "--cdh_sock",
+            "unix:///tmp/c.sock",
+            "--bind",
+            "127.0.0.1:9006",
+            "--features",
+            "all",
+            "--kbs",
+            "http://10.0.2.2:8080",
+            "--tee",
+            "sample",
+        ]))
+        .unwrap();
+        assert_eq!(p.aa_socket.as_deref(), Some(AA_SOCKET));
+        assert_eq!(p.cdh_socket.as_deref(), Some("/tmp/c.sock"));
+        assert_eq!(
+            p.rest,
+            Some(("127.0.0.1:9006".parse().unwrap(), Features::All))
+        );
+        assert_eq!(
+            p.settings.options.flags.kbs_url.as_deref(),
+            Some("http://10.0.2.2:8080")
+        );
+        let p = parse_serve(&v(&["--no-rest"])).unwrap();
+        assert!(p.rest.is_none());
+        assert_eq!(
+            parse_serve(&v(&["--features", "none"])).unwrap_err(),
+            "Unknown features. Supported features are: resource, attestation, all."
+        );
+        assert!(parse_serve(&v(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn adopt_listener_message_round_trips() {
+        let m = AdoptListener {
+            role: "rest".into(),
+            features: "all".into(),
+            config: String::new(),
+        };
+        assert_eq!(AdoptListener::decode(&m.encode_to_vec()[..]).unwrap(), m);
+    }
+}
