@@ -22,6 +22,7 @@ pub mod initdata;
 pub mod jcs;
 pub mod jwe;
 pub mod kbs;
+pub mod keypem;
 pub mod outpath;
 pub mod rcar;
 pub mod rng;
@@ -29,6 +30,7 @@ pub mod sealed;
 pub mod teekey;
 pub mod tomlerror;
 pub mod trust;
+pub mod upstream;
 pub mod uri;
 
 #[cfg(test)]
