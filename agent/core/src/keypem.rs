@@ -181,8 +181,7 @@ mod tests {
     fn rsa_is_pkcs1_that_decodes_to_the_same_key() {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         use rsa::traits::PrivateKeyParts;
-        let key =
-            TeeKey::generate(KeyAlgorithm::RsaOaep256 { bits: 2048 }, &mut rng()).unwrap();
+        let key = TeeKey::generate(KeyAlgorithm::RsaOaep256 { bits: 2048 }, &mut rng()).unwrap();
         let pem = key.private_pem().unwrap();
         assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
         let back = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap();

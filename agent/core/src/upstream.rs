@@ -96,13 +96,10 @@ pub fn parse_aa(text: &str) -> Result<AaConfig, UpstreamConfigError> {
     })?;
     let eventlog = aa.eventlog_config;
     Ok(AaConfig {
-        kbs: aa
-            .token_configs
-            .and_then(|t| t.kbs)
-            .map(|k| UpstreamKbs {
-                url: k.url,
-                cert: nonempty(k.cert),
-            }),
+        kbs: aa.token_configs.and_then(|t| t.kbs).map(|k| UpstreamKbs {
+            url: k.url,
+            cert: nonempty(k.cert),
+        }),
         enable_eventlog: eventlog
             .as_ref()
             .and_then(|e| e.enable_eventlog)
@@ -170,11 +167,14 @@ mod tests {
         assert!(aa.enable_eventlog);
         assert_eq!(aa.init_pcr, 17);
         let empty = parse_aa("").unwrap();
-        assert_eq!(empty, AaConfig {
-            kbs: None,
-            enable_eventlog: false,
-            init_pcr: DEFAULT_INIT_PCR
-        });
+        assert_eq!(
+            empty,
+            AaConfig {
+                kbs: None,
+                enable_eventlog: false,
+                init_pcr: DEFAULT_INIT_PCR
+            }
+        );
     }
 
     #[test]
@@ -184,7 +184,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cdh.kbc_name.as_deref(), Some("cc_kbc"));
-        assert_eq!(cdh.kbs.unwrap().cert.as_deref(), Some("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(
+            cdh.kbs.unwrap().cert.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----")
+        );
         assert!(cdh.skip_sealed_secret_verification);
         assert_eq!(
             cdh.socket.as_deref(),
