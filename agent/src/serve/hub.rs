@@ -607,6 +607,11 @@ fn renewal_margin(life: Duration) -> Duration {
 fn client_error(e: &ClientError) -> HubError {
     let kind = match e {
         DriverError::Kbs(k) => match k {
+            // Trustee answers 401 for nearly every failure; its error type tells them
+            // apart: a resource it does not hold fails in the resource plugin.
+            KbsClientError::Unauthorized {
+                error: Some(kbs), ..
+            } if kbs.kind == "PluginInternalError" => HubErrorKind::NotFound,
             KbsClientError::Refused { .. } | KbsClientError::Unauthorized { .. } => {
                 HubErrorKind::PermissionDenied
             }
