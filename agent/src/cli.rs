@@ -87,6 +87,8 @@ kernel command line):
     --init-data FILE|DEV|scan     init-data (TOML file, kata block device, or scan the disks),
                                   checked against HOST_DATA/MRCONFIGID and sent with the evidence
     --configfs-tsm DIR            configfs-tsm report directory [/sys/kernel/config/tsm/report]
+    --sysfs DIR                   sysfs root: TDX CCEL and RTMR files under it [/sys]
+    --eventlog-dir DIR            AA event log directory (TDX) [/run/attestation-agent]
     --deadline SECS               end the whole run (DNS, connects, retries) by then [60]
     --connect-timeout-ms MS       TCP connect timeout [5000]
     --io-timeout-ms MS            per-exchange read/write timeout [30000]
@@ -193,6 +195,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--tee-key" => f.key_algorithm = Some(config::parse_key_algorithm(&value(&mut it)?)?),
             "--init-data" => f.init_data = Some(value(&mut it)?),
             "--configfs-tsm" => f.configfs_tsm = Some(value(&mut it)?),
+            "--sysfs" => f.sysfs = Some(value(&mut it)?),
+            "--eventlog-dir" => f.eventlog_dir = Some(value(&mut it)?),
             "--deadline" => {
                 f.deadline_secs = Some(config::parse_u64("--deadline", &value(&mut it)?)?)
             }

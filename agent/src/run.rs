@@ -8,6 +8,7 @@
 
 use crate::cli::Options;
 use crate::client::{Client, ClientError};
+use crate::eventlog::EventLogPaths;
 use crate::evidence::{Attester, AttesterError};
 use crate::initdata_source::{self, InitDataSourceError};
 use crate::prelude::*;
@@ -391,11 +392,21 @@ pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> 
     if let Some(d) = &init_data {
         // Init-data cannot choose the TEE or where its evidence comes from: both are set
         // by now, and its digest is checked before anything in it is used.
-        let mut a = Attester::new(
+        let mut a = Attester::with_paths(
             base.tee.unwrap_or(TeeChoice::Auto),
             base.configfs_tsm
                 .as_deref()
                 .unwrap_or(config::DEFAULT_CONFIGFS_TSM),
+            EventLogPaths {
+                sysfs: base
+                    .sysfs
+                    .clone()
+                    .unwrap_or_else(|| config::DEFAULT_SYSFS.into()),
+                dir: base
+                    .eventlog_dir
+                    .clone()
+                    .unwrap_or_else(|| config::DEFAULT_EVENTLOG_DIR.into()),
+            },
         )?;
         a.check_init_data(d)?;
         attester = Some(a);
