@@ -215,6 +215,41 @@ pub fn cc_eventlog(paths: &EventLogPaths) -> Result<Option<Vec<u8>>, EventLogFai
     })
 }
 
+/// Reading and extending RTMRs: the kernel's sysfs files ([`SysfsRtmrs`]), or a test's
+/// in-memory registers.
+pub trait Rtmrs {
+    /// Whether the registers can be read and extended here.
+    fn available(&self) -> bool;
+    /// RTMR `index` (0..=3).
+    fn read(&mut self, index: u32) -> Result<[u8; SHA384_LEN], EventLogFailure>;
+    /// Extends RTMR `index` by `digest` (`SHA384(old || digest)`).
+    fn extend(&mut self, index: u32, digest: &[u8; SHA384_LEN]) -> Result<(), EventLogFailure>;
+}
+
+/// The kernel's RTMR files under `<sysfs>/devices/virtual/misc/tdx_guest/measurements`.
+pub struct SysfsRtmrs<'a> {
+    paths: &'a EventLogPaths,
+}
+
+impl<'a> SysfsRtmrs<'a> {
+    /// The files under `paths.sysfs`.
+    pub fn new(paths: &'a EventLogPaths) -> Self {
+        SysfsRtmrs { paths }
+    }
+}
+
+impl Rtmrs for SysfsRtmrs<'_> {
+    fn available(&self) -> bool {
+        fs::exists(&self.paths.rtmr(3))
+    }
+    fn read(&mut self, index: u32) -> Result<[u8; SHA384_LEN], EventLogFailure> {
+        read_rtmr(self.paths, index)
+    }
+    fn extend(&mut self, index: u32, digest: &[u8; SHA384_LEN]) -> Result<(), EventLogFailure> {
+        extend_rtmr(self.paths, index, digest)
+    }
+}
+
 /// Whether this guest can extend RTMRs the way sealgate does: TDX with the kernel's sysfs
 /// measurement files (Linux 6.16+). The TDX_CMD_EXTEND_RTMR ioctl exists only as
 /// out-of-tree patches, and configfs-tsm has no RTMR interface, so that is all.
@@ -364,10 +399,34 @@ pub fn extend_runtime_measurement(
     content: &str,
     register_index: Option<u64>,
 ) -> Result<Measurement, EventLogFailure> {
+    extend_runtime_measurement_with(
+        &mut SysfsRtmrs::new(paths),
+        tee,
+        paths,
+        enabled,
+        domain,
+        operation,
+        content,
+        register_index,
+    )
+}
+
+/// [`extend_runtime_measurement`] with the registers behind `rtmrs`.
+#[allow(clippy::too_many_arguments)]
+pub fn extend_runtime_measurement_with(
+    rtmrs: &mut dyn Rtmrs,
+    tee: Tee,
+    paths: &EventLogPaths,
+    enabled: bool,
+    domain: &str,
+    operation: &str,
+    content: &str,
+    register_index: Option<u64>,
+) -> Result<Measurement, EventLogFailure> {
     if !enabled {
         return Ok(Measurement::NotEnabled);
     }
-    if !supports_runtime_measurement(tee, paths) {
+    if tee != Tee::Tdx || !rtmrs.available() {
         return Ok(Measurement::NotSupported);
     }
     let mr_index = el::pcr_to_mr(register_index.unwrap_or(el::DEFAULT_AAEL_PCR));
@@ -381,7 +440,7 @@ pub fn extend_runtime_measurement(
     create_dir_all(&paths.dir)?;
     let aael = paths.aael();
     let wal_path = paths.wal();
-    let current = read_rtmr(paths, rtmr)?;
+    let current = rtmrs.read(rtmr)?;
     let digest = event.digest();
     let wal = Wal {
         offset: file_len(&aael)?,
@@ -389,8 +448,8 @@ pub fn extend_runtime_measurement(
         text: event.text().into(),
     };
     write_at(&wal_path, &wal.encode(), 0, true)?;
-    extend_rtmr(paths, rtmr, &digest)?;
-    let after = read_rtmr(paths, rtmr)?;
+    rtmrs.extend(rtmr, &digest)?;
+    let after = rtmrs.read(rtmr)?;
     if after != wal.expected {
         return Err(EventLogFailure::ExtendMismatch {
             path: paths.rtmr(rtmr),
@@ -411,11 +470,20 @@ pub fn extend_runtime_measurement(
 /// saved offset and the WAL removed. No WAL: nothing to do. Off TDX (or without the sysfs
 /// RTMR files) a WAL is left alone with a warning.
 pub fn recover(tee: Tee, paths: &EventLogPaths) -> Result<(), EventLogFailure> {
+    recover_with(&mut SysfsRtmrs::new(paths), tee, paths)
+}
+
+/// [`recover`] with the registers behind `rtmrs`.
+pub fn recover_with(
+    rtmrs: &mut dyn Rtmrs,
+    tee: Tee,
+    paths: &EventLogPaths,
+) -> Result<(), EventLogFailure> {
     let wal_path = paths.wal();
     let Some(bytes) = read_optional(&wal_path, 8 + SHA384_LEN + MAX_EVENT_TEXT)? else {
         return Ok(());
     };
-    if !supports_runtime_measurement(tee, paths) {
+    if tee != Tee::Tdx || !rtmrs.available() {
         warn!("event log: {wal_path} exists but this guest cannot extend RTMRs; left alone");
         return Ok(());
     }
@@ -426,7 +494,7 @@ pub fn recover(tee: Tee, paths: &EventLogPaths) -> Result<(), EventLogFailure> {
     let digest = el::digest_for_text(&wal.text);
     let mut found = None;
     for rtmr in 0..4u32 {
-        let current = read_rtmr(paths, rtmr)?;
+        let current = rtmrs.read(rtmr)?;
         if current == wal.expected {
             found = Some((rtmr, false));
             break;
@@ -440,7 +508,7 @@ pub fn recover(tee: Tee, paths: &EventLogPaths) -> Result<(), EventLogFailure> {
         return Err(EventLogFailure::WalMismatch { path: wal_path });
     };
     if needs_extend {
-        extend_rtmr(paths, rtmr, &digest)?;
+        rtmrs.extend(rtmr, &digest)?;
     }
     write_at(
         &paths.aael(),
@@ -496,6 +564,185 @@ mod tests {
         assert_eq!(cc_eventlog(&paths).unwrap(), None);
     }
 
+    /// Registers in memory, extended as the TDX module does; `fail_extend` makes the next
+    /// extend fail (a crash between the WAL and the extend).
+    struct MemRtmrs {
+        r: [[u8; 48]; 4],
+        fail_extend: bool,
+    }
+
+    impl Rtmrs for MemRtmrs {
+        fn available(&self) -> bool {
+            true
+        }
+        fn read(&mut self, index: u32) -> Result<[u8; 48], EventLogFailure> {
+            Ok(self.r[index as usize])
+        }
+        fn extend(&mut self, index: u32, digest: &[u8; 48]) -> Result<(), EventLogFailure> {
+            if self.fail_extend {
+                self.fail_extend = false;
+                return Err(EventLogFailure::Write {
+                    path: "mem".into(),
+                    op: "extend",
+                    errno: Errno::IO,
+                });
+            }
+            let slot = &mut self.r[index as usize];
+            *slot = el::extend(slot, digest);
+            Ok(())
+        }
+    }
+
+    fn ccel_area() -> Vec<u8> {
+        let mut log = el::spec_id_header(&[(el::ALG_SHA384, 48)]);
+        for (mr, text) in [(1u32, b"fw".as_slice()), (2, b"kernel"), (3, b"cmdline")] {
+            let d: [u8; 48] = sha2::Sha384::digest(text).into();
+            log.extend(el::event2(
+                mr,
+                el::EV_EVENT_TAG,
+                &[(el::ALG_SHA384, &d)],
+                text,
+            ));
+        }
+        log.resize(log.len() + 64, 0xFF);
+        log
+    }
+
+    use sha2::Digest;
+
+    #[test]
+    fn extend_records_and_the_log_replays_to_the_registers() {
+        let base = tmp("extend");
+        let paths = EventLogPaths {
+            sysfs: join(&base, "sys"),
+            dir: join(&base, "run/attestation-agent"),
+        };
+        let ccel = ccel_area();
+        std::fs::create_dir_all(std::path::Path::new(&paths.ccel()).parent().unwrap()).unwrap();
+        std::fs::write(paths.ccel(), &ccel).unwrap();
+        let len = el::trim_ccel(&ccel).unwrap();
+        let mut firmware = ccel[..len].to_vec();
+        firmware.extend_from_slice(&el::EL_END_FLAG);
+        let mut mem = MemRtmrs {
+            r: EventLog::parse(&firmware).unwrap().replay(),
+            fail_extend: false,
+        };
+        for (i, content) in ["{\"image\":\"a\"}", "second"].iter().enumerate() {
+            let r = extend_runtime_measurement_with(
+                &mut mem,
+                Tee::Tdx,
+                &paths,
+                true,
+                "github.com/confidential-containers",
+                "PullImage",
+                content,
+                None,
+            )
+            .unwrap();
+            assert_eq!(r, Measurement::Ok);
+            assert!(!std::path::Path::new(&paths.wal()).exists(), "WAL removed");
+            let log = cc_eventlog(&paths).unwrap().unwrap();
+            let parsed = EventLog::parse(&log).unwrap();
+            assert_eq!(parsed.events.len(), 4 + i + 1);
+            assert_eq!(parsed.replay(), mem.r, "the log replays to the registers");
+        }
+        // Another register (PCR 8 -> MR 3 -> RTMR2): recorded under its own index.
+        extend_runtime_measurement_with(&mut mem, Tee::Tdx, &paths, true, "d", "o", "c", Some(8))
+            .unwrap();
+        let parsed = EventLog::parse(&cc_eventlog(&paths).unwrap().unwrap()).unwrap();
+        assert_eq!(parsed.events.last().unwrap().mr_index, 3);
+        assert_eq!(parsed.replay(), mem.r);
+        // A content with a line feed is refused before anything happens.
+        let before = mem.r;
+        let err = extend_runtime_measurement_with(
+            &mut mem,
+            Tee::Tdx,
+            &paths,
+            true,
+            "d",
+            "o",
+            "a\nb",
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("line feed"), "{err}");
+        assert_eq!(mem.r, before);
+        // Off TDX: NOT_SUPPORTED even with registers.
+        assert_eq!(
+            extend_runtime_measurement_with(&mut mem, Tee::Snp, &paths, true, "d", "o", "c", None)
+                .unwrap(),
+            Measurement::NotSupported
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_leftover_wal_is_finished_at_start() {
+        let base = tmp("wal");
+        let paths = EventLogPaths {
+            sysfs: join(&base, "sys"),
+            dir: join(&base, "run"),
+        };
+        let mut mem = MemRtmrs {
+            r: [[1; 48], [2; 48], [3; 48], [0; 48]],
+            fail_extend: false,
+        };
+        extend_runtime_measurement_with(&mut mem, Tee::Tdx, &paths, true, "d", "o", "one", None)
+            .unwrap();
+        // Crash after the WAL, before the extend.
+        mem.fail_extend = true;
+        assert!(
+            extend_runtime_measurement_with(
+                &mut mem,
+                Tee::Tdx,
+                &paths,
+                true,
+                "d",
+                "o",
+                "two",
+                None
+            )
+            .is_err()
+        );
+        assert!(std::path::Path::new(&paths.wal()).exists());
+        recover_with(&mut mem, Tee::Tdx, &paths).unwrap();
+        assert!(!std::path::Path::new(&paths.wal()).exists());
+        let log = EventLog::parse(&cc_eventlog(&paths).unwrap().unwrap()).unwrap();
+        assert_eq!(log.events.len(), 3, "header, one, two");
+        assert_eq!(log.events[2].aael_text(), Some("d o two"));
+        // The AAEL alone replays RTMR3 (the CCEL is absent here).
+        assert_eq!(log.replay()[3], mem.r[3]);
+
+        // Crash after the extend, before the record: the register already holds the value.
+        let wal = Wal {
+            offset: std::fs::metadata(paths.aael()).unwrap().len(),
+            expected: el::extend(&mem.r[3], &el::digest_for_text("d o three")),
+            text: "d o three".into(),
+        };
+        std::fs::write(paths.wal(), wal.encode()).unwrap();
+        mem.extend(3, &el::digest_for_text("d o three")).unwrap();
+        let r3 = mem.r[3];
+        recover_with(&mut mem, Tee::Tdx, &paths).unwrap();
+        assert_eq!(mem.r[3], r3, "not extended twice");
+        let log = EventLog::parse(&cc_eventlog(&paths).unwrap().unwrap()).unwrap();
+        assert_eq!(log.replay()[3], mem.r[3]);
+
+        // A WAL no register can reach is refused and left in place.
+        let wal = Wal {
+            offset: 0,
+            expected: [7; 48],
+            text: "x".into(),
+        };
+        std::fs::write(paths.wal(), wal.encode()).unwrap();
+        let err = recover_with(&mut mem, Tee::Tdx, &paths).unwrap_err();
+        assert!(matches!(err, EventLogFailure::WalMismatch { .. }), "{err}");
+        assert!(std::path::Path::new(&paths.wal()).exists());
+        // No WAL: nothing to do.
+        std::fs::remove_file(paths.wal()).unwrap();
+        recover_with(&mut mem, Tee::Tdx, &paths).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
     #[test]
     fn cc_eventlog_from_files() {
         let base = tmp("cc");
@@ -511,7 +758,11 @@ mod tests {
         assert_eq!(EventLog::parse(&log).unwrap().events.len(), 2);
         let ccel = paths.ccel();
         std::fs::create_dir_all(std::path::Path::new(&ccel).parent().unwrap()).unwrap();
-        std::fs::write(&ccel, [0u8; 40]).unwrap();
+        // A SpecID header whose size runs past the area.
+        let mut bad = [0u8; 40];
+        bad[4] = 3;
+        bad[28] = 0xFF;
+        std::fs::write(&ccel, bad).unwrap();
         let err = cc_eventlog(&paths).unwrap_err().to_string();
         assert!(err.contains("CCEL"), "{err}");
         std::fs::remove_dir_all(&base).unwrap();
