@@ -17,6 +17,10 @@ pub enum Command {
     /// The init stage: prepare the early system, unseal, then exec the next init (with
     /// these arguments) or report and power off.
     Init(Options, Vec<String>),
+    /// Unseal every `sealed.` environment value (and, without `--env-only`, the configured
+    /// resources and sealed-secret files, as `unseal`), then exec a command with the
+    /// plaintext values in its environment.
+    Exec(Options, ExecSpec),
     /// Print usage.
     Help,
     /// Print the version.
@@ -32,6 +36,16 @@ pub struct Options {
     pub config_file: Option<String>,
     /// `--kernel-cmdline FILE` (default `/proc/cmdline`).
     pub kernel_cmdline: Option<String>,
+}
+
+/// What `sealgate exec` runs.
+#[derive(Debug, Default)]
+pub struct ExecSpec {
+    /// `--env-only`: only the environment's sealed values; the configured resources and
+    /// sealed-secret directory are ignored and nothing is written anywhere.
+    pub env_only: bool,
+    /// The command and its arguments (everything after `--`; at least the command).
+    pub argv: Vec<String>,
 }
 
 /// A usage error (exit status 2).
@@ -58,6 +72,10 @@ USAGE:
     sealgate get-resource [OPTIONS] URI   write one resource to stdout (debugging)
     sealgate init [OPTIONS] [-- ARGS...]  init stage (PID 1): mounts, modules, network, unseal,
                                           then exec the next init with ARGS, or report
+    sealgate exec [OPTIONS] [--env-only] -- CMD [ARGS...]
+                                          unseal every environment value that starts with
+                                          sealed. (and, without --env-only, what unseal
+                                          would), then exec CMD with the plaintext values
     sealgate --help | --version
 
 As the kernel's PID 1 (its /init) sealgate runs the init stage and takes no argument as
@@ -87,6 +105,8 @@ kernel command line):
     --init-data FILE|DEV|scan     init-data (TOML file, kata block device, or scan the disks),
                                   checked against HOST_DATA/MRCONFIGID and sent with the evidence
     --configfs-tsm DIR            configfs-tsm report directory [/sys/kernel/config/tsm/report]
+    --sysfs DIR                   sysfs root: TDX CCEL and RTMR files under it [/sys]
+    --eventlog-dir DIR            AA event log directory (TDX) [/run/attestation-agent]
     --deadline SECS               end the whole run (DNS, connects, retries) by then [60]
     --connect-timeout-ms MS       TCP connect timeout [5000]
     --io-timeout-ms MS            per-exchange read/write timeout [30000]
@@ -128,6 +148,7 @@ pub const COMMANDS: &[&str] = &[
     "unseal",
     "get-resource",
     "init",
+    "exec",
     "-h",
     "--help",
     "help",
@@ -146,7 +167,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     match sub {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" | "version" => return Ok(Command::Version),
-        "unseal" | "get-resource" | "init" => {}
+        "unseal" | "get-resource" | "init" | "exec" => {}
         other => {
             return Err(UsageError(format!(
                 "unknown command '{other}' (try --help)"
@@ -160,10 +181,14 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut positional: Vec<String> = Vec::new();
     let mut next_args: Vec<String> = Vec::new();
     let init = sub == "init";
+    let exec = sub == "exec";
+    let mut env_only = false;
+    let mut saw_dashes = false;
     let f = &mut o.flags;
     while let Some(arg) = it.next() {
-        if init && arg == "--" {
+        if (init || exec) && arg == "--" {
             next_args.extend(it.by_ref().cloned());
+            saw_dashes = true;
             break;
         }
         let (name, inline) = match arg.split_once('=') {
@@ -193,6 +218,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--tee-key" => f.key_algorithm = Some(config::parse_key_algorithm(&value(&mut it)?)?),
             "--init-data" => f.init_data = Some(value(&mut it)?),
             "--configfs-tsm" => f.configfs_tsm = Some(value(&mut it)?),
+            "--sysfs" => f.sysfs = Some(value(&mut it)?),
+            "--eventlog-dir" => f.eventlog_dir = Some(value(&mut it)?),
             "--deadline" => {
                 f.deadline_secs = Some(config::parse_u64("--deadline", &value(&mut it)?)?)
             }
@@ -206,6 +233,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--log-level" => f.log_level = Some(value(&mut it)?),
             "--config" => o.config_file = Some(value(&mut it)?),
             "--kernel-cmdline" => o.kernel_cmdline = Some(value(&mut it)?),
+            "--env-only" if exec => env_only = true,
             "--report" if init => f.init_mode = Some(InitMode::Report),
             "--next-init" if init => f.next_init = Some(value(&mut it)?),
             "--on-failure" if init => f.on_failure = Some(OnFailure::parse(&value(&mut it)?)?),
@@ -239,6 +267,21 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Some(p) => Err(UsageError(format!(
                 "unexpected argument '{p}' (arguments for the next init go after --)"
             ))),
+        },
+        "exec" => match (positional.first(), saw_dashes && !next_args.is_empty()) {
+            (Some(p), _) => Err(UsageError(format!(
+                "unexpected argument '{p}' (the command goes after --)"
+            ))),
+            (None, false) => Err(UsageError(
+                "exec needs a command after -- (sealgate exec [OPTIONS] -- CMD [ARGS...])".into(),
+            )),
+            (None, true) => Ok(Command::Exec(
+                o,
+                ExecSpec {
+                    env_only,
+                    argv: next_args,
+                },
+            )),
         },
         "unseal" => match positional.first() {
             None => Ok(Command::Unseal(o)),
@@ -343,5 +386,33 @@ mod tests {
         };
         assert_eq!((o.flags.net, rest.len()), (Some(false), 0));
         assert!(COMMANDS.contains(&"init") && !COMMANDS.contains(&"single"));
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_dashes() {
+        let Command::Exec(o, spec) = parse(&args(
+            "exec --kbs http://k --env-only -- /usr/bin/env -i --kbs x",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert!(spec.env_only);
+        assert_eq!(spec.argv, ["/usr/bin/env", "-i", "--kbs", "x"]);
+        assert_eq!(o.flags.kbs_url.as_deref(), Some("http://k"));
+        let Command::Exec(_, spec) = parse(&args("exec -- true")).unwrap() else {
+            panic!()
+        };
+        assert!(!spec.env_only);
+        for (line, want) in [
+            ("exec", "needs a command after --"),
+            ("exec --", "needs a command after --"),
+            ("exec true", "the command goes after --"),
+            ("unseal --env-only", "unknown option '--env-only'"),
+            ("exec --report -- x", "unknown option '--report'"),
+        ] {
+            let e = parse(&args(line)).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        assert!(COMMANDS.contains(&"exec"));
     }
 }

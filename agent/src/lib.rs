@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod cli;
 pub mod client;
+pub mod eventlog;
 pub mod evidence;
 pub mod init;
 pub mod initdata_source;

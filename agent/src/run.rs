@@ -8,6 +8,7 @@
 
 use crate::cli::Options;
 use crate::client::{Client, ClientError};
+use crate::eventlog::EventLogPaths;
 use crate::evidence::{Attester, AttesterError};
 use crate::initdata_source::{self, InitDataSourceError};
 use crate::prelude::*;
@@ -15,6 +16,7 @@ use crate::transport::HttpTransport;
 use core::fmt;
 use core::time::Duration;
 use sealgate_core::config::{self, Config, ConfigError, Settings, TeeChoice};
+use sealgate_core::escape::escape;
 use sealgate_core::hosts::{AddrError, Url};
 use sealgate_core::initdata::{InitData, InitDataError};
 use sealgate_core::outpath::{PathError, RelPath};
@@ -130,6 +132,37 @@ pub enum Failure {
     GetResource(ClientError),
     /// Writing to stdout failed.
     Stdout(rustix::io::Errno),
+    /// A `sealed.` environment value is not a sealed secret (`exec`).
+    SealedEnv {
+        /// The variable's name.
+        name: String,
+        /// Why.
+        error: SealedError,
+    },
+    /// A sealed environment value could not be unsealed (`exec`).
+    UnsealEnv {
+        /// The variable's name.
+        name: String,
+        /// Why.
+        error: SealedFailure,
+    },
+    /// An unsealed environment value holds a NUL byte, which no environment can carry.
+    EnvNul {
+        /// The variable's name.
+        name: String,
+    },
+    /// `exec`'s command is not an executable file (or not on PATH).
+    CommandNotFound {
+        /// The command as given.
+        command: String,
+    },
+    /// `execve` failed.
+    Exec {
+        /// The resolved path.
+        path: String,
+        /// The errno.
+        errno: rustix::io::Errno,
+    },
     /// The run's deadline (`--deadline`) passed before the output was written.
     Deadline {
         /// The deadline, seconds.
@@ -249,6 +282,32 @@ impl fmt::Display for Failure {
             Failure::ResourceUri(e) => write!(f, "{e}"),
             Failure::GetResource(e) => write!(f, "{e}"),
             Failure::Stdout(e) => write!(f, "writing to stdout: {}", sealgate_linux::os(e)),
+            Failure::SealedEnv { name, error } => write!(
+                f,
+                "environment variable {}: {error}; nothing was exec'ed",
+                escape(name, 128)
+            ),
+            Failure::UnsealEnv { name, error } => write!(
+                f,
+                "sealed environment variable {}: {error}; nothing was written or exec'ed",
+                escape(name, 128)
+            ),
+            Failure::EnvNul { name } => write!(
+                f,
+                "the plaintext of environment variable {} holds a NUL byte, which an environment cannot carry; nothing was exec'ed",
+                escape(name, 128)
+            ),
+            Failure::CommandNotFound { command } => write!(
+                f,
+                "{}: no such executable (not a path to an executable file, nor found on PATH); nothing was unsealed",
+                escape(command, 256)
+            ),
+            Failure::Exec { path, errno } => write!(
+                f,
+                "cannot exec {}: {}",
+                escape(path, 256),
+                sealgate_linux::os(errno)
+            ),
             Failure::Deadline { secs, before } => {
                 write!(f, "deadline of {secs} s passed before {before}; nothing was written")
             }
@@ -407,11 +466,21 @@ pub(crate) fn load_settings(
     if let Some(d) = &init_data {
         // Init-data cannot choose the TEE or where its evidence comes from: both are set
         // by now, and its digest is checked before anything in it is used.
-        let mut a = Attester::new(
+        let mut a = Attester::with_paths(
             base.tee.unwrap_or(TeeChoice::Auto),
             base.configfs_tsm
                 .as_deref()
                 .unwrap_or(config::DEFAULT_CONFIGFS_TSM),
+            EventLogPaths {
+                sysfs: base
+                    .sysfs
+                    .clone()
+                    .unwrap_or_else(|| config::DEFAULT_SYSFS.into()),
+                dir: base
+                    .eventlog_dir
+                    .clone()
+                    .unwrap_or_else(|| config::DEFAULT_EVENTLOG_DIR.into()),
+            },
         )?;
         a.check_init_data(d)?;
         attester = Some(a);
@@ -544,7 +613,7 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
                 path: path.clone(),
                 error,
             })?,
-            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, path, sealed)
+            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, &path, sealed)
                 .map_err(|error| Failure::Sealed {
                     path: path.clone(),
                     error,
@@ -597,40 +666,9 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
         for (path, bytes) in inputs {
             let bytes = Zeroizing::new(bytes);
             let text = trim_ascii_end(&bytes);
-            let file = || format!("{dir}/{path}");
-            let sealed = match SealedSecret::parse(text) {
-                // The kid is checked here, before the first byte goes to the KBS: an
-                // input nobody has verified yet must not choose what the agent fetches.
-                // With the insecure flag, a bad kid leaves the secret unverifiable
-                // (accepted with a warning when it is unsealed), never fetched.
-                Ok(s) => match s.key_source() {
-                    Err(error) if !cfg.allow_unsigned => {
-                        return Err(Failure::SealedInput {
-                            file: file(),
-                            error,
-                        });
-                    }
-                    _ => Sealed::Signed(s),
-                },
-                Err(e) if cfg.allow_unsigned => {
-                    warn!(
-                        "INSECURE: {}: {e}; accepting it unverified as configured",
-                        file()
-                    );
-                    Sealed::Unverified(sealed::parse_unverified(text).map_err(|error| {
-                        Failure::SealedInput {
-                            file: file(),
-                            error,
-                        }
-                    })?)
-                }
-                Err(error) => {
-                    return Err(Failure::SealedInput {
-                        file: file(),
-                        error,
-                    });
-                }
-            };
+            let file = format!("{dir}/{path}");
+            let sealed = parse_sealed(cfg, text, &file)
+                .map_err(|error| Failure::SealedInput { file, error })?;
             plan.push((path, Source::Sealed(Box::new(sealed))));
         }
     }
@@ -641,6 +679,24 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
         }
     }
     Ok(plan)
+}
+
+/// Parses one sealed secret (`sealed.<JWS>`) of the input `what` names. The kid is checked
+/// here, before the first byte goes to the KBS: an input nobody has verified yet must not
+/// choose what the agent fetches. With the insecure flag, a bad kid leaves the secret
+/// unverifiable (accepted with a warning when it is unsealed), never fetched.
+fn parse_sealed(cfg: &Config, text: &[u8], what: &str) -> Result<Sealed, SealedError> {
+    match SealedSecret::parse(text) {
+        Ok(s) => match s.key_source() {
+            Err(error) if !cfg.allow_unsigned => Err(error),
+            _ => Ok(Sealed::Signed(s)),
+        },
+        Err(e) if cfg.allow_unsigned => {
+            warn!("INSECURE: {what}: {e}; accepting it unverified as configured");
+            Ok(Sealed::Unverified(sealed::parse_unverified(text)?))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// A sealed file written by an editor or `echo` ends in a newline; the JWS never does.
@@ -656,7 +712,7 @@ fn unseal_one(
     cfg: &Config,
     client: &mut Client<HttpTransport>,
     keys: &mut BTreeMap<String, Option<PublicJwk>>,
-    path: &RelPath,
+    path: &dyn fmt::Display,
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, SealedFailure> {
     let verified;
@@ -777,4 +833,173 @@ pub fn get_resource(opts: &Options, uri: &str) -> Result<(), Failure> {
     before_deadline(&cfg, deadline, "writing to stdout".into())?;
     sealgate_linux::stdio::write_all(sealgate_linux::stdio::stdout(), &secret)
         .map_err(Failure::Stdout)
+}
+
+/// The prefix of a sealed value, in an environment entry as in a file.
+const SEALED_PREFIX: &str = "sealed.";
+/// Where `exec` looks for a command without a `/` when the environment has no PATH.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The executable `command` names: itself if it contains a `/`, else the first executable
+/// regular file of that name in `path_var`'s directories (empty entries are skipped).
+pub fn resolve_command(command: &str, path_var: Option<&str>) -> Option<String> {
+    let executable = |p: &str| {
+        rustix::fs::stat(p)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+            && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok()
+    };
+    if command.is_empty() {
+        return None;
+    }
+    if command.contains('/') {
+        return executable(command).then(|| command.to_string());
+    }
+    path_var
+        .unwrap_or(DEFAULT_PATH)
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{}/{command}", d.trim_end_matches('/')))
+        .find(|p| executable(p))
+}
+
+/// `sealgate exec [--env-only] -- CMD ARGS...`: every environment value that starts with
+/// `sealed.` is unsealed through the KBS (the rules and failures of `unseal`); without
+/// `--env-only` the configured resources and sealed-secret files are unsealed into the
+/// sealed directory too, in the same session (all or nothing, as `unseal`). Then CMD is
+/// exec'ed with the plaintext values in place of the sealed ones and every other variable
+/// unchanged. Nothing is exec'ed if anything fails. Returns only on failure.
+pub fn exec(
+    opts: &Options,
+    sources: Sources,
+    spec: &crate::cli::ExecSpec,
+    env: &[String],
+) -> Failure {
+    let started = Instant::now();
+    match exec_prepare(opts, sources, spec, env, started) {
+        Ok((path, envp)) => {
+            let envp: Vec<&[u8]> = envp.iter().map(|e| e.as_slice()).collect();
+            let errno = sealgate_linux::process::exec(&path, &spec.argv, &envp);
+            Failure::Exec { path, errno }
+        }
+        Err(f) => f,
+    }
+}
+
+/// Everything `exec` does before the `execve`: the resolved command and the environment.
+fn exec_prepare(
+    opts: &Options,
+    sources: Sources,
+    spec: &crate::cli::ExecSpec,
+    env: &[String],
+    started: Instant,
+) -> Result<(String, Vec<Zeroizing<Vec<u8>>>), Failure> {
+    let Loaded {
+        config: cfg,
+        init_data,
+        attester,
+        ..
+    } = load_config(opts, sources)?;
+    let deadline = run_deadline(&cfg, started);
+    // Everything local first: the command, the sealed values' syntax, the plan.
+    let command = spec.argv.first().map(String::as_str).unwrap_or_default();
+    let path_var = env.iter().find_map(|kv| kv.strip_prefix("PATH="));
+    let path = resolve_command(command, path_var).ok_or_else(|| Failure::CommandNotFound {
+        command: command.to_string(),
+    })?;
+    let mut sealed_env: Vec<(usize, String, Sealed)> = Vec::new();
+    for (i, entry) in env.iter().enumerate() {
+        let Some((name, value)) = entry.split_once('=') else {
+            continue;
+        };
+        if !value.starts_with(SEALED_PREFIX) {
+            continue;
+        }
+        let what = format!("environment variable {}", escape(name, 128));
+        let sealed =
+            parse_sealed(&cfg, value.trim_ascii_end().as_bytes(), &what).map_err(|error| {
+                Failure::SealedEnv {
+                    name: name.to_string(),
+                    error,
+                }
+            })?;
+        sealed_env.push((i, name.to_string(), sealed));
+    }
+    let plan = if spec.env_only {
+        Vec::new()
+    } else {
+        plan(&cfg)?
+    };
+    let mut envp: Vec<Zeroizing<Vec<u8>>> = env
+        .iter()
+        .map(|e| Zeroizing::new(e.as_bytes().to_vec()))
+        .collect();
+    if sealed_env.is_empty() && plan.is_empty() {
+        info!(
+            "exec: no sealed value in the environment and nothing configured to unseal; exec {path}"
+        );
+        return Ok((path, envp));
+    }
+    let sealdir = if plan.is_empty() {
+        None
+    } else {
+        Some(SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?)
+    };
+    let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
+    let mut keys: BTreeMap<String, Option<PublicJwk>> = BTreeMap::new();
+    let mut secrets: Vec<(RelPath, Zeroizing<Vec<u8>>)> = Vec::with_capacity(plan.len());
+    for (path, source) in &plan {
+        let plaintext = match source {
+            Source::Resource(uri) => client.fetch(uri).map_err(|error| Failure::Fetch {
+                path: path.clone(),
+                error,
+            })?,
+            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, &path, sealed)
+                .map_err(|error| Failure::Sealed {
+                    path: path.clone(),
+                    error,
+                })?,
+        };
+        secrets.push((path.clone(), plaintext));
+    }
+    for (i, name, sealed) in &sealed_env {
+        let label = format!("environment variable {}", escape(name, 128));
+        let plaintext =
+            unseal_one(&cfg, &mut client, &mut keys, &label, sealed).map_err(|error| {
+                Failure::UnsealEnv {
+                    name: name.clone(),
+                    error,
+                }
+            })?;
+        if plaintext.contains(&0) {
+            return Err(Failure::EnvNul { name: name.clone() });
+        }
+        let mut entry = Zeroizing::new(Vec::with_capacity(name.len() + 1 + plaintext.len()));
+        entry.extend_from_slice(name.as_bytes());
+        entry.push(b'=');
+        entry.extend_from_slice(&plaintext);
+        envp[*i] = entry;
+    }
+    before_deadline(&cfg, deadline, format!("exec {path}"))?;
+    if let Some(sealdir) = sealdir {
+        let batch: Vec<(RelPath, &[u8])> = secrets
+            .iter()
+            .map(|(p, s)| (p.clone(), s.as_slice()))
+            .collect();
+        let report = sealdir.commit(&batch)?;
+        for file in &report.files {
+            info!("wrote {}/{}", cfg.sealed_dir, file);
+        }
+    }
+    let s = client.stats;
+    info!(
+        "exec: unsealed {} environment value(s){} ({} attestation(s)); exec {path}",
+        sealed_env.len(),
+        if secrets.is_empty() {
+            String::new()
+        } else {
+            format!(" and {} file(s) into {}", secrets.len(), cfg.sealed_dir)
+        },
+        s.attestations
+    );
+    Ok((path, envp))
 }

@@ -141,6 +141,10 @@ pub struct Settings {
     pub init_data: Option<String>,
     /// The configfs-tsm report directory.
     pub configfs_tsm: Option<String>,
+    /// The sysfs root (CCEL, TDX measurement files, RTMR extends).
+    pub sysfs: Option<String>,
+    /// The event-log directory (the AAEL and its write-ahead record).
+    pub eventlog_dir: Option<String>,
     /// Init stage: what runs once the secrets are in place.
     pub init_mode: Option<InitMode>,
     /// Init stage: the program exec'ed next (`InitMode::Exec`).
@@ -196,6 +200,8 @@ impl Settings {
             log_level,
             init_data,
             configfs_tsm,
+            sysfs,
+            eventlog_dir,
             init_mode,
             next_init,
             on_failure,
@@ -302,6 +308,10 @@ impl Settings {
             configfs_tsm: self
                 .configfs_tsm
                 .unwrap_or_else(|| DEFAULT_CONFIGFS_TSM.to_string()),
+            sysfs: self.sysfs.unwrap_or_else(|| DEFAULT_SYSFS.to_string()),
+            eventlog_dir: self
+                .eventlog_dir
+                .unwrap_or_else(|| DEFAULT_EVENTLOG_DIR.to_string()),
         })
     }
 }
@@ -314,6 +324,11 @@ pub const DEFAULT_TMPFS_SIZE: u64 = 16 << 20;
 pub const DEFAULT_SEALED_SECRET_KEYS_DIR: &str = "/run/confidential-containers/cdh/sealed-secret";
 /// Where the kernel's configfs-tsm report interface lives.
 pub const DEFAULT_CONFIGFS_TSM: &str = "/sys/kernel/config/tsm/report";
+/// The sysfs root: the CCEL (`firmware/acpi/tables/data/CCEL`) and the TDX measurement
+/// files (`devices/virtual/misc/tdx_guest/measurements`) are under it.
+pub const DEFAULT_SYSFS: &str = "/sys";
+/// Where guest-components keeps the AA event log (`eventlog`) and its write-ahead record.
+pub const DEFAULT_EVENTLOG_DIR: &str = "/run/attestation-agent";
 /// Default config file, read if it exists and no other is named.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/sealgate/config.toml";
 /// Init stage: the next init when none is configured (if it exists), as kata images have it.
@@ -596,6 +611,10 @@ pub struct Config {
     pub init_data: Option<String>,
     /// configfs-tsm report directory.
     pub configfs_tsm: String,
+    /// sysfs root.
+    pub sysfs: String,
+    /// Event-log directory.
+    pub eventlog_dir: String,
 }
 
 /// Configuration errors. They quote the offending value: configuration is not secret.
@@ -708,6 +727,8 @@ struct FileConfig {
     log_level: Option<String>,
     init_data: Option<String>,
     configfs_tsm: Option<String>,
+    sysfs: Option<String>,
+    eventlog_dir: Option<String>,
     #[serde(default)]
     resource: Vec<FileResource>,
     init: Option<FileInit>,
@@ -776,6 +797,8 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         log_level: f.log_level,
         init_data: f.init_data,
         configfs_tsm: f.configfs_tsm,
+        sysfs: f.sysfs,
+        eventlog_dir: f.eventlog_dir,
         init_mode: init.mode.as_deref().map(InitMode::parse).transpose()?,
         next_init: init.next_init,
         on_failure: init

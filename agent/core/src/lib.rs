@@ -15,6 +15,7 @@ pub mod config;
 pub mod dns;
 pub mod errno;
 pub mod escape;
+pub mod eventlog;
 pub mod gzip;
 pub mod hosts;
 pub mod http;

@@ -17,7 +17,8 @@
 
 use crate::cli::Options;
 use crate::client::{Client, ClientError};
-use crate::evidence::Attester;
+use crate::eventlog::{self, EventLogFailure};
+use crate::evidence::{Attester, AttesterError};
 use crate::prelude::*;
 use crate::run::{self, Failure, KeyFailure};
 use crate::transport::HttpTransport;
@@ -276,6 +277,9 @@ impl Hub {
                 "the runtime event log is enabled (init_pcr {})",
                 aa.init_pcr
             );
+            // As upstream's AA at start: finish an extend a crash interrupted.
+            eventlog::recover(tee, attester.eventlog_paths())
+                .map_err(|e| Failure::Attester(AttesterError::EventLog(e)))?;
         }
         Ok(Hub {
             cfg,
@@ -482,7 +486,10 @@ impl Hub {
 
     /// AA `ExtendRuntimeMeasurement`: NOT_ENABLED unless the event log is enabled
     /// (init-data's `aa.toml` `[eventlog_config] enable_eventlog`), NOT_SUPPORTED on a TEE
-    /// without runtime measurement registers (SNP, sample), as upstream means it.
+    /// without runtime measurement registers (SNP, sample, TDX without the kernel's sysfs
+    /// RTMR files), as upstream means it; on TDX the event goes to the register of
+    /// `register_index` (default `init_pcr`, 17: RTMR3) and into the AA event log
+    /// (`crate::eventlog`).
     pub fn extend_runtime_measurement(
         &mut self,
         domain: &str,
@@ -490,17 +497,30 @@ impl Hub {
         content: &str,
         register_index: Option<u64>,
     ) -> Result<Measurement, HubError> {
-        if !self.aa.enable_eventlog {
-            return Ok(Measurement::NotEnabled);
+        // The configured init_pcr is the default register, as upstream's.
+        let register = Some(register_index.unwrap_or(self.aa.init_pcr));
+        let result = eventlog::extend_runtime_measurement(
+            self.tee,
+            self.attester.eventlog_paths(),
+            self.aa.enable_eventlog,
+            domain,
+            operation,
+            content,
+            register,
+        );
+        match result {
+            Ok(eventlog::Measurement::Ok) => Ok(Measurement::Ok),
+            Ok(eventlog::Measurement::NotSupported) => Ok(Measurement::NotSupported),
+            Ok(eventlog::Measurement::NotEnabled) => Ok(Measurement::NotEnabled),
+            Err(e @ EventLogFailure::Format { .. }) => Err(HubError::new(
+                HubErrorKind::InvalidArgument,
+                format!("runtime measurement: {e}"),
+            )),
+            Err(e) => Err(HubError::new(
+                HubErrorKind::Internal,
+                format!("runtime measurement: {e}"),
+            )),
         }
-        if self.tee != Tee::Tdx {
-            return Ok(Measurement::NotSupported);
-        }
-        let _ = (domain, operation, content, register_index);
-        Err(HubError::new(
-            HubErrorKind::Unsupported,
-            "TDX runtime measurement (RTMR extend and the AA event log) is not available in this build",
-        ))
     }
 
     /// AA `GetTeeType`: `tdx`, `snp` or `sample`, as upstream.

@@ -349,6 +349,7 @@ impl World {
             secrets: self.secrets.lock().unwrap().clone(),
             watch: vec![self.sealed.clone()],
             stdout_is_secret: false,
+            envs: Vec::new(),
         }
     }
 
@@ -411,6 +412,8 @@ pub struct Sealgate {
     watch: Vec<PathBuf>,
     /// get-resource: stdout carries the secret by design.
     pub stdout_is_secret: bool,
+    /// Extra environment variables (`exec`).
+    envs: Vec<(OsString, OsString)>,
 }
 
 impl Sealgate {
@@ -425,6 +428,12 @@ impl Sealgate {
         A: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable of the process.
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((name.into(), value.into()));
         self
     }
 
@@ -467,6 +476,7 @@ impl Sealgate {
         let child = Command::new(&self.program)
             .args(&self.args)
             .env_remove("SEALGATE_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
