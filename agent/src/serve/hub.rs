@@ -151,35 +151,22 @@ fn read_upstream(path: &str) -> Result<String, Failure> {
     String::from_utf8(bytes).map_err(|_| Failure::ConfigNotUtf8 { path: path.into() })
 }
 
-/// Whether the `-c` file `path` of component `entry` (`aa.toml`/`cdh.toml`) is measured:
-/// its content is verified init-data's entry of that name. Otherwise it is ignored whole,
+/// Checks whether the `-c` file `path` of component `entry` (`aa.toml`/`cdh.toml`) is
+/// measured: its content is verified init-data's entry of that name (whose settings the hub
+/// reads from init-data itself). Otherwise it is ignored whole,
 /// with a warning: kata writes these files from init-data, so a different file came from
 /// elsewhere, and its KBS, certificate or verification settings could weaken the guest.
-fn measured_entry<'a>(
-    path: &str,
-    text: &str,
-    entry: &str,
-    init_data: Option<&'a InitData>,
-) -> bool {
+fn check_entry(path: &str, text: &str, entry: &str, init_data: Option<&InitData>) {
     match init_data.and_then(|d| d.entry(entry)) {
-        Some(e) if e == text => {
-            debug!("{path} is init-data's {entry}");
-            true
-        }
-        Some(_) => {
-            warn!(
-                "ignoring {path}: it is not the verified init-data's {entry} (only measured \
-                 configuration may set the KBS, its certificate or the verification rules)"
-            );
-            false
-        }
-        None => {
-            warn!(
-                "ignoring {path}: there is no verified init-data {entry} it could be (pass \
-                 --initdata-toml, or set these in the image's /etc/sealgate/config.toml)"
-            );
-            false
-        }
+        Some(e) if e == text => debug!("{path} is init-data's {entry}"),
+        Some(_) => warn!(
+            "ignoring {path}: it is not the verified init-data's {entry} (only measured \
+             configuration may set the KBS, its certificate or the verification rules)"
+        ),
+        None => warn!(
+            "ignoring {path}: there is no verified init-data {entry} it could be (pass \
+             --initdata-toml, or set these in the image's /etc/sealgate/config.toml)"
+        ),
     }
 }
 
@@ -222,7 +209,7 @@ impl Hub {
         for (path, entry) in [(&aa_config, "aa.toml"), (&cdh_config, "cdh.toml")] {
             if let Some(path) = path {
                 let text = read_upstream(path)?;
-                measured_entry(path, &text, entry, init_data.as_ref());
+                check_entry(path, &text, entry, init_data.as_ref());
             }
         }
         if let Some(name) = &cdh.kbc_name
