@@ -76,6 +76,10 @@ USAGE:
                                           unseal every environment value that starts with
                                           sealed. (and, without --env-only, what unseal
                                           would), then exec CMD with the plaintext values
+    sealgate serve [SERVE OPTIONS] [OPTIONS]
+                                          serve the CoCo guest APIs (AA and CDH ttrpc, REST);
+                                          also started as attestation-agent,
+                                          confidential-data-hub or api-server-rest
     sealgate --help | --version
 
 As the kernel's PID 1 (its /init) sealgate runs the init stage and takes no argument as
@@ -149,6 +153,7 @@ pub const COMMANDS: &[&str] = &[
     "get-resource",
     "init",
     "exec",
+    "serve",
     "-h",
     "--help",
     "help",

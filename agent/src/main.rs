@@ -12,7 +12,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use sealgate::{cli, init, run};
+use sealgate::{cli, init, run, serve};
 use sealgate_linux::log::{self, Level};
 use sealgate_linux::{eprintln, error, print, println};
 use sealgate_rt::Process;
@@ -31,6 +31,27 @@ fn main(process: Process) -> i32 {
     // never selects a command or a flag: all of it belongs to the next init.
     if sealgate_linux::process::is_kernel_init() {
         return init::main(cli::Options::default(), args, &process.env, start_us);
+    }
+    // Started under an upstream guest-components name (kata's launch plan), or as
+    // `sealgate serve`: the server (README, "Guest APIs").
+    let role = process
+        .args
+        .first()
+        .and_then(|a| serve::role_of(a))
+        .map(|r| (r, &args[..]))
+        .or_else(|| {
+            (args.first().map(String::as_str) == Some("serve"))
+                .then(|| (serve::Role::Serve, &args[1..]))
+        });
+    if let Some((role, rest)) = role {
+        if let Some(level) = process.var("SEALGATE_LOG").and_then(Level::parse) {
+            log::set_level(level);
+        }
+        let env = serve::Env {
+            config: process.var("SEALGATE_CONFIG").map(String::from),
+            kernel_cmdline: process.var("SEALGATE_KERNEL_CMDLINE").map(String::from),
+        };
+        return serve::main(role, rest, env);
     }
     // A container's PID 1 (PID 1 of a PID namespace of its own) is started by its
     // runtime: `sealgate unseal ...` as its entry point works; anything else that is not

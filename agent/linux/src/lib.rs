@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+pub mod event;
 pub mod fs;
 pub mod hygiene;
 pub mod inputdir;

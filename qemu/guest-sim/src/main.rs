@@ -6,6 +6,8 @@
 //! guest-sim daemon     answer /dev/tsm_sim requests with the configured firmware
 //! guest-sim selftest   check the tsm_sim module's ABI (echo firmware; powers off)
 //! next-stage           (as argv[0]) a stand-in workload init: prints NEXT_STAGE_MARKER, powers off
+//! serve-check          (as argv[0]) the next stage of a serve boot: starts `sealgate serve`,
+//!                      unseals over ttrpc and fetches over REST as a client, powers off
 //! ```
 //!
 //! Settings: see [`config`]; `/etc/guest-sim.conf`, then `sim.*` on the kernel command line.
@@ -16,6 +18,7 @@ mod firmware;
 mod init;
 mod proto;
 mod selftest;
+mod serve_check;
 
 use config::Config;
 use std::io::Write;
@@ -54,6 +57,8 @@ fn main() {
     let pid1 = rustix::process::getpid().is_init();
     let mode = if args.first().is_some_and(|a| a.ends_with("next-stage")) {
         "next-stage"
+    } else if args.first().is_some_and(|a| a.ends_with("serve-check")) {
+        "serve-check"
     } else {
         args.get(1)
             .map(String::as_str)
@@ -93,6 +98,14 @@ fn main() {
             );
             let _ = std::io::stderr().flush();
             if pid1 {
+                let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+            }
+            std::process::exit(if ok { 0 } else { 1 })
+        }
+        "serve-check" => {
+            let ok = serve_check::run();
+            if pid1 {
+                rustix::fs::sync();
                 let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
             }
             std::process::exit(if ok { 0 } else { 1 })

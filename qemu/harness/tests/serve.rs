@@ -1,0 +1,109 @@
+//! `sealgate serve` in a real guest under QEMU (sample TEE): the init stage execs the
+//! test image's `serve-check` (guest-sim), which starts `sealgate serve` as the kata agent
+//! would start the guest components, waits for the CDH socket, unseals a sealed env value
+//! over ttrpc and fetches a resource over REST on 127.0.0.1:8006, then reports on the
+//! console (`SERVE-CHECK` lines: sizes and SHA-256, never the values) and powers off.
+
+use sealgate_qemu::report::sha256_hex;
+use sealgate_qemu::{Artifacts, Vm, VmConfig, image, work_dir};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+use test_kbs::{Config, Server};
+
+const KEY1: &[u8] = b"serve boot: key1 for the init stage";
+const KEY2: &[u8] = b"serve boot: key2 over REST \x00\x01\x02";
+const SEALED_VALUE: &[u8] = b"db-password from the vault";
+/// Kata's sealed-secret vector (vault, provider kbs; as in e2e.rs).
+const KATA_VECTOR: &str = "sealed.eyJiNjQiOnRydWUsImFsZyI6IkVTMjU2Iiwia2lkIjoia2JzOi8vL2RlZmF1bHQvc2lnbmluZy1rZXkvc2VhbGVkLXNlY3JldCJ9.eyJ2ZXJzaW9uIjoiMC4xLjAiLCJ0eXBlIjoidmF1bHQiLCJuYW1lIjoia2JzOi8vL2RlZmF1bHQvc2VhbGVkLXNlY3JldC90ZXN0IiwicHJvdmlkZXIiOiJrYnMiLCJwcm92aWRlcl9zZXR0aW5ncyI6e30sImFubm90YXRpb25zIjp7fX0.ZI2fTv5ramHqHQa9DKBFD5hlJ_Mjf6cEIcpsNGshpyhEiKklML0abfH600TD7LAFHf53oDIJmEcVsDtJ20UafQ";
+const KATA_JWK: &str = r#"{"alg":"ES256","crv":"P-256","kid":"sealed-secret-test-key","kty":"EC","use":"sig","x":"4jH376AuwTUCIx65AJ_56D7SZzWf7sGcEA7_Csq21UM","y":"rjdceysnSa5ZfzWOPGCURMUuHndxBAGUu4ISTIVN0yA"}"#;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+#[ignore = "boots QEMU: run qemu/test"]
+fn guest_client_unseals_over_ttrpc_and_fetches_over_rest() {
+    let a = Artifacts::get();
+    let dir = work_dir("serve-sample");
+    let port = free_port();
+    let config = format!(
+        "kbs_url = \"http://10.0.2.2:{port}\"\ntee = \"sample\"\ndeadline_secs = 60\n\
+         [[resource]]\nuri = \"kbs:///default/app/key1\"\n\
+         [init]\nmode = \"exec\"\nnext_init = \"/sbin/serve-check\"\n"
+    );
+    let parts = [
+        image::base(a),
+        image::config(&config),
+        image::files(&[
+            ("/etc/sealed-env", 0o644, KATA_VECTOR.as_bytes()),
+            (
+                "/sbin/serve-check",
+                0o755,
+                &std::fs::read(&a.guest_sim).unwrap(),
+            ),
+        ]),
+    ];
+    let initrd = dir.join("initrd.cpio");
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    image::write(&initrd, &refs);
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server::start(Config {
+        listen,
+        ..Config::default()
+    })
+    .expect("test KBS");
+    server.add_resource("default/app/key1", KEY1).unwrap();
+    server.add_resource("default/app/key2", KEY2).unwrap();
+    server
+        .add_resource("default/signing-key/sealed-secret", KATA_JWK.as_bytes())
+        .unwrap();
+    server
+        .add_resource("default/sealed-secret/test", SEALED_VALUE)
+        .unwrap();
+    let mut vm = Vm::start(&VmConfig {
+        kernel: a.kernel.image.clone(),
+        initrd,
+        initdata: None,
+        append: "sealgate.log=info".into(),
+        log: dir.join("console.log"),
+        timeout: Duration::from_secs(150),
+    })
+    .expect("qemu/run");
+    let _ = vm.wait_for("SERVE-CHECK done", Duration::from_secs(150));
+    let boot = vm.wait();
+    let stats = server.stats();
+    server.shutdown();
+    let ctx = format!(
+        "status {:?} after {:?}; KBS {stats:?}\n--- console ---\n{}",
+        boot.status, boot.elapsed, boot.console
+    );
+    let c = &boot.console;
+    assert!(c.contains("SERVE-CHECK done ok"), "{ctx}");
+    assert!(
+        c.contains(&format!(
+            "SERVE-CHECK unseal size={} sha256={}",
+            SEALED_VALUE.len(),
+            sha256_hex(SEALED_VALUE)
+        )),
+        "{ctx}"
+    );
+    assert!(
+        c.contains(&format!(
+            "SERVE-CHECK rest status=200 size={} sha256={}",
+            KEY2.len(),
+            sha256_hex(KEY2)
+        )),
+        "{ctx}"
+    );
+    for secret in [SEALED_VALUE, KEY2] {
+        assert!(
+            !c.contains(&String::from_utf8_lossy(secret).into_owned()),
+            "a secret on the console: {ctx}"
+        );
+    }
+    assert!(boot.status.success(), "no poweroff: {ctx}");
+}
