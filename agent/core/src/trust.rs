@@ -83,6 +83,7 @@ pub enum Key {
     MountTmpfs,
     AllowNonTmpfs,
     Resources,
+    Volumes,
     SealedSecretsDir,
     SealedSecretKeysDir,
     AllowUnsigned,
@@ -121,6 +122,7 @@ impl Key {
             Key::MountTmpfs => "mount_tmpfs",
             Key::AllowNonTmpfs => "allow_non_tmpfs",
             Key::Resources => "resource",
+            Key::Volumes => "volume",
             Key::SealedSecretsDir => "sealed_secrets_dir",
             Key::SealedSecretKeysDir => "sealed_secret_keys_dir",
             Key::AllowUnsigned => "allow_unsigned_sealed_secrets",
@@ -247,6 +249,12 @@ pub const RULES: &[Rule] = &[
         Never,
         true,
         "decides which secret lands at which path",
+    ),
+    rule(
+        Key::Volumes,
+        Never,
+        true,
+        "decides which disk is opened with which key, mounted where, and what becomes the root",
     ),
     rule(
         Key::SealedSecretsDir,
@@ -438,6 +446,7 @@ macro_rules! each_field {
             MountTmpfs => mount_tmpfs,
             AllowNonTmpfs => allow_non_tmpfs,
             Resources => resources,
+            Volumes => volumes,
             SealedSecretsDir => sealed_secrets_dir,
             SealedSecretKeysDir => sealed_secret_keys_dir,
             AllowUnsigned => allow_unsigned,
@@ -529,6 +538,14 @@ mod tests {
             mount_tmpfs: Some(false),
             allow_non_tmpfs: Some(true),
             resources: Some(vec![ResourceSpec::parse("kbs:///a/b/c").unwrap()]),
+            volumes: Some(
+                crate::config::parse_file(
+                    "[[volume]]\nname = \"v\"\ndevice = \"/dev/vdb\"\nresource = \"kbs:///a/b/v\"\n",
+                )
+                .unwrap()
+                .volumes
+                .unwrap(),
+            ),
             sealed_secrets_dir: Some("/in".into()),
             sealed_secret_keys_dir: Some("/keys".into()),
             allow_unsigned: Some(true),
@@ -581,6 +598,7 @@ mod tests {
             (Key::MountTmpfs, Never),
             (Key::AllowNonTmpfs, Never),
             (Key::Resources, Never),
+            (Key::Volumes, Never),
             (Key::SealedSecretsDir, Never),
             (Key::SealedSecretKeysDir, Never),
             (Key::AllowUnsigned, Never),
