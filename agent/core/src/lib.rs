@@ -30,6 +30,7 @@ pub mod teekey;
 pub mod tomlerror;
 pub mod trust;
 pub mod uri;
+pub mod volume;
 
 #[cfg(test)]
 mod vector_tests;

@@ -1,0 +1,131 @@
+//! Plain dm-crypt: no header on the device; the KBS holds the raw volume key and the
+//! (measured) config gives the cipher, key size, sector size and offset.
+//!
+//! The key is used as it is (cryptsetup's `open --type plain --key-file` with
+//! `--hash plain`, never a passphrase hash: cryptsetup's default hash for plain mode is a
+//! build-time choice, so hashing would make the mapping depend on the build).
+
+use super::{Cipher, Segment, SegmentSize, VolumeKey};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use zeroize::Zeroizing;
+
+/// A plain dm-crypt volume as the config declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlainParams<'a> {
+    /// Cipher spec; only `aes-xts-plain64`.
+    pub cipher: &'a str,
+    /// Key size in bits: 256 or 512.
+    pub key_bits: u32,
+    /// Encryption sector size: 512, 1024, 2048 or 4096.
+    pub sector_size: u32,
+    /// Where the ciphertext starts on the device, in bytes (a multiple of 512 and of the
+    /// sector size).
+    pub offset_bytes: u64,
+    /// Its length in bytes; `None` for the rest of the device.
+    pub size_bytes: Option<u64>,
+    /// IV of the first sector, in 512-byte units (cryptsetup `--skip`).
+    pub iv_offset: u64,
+    /// IVs count `sector_size` sectors (cryptsetup `--iv-large-sectors`).
+    pub iv_large_sectors: bool,
+}
+
+/// Why a plain volume's parameters or key were refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlainError {
+    /// A cipher other than aes-xts-plain64.
+    UnsupportedCipher(String),
+    /// A key size the cipher does not take.
+    KeySize {
+        /// Bits configured.
+        bits: u32,
+    },
+    /// A sector size that is not 512, 1024, 2048 or 4096.
+    SectorSize(u32),
+    /// Offset, size or IV offset not aligned to the sector size.
+    Misaligned(&'static str),
+    /// The KBS key has the wrong length for the configured key size.
+    KeyLength {
+        /// Bytes expected.
+        expected: usize,
+        /// Bytes received.
+        got: usize,
+    },
+}
+
+impl fmt::Display for PlainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlainError::UnsupportedCipher(c) => write!(
+                f,
+                "plain volume cipher {c:?} is not supported (only aes-xts-plain64)"
+            ),
+            PlainError::KeySize { bits } => write!(
+                f,
+                "plain volume key size {bits} bits is not supported (aes-xts-plain64 takes \
+                 256 or 512)"
+            ),
+            PlainError::SectorSize(s) => write!(
+                f,
+                "plain volume sector size {s} is not one of 512, 1024, 2048, 4096"
+            ),
+            PlainError::Misaligned(what) => {
+                write!(
+                    f,
+                    "plain volume {what} is not a multiple of its sector size"
+                )
+            }
+            PlainError::KeyLength { expected, got } => write!(
+                f,
+                "the plain volume's key from the KBS is {got} bytes, the volume needs \
+                 {expected}"
+            ),
+        }
+    }
+}
+
+/// Checks the parameters and returns the segment to map.
+pub fn segment(p: &PlainParams<'_>) -> Result<Segment, PlainError> {
+    let cipher = Cipher::from_spec(p.cipher)
+        .ok_or_else(|| PlainError::UnsupportedCipher(p.cipher.into()))?;
+    let key_bytes = (p.key_bits / 8) as usize;
+    if p.key_bits % 8 != 0 || !cipher.key_bytes_ok(key_bytes) {
+        return Err(PlainError::KeySize { bits: p.key_bits });
+    }
+    if !matches!(p.sector_size, 512 | 1024 | 2048 | 4096) {
+        return Err(PlainError::SectorSize(p.sector_size));
+    }
+    let ss = u64::from(p.sector_size);
+    if p.offset_bytes % ss != 0 {
+        return Err(PlainError::Misaligned("offset"));
+    }
+    if p.size_bytes.is_some_and(|s| s % ss != 0 || s == 0) {
+        return Err(PlainError::Misaligned("size"));
+    }
+    if p.iv_large_sectors && p.iv_offset % (ss / 512) != 0 {
+        return Err(PlainError::Misaligned("IV offset"));
+    }
+    Ok(Segment {
+        offset_bytes: p.offset_bytes,
+        size: p
+            .size_bytes
+            .map_or(SegmentSize::Dynamic, SegmentSize::Bytes),
+        cipher,
+        key_bytes,
+        sector_size: p.sector_size,
+        iv_tweak: p.iv_offset,
+        iv_large_sectors: p.iv_large_sectors,
+    })
+}
+
+/// Takes the KBS resource as the volume key of `segment`, checking its length.
+pub fn key(segment: &Segment, bytes: Zeroizing<Vec<u8>>) -> Result<VolumeKey, PlainError> {
+    if bytes.len() != segment.key_bytes {
+        return Err(PlainError::KeyLength {
+            expected: segment.key_bytes,
+            got: bytes.len(),
+        });
+    }
+    Ok(VolumeKey::new(bytes))
+}
