@@ -12,6 +12,7 @@ use crate::evidence::{Attester, AttesterError};
 use crate::initdata_source::{self, InitDataSourceError};
 use crate::prelude::*;
 use crate::transport::HttpTransport;
+use crate::volume::{self, VolumeFailure};
 use core::fmt;
 use core::time::Duration;
 use sealgate_core::config::{self, Config, ConfigError, Settings, TeeChoice};
@@ -130,6 +131,15 @@ pub enum Failure {
     GetResource(ClientError),
     /// Writing to stdout failed.
     Stdout(rustix::io::Errno),
+    /// An encrypted volume could not be prepared or opened.
+    Volume(VolumeFailure),
+    /// A volume's key or passphrase could not be fetched.
+    VolumeKey {
+        /// The volume.
+        name: String,
+        /// Why.
+        error: ClientError,
+    },
     /// The run's deadline (`--deadline`) passed before the output was written.
     Deadline {
         /// The deadline, seconds.
@@ -235,7 +245,7 @@ impl fmt::Display for Failure {
             Failure::Attester(e) => write!(f, "{e}"),
             Failure::TeeKey(e) => write!(f, "{e}"),
             Failure::NothingToUnseal => f.write_str(
-                "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=) or --sealed-secrets",
+                "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=), --sealed-secrets or [[volume]]",
             ),
             Failure::OutputPath { uri, error } => write!(f, "output path for {uri}: {error}"),
             Failure::Input(e) => write!(f, "{e}"),
@@ -249,6 +259,10 @@ impl fmt::Display for Failure {
             Failure::ResourceUri(e) => write!(f, "{e}"),
             Failure::GetResource(e) => write!(f, "{e}"),
             Failure::Stdout(e) => write!(f, "writing to stdout: {}", sealgate_linux::os(e)),
+            Failure::Volume(e) => write!(f, "{e}; nothing was written"),
+            Failure::VolumeKey { name, error } => {
+                write!(f, "volume '{name}': its key: {error}; nothing was written")
+            }
             Failure::Deadline { secs, before } => {
                 write!(f, "deadline of {secs} s passed before {before}; nothing was written")
             }
@@ -500,15 +514,16 @@ enum Sealed {
     Unverified(Secret),
 }
 
-/// `sealgate unseal`.
+/// `sealgate unseal`. Volumes it opens stay open (and mounted).
 pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let started = Instant::now();
-    unseal_loaded(load_config(opts, sources)?, started)
+    unseal_loaded(load_config(opts, sources)?, started).map(|_| ())
 }
 
 /// `sealgate unseal` with the configuration loaded; the run (and its deadline) began at
-/// `started`, before the loading.
-pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
+/// `started`, before the loading. Returns the volumes it opened (all or none: a failure
+/// closes those opened before it, and nothing is written).
+pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<Vec<volume::Open>, Failure> {
     let Loaded {
         config: cfg,
         init_data,
@@ -517,11 +532,17 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
     } = loaded;
     let deadline = run_deadline(&cfg, started);
     let plan = plan(&cfg)?;
-    if plan.is_empty() {
+    if plan.is_empty() && cfg.volumes.is_empty() {
         return Err(Failure::NothingToUnseal);
     }
+    // Devices found and headers parsed before the first byte goes to the KBS.
+    let prepared = volume::prepare(&cfg.volumes).map_err(Failure::Volume)?;
 
-    let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
+    let sealdir = if plan.is_empty() {
+        None
+    } else {
+        Some(SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?)
+    };
     let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
 
     // Every kid's key, or None when it could not be obtained: each is fetched at most once
@@ -542,17 +563,54 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
         };
         secrets.push((path.clone(), plaintext));
     }
+    let mut volume_keys = Vec::with_capacity(prepared.len());
+    for p in &prepared {
+        let key = client
+            .fetch(&p.spec().resource)
+            .map_err(|error| Failure::VolumeKey {
+                name: p.spec().name.clone(),
+                error,
+            })?;
+        volume_keys.push(key);
+    }
 
     let batch: Vec<(RelPath, &[u8])> = secrets
         .iter()
         .map(|(p, s)| (p.clone(), s.as_slice()))
         .collect();
-    before_deadline(
+    if !prepared.is_empty() {
+        before_deadline(
+            &cfg,
+            deadline,
+            format!("opening {} volume(s)", prepared.len()),
+        )?;
+    }
+    let mut opened: Vec<volume::Open> = Vec::with_capacity(prepared.len());
+    for (p, key) in prepared.into_iter().zip(volume_keys) {
+        match p.open(key) {
+            Ok(v) => opened.push(v),
+            Err(e) => {
+                volume::close_all(&opened);
+                return Err(Failure::Volume(e));
+            }
+        }
+    }
+    let Some(sealdir) = sealdir else {
+        return Ok(opened);
+    };
+    let committed = before_deadline(
         &cfg,
         deadline,
         format!("writing {} secret(s) into {}", batch.len(), cfg.sealed_dir),
-    )?;
-    let report = sealdir.commit(&batch)?;
+    )
+    .and_then(|()| sealdir.commit(&batch).map_err(Failure::from));
+    let report = match committed {
+        Ok(r) => r,
+        Err(e) => {
+            volume::close_all(&opened);
+            return Err(e);
+        }
+    };
     for file in &report.files {
         info!("wrote {}/{}", cfg.sealed_dir, file);
     }
@@ -565,7 +623,7 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
         client.transport().connections_opened(),
         s.retries
     );
-    Ok(())
+    Ok(opened)
 }
 
 /// Everything to produce, with validated output paths, before any I/O on the network.

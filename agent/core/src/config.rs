@@ -200,7 +200,7 @@ pub struct VolumeSpec {
 }
 
 /// The dm-crypt ciphers accepted for plain volumes (what LUKS2 volumes use by default).
-pub const PLAIN_CIPHERS: [&str; 2] = ["aes-xts-plain64", "aes-xts-plain"];
+pub const PLAIN_CIPHERS: [&str; 1] = ["aes-xts-plain64"];
 /// The default plain cipher.
 pub const DEFAULT_PLAIN_CIPHER: &str = "aes-xts-plain64";
 /// Where a root volume is mounted before the switch, unless `mount` says otherwise.
@@ -269,7 +269,7 @@ impl VolumeSpec {
                 return Err(ConfigError::invalid(
                     "volume cipher",
                     &p.cipher,
-                    "expected aes-xts-plain64 (or aes-xts-plain)",
+                    "expected aes-xts-plain64",
                 ));
             }
             if !matches!(p.key_bits, 256 | 512) {

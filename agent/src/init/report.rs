@@ -11,6 +11,8 @@
 //! SEALGATE-REPORT secret path=/sealed/app/key size=12 mode=0400 owner=0:0 sha256=<64 hex>
 //! SEALGATE-REPORT other path=/sealed/x type=symlink|fifo|socket|char|block
 //! SEALGATE-REPORT sealed-dir path=/sealed tmpfs=yes|no magic=0x01021994 fstype=tmpfs mount_options=rw,nosuid,nodev,noexec,relatime super_options=rw,size=16384k,nr_inodes=1024,mode=700
+//! SEALGATE-REPORT volume name=data type=luks2 device=/dev/vdb mapper=/dev/mapper/data mount=/mnt/data fstype=ext4 open_us=81234 table=0%20204800%20crypt%20aes-xts-plain64%20:64:logon:cryptsetup:<uuid>-d0%200%20254:16%2032768
+//! SEALGATE-REPORT volume-file name=data path=/mnt/data/hello.txt size=12 mode=0644 owner=0:0 sha256=<64 hex>
 //! SEALGATE-REPORT timing start_us=812345 secrets_us=1234567 boot_to_secret_us=1234567 sealgate_us=422222
 //! SEALGATE-REPORT end secrets=1 status=ok|failed
 //! ```
@@ -21,6 +23,11 @@
 //! * `sealed-dir`: `tmpfs` from `fstatfs` (`TMPFS_MAGIC`), the options from the topmost
 //!   entry for the directory in `/proc/self/mountinfo` (`-` when it is not a mount point
 //!   or `/proc` is missing).
+//! * `volume`: one per encrypted volume opened (`[[volume]]`): the mapped device, where it
+//!   is mounted (`-` if not), the time to open it (KDF and device-mapper, mount
+//!   excluded) and its device-mapper table as the kernel shows it (`dmsetup table`: the
+//!   key appears as a keyring reference, never itself). `volume-file`: every regular
+//!   file on a mounted volume, as `secret` lines are for the sealed directory.
 //! * `timing`: `CLOCK_BOOTTIME` in microseconds, i.e. time since the kernel started:
 //!   `start_us` when sealgate started, `secrets_us` when the secrets were committed to the
 //!   tmpfs; `boot_to_secret_us` = `secrets_us`; `sealgate_us` = `secrets_us - start_us`,
@@ -398,6 +405,56 @@ pub fn build(sealed_dir: &str, ok: bool, start_us: u64, secrets_us: Option<u64>)
         "end",
         &[("secrets", secrets.to_string()), ("status", status)],
     ));
+    lines
+}
+
+/// The `volume` and `volume-file` lines of the volumes the run opened.
+pub fn volume_lines(volumes: &[crate::volume::Open]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for v in volumes {
+        lines.push(line(
+            "volume",
+            &[
+                ("name", v.name.clone()),
+                ("type", v.kind.to_string()),
+                ("device", v.device.clone()),
+                ("mapper", v.node.clone()),
+                ("mount", v.mount.clone().unwrap_or_else(|| "-".into())),
+                ("fstype", v.fstype.clone()),
+                ("open_us", v.open_us.to_string()),
+                ("table", v.table.clone()),
+            ],
+        ));
+        let Some(mount) = &v.mount else { continue };
+        match collect(mount) {
+            Ok(entries) => {
+                for e in entries {
+                    if let Entry::Secret {
+                        path,
+                        size,
+                        mode,
+                        uid,
+                        gid,
+                        sha256,
+                    } = e
+                    {
+                        lines.push(line(
+                            "volume-file",
+                            &[
+                                ("name", v.name.clone()),
+                                ("path", path),
+                                ("size", size.to_string()),
+                                ("mode", format!("{mode:04o}")),
+                                ("owner", format!("{uid}:{gid}")),
+                                ("sha256", sha256),
+                            ],
+                        ));
+                    }
+                }
+            }
+            Err(e) => lines.push(failed_line(&format!("cannot list {mount}: {e}"))),
+        }
+    }
     lines
 }
 
