@@ -620,10 +620,11 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        if self.armed
-            && let Err(e) = self.teardown()
-        {
-            crate::warn!("cannot remove the half-open device {}: {e}", self.name);
+        if self.armed {
+            match self.teardown() {
+                Ok(()) => crate::info!("removed the half-open device {}", self.name),
+                Err(e) => crate::warn!("cannot remove the half-open device {}: {e}", self.name),
+            }
         }
     }
 }
