@@ -61,7 +61,10 @@ fn next_stage_report() {
             let (left, right) = l.split_once(" - ")?;
             let f: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
-            (f.get(4) == Some(&"/")).then(|| format!("fstype={} source={}", r.first()?, r.get(1)?))
+            if f.get(4) != Some(&"/") {
+                return None;
+            }
+            Some(format!("fstype={} source={}", r.first()?, r.get(1)?))
         });
         println!(
             "GUEST-SIM-ROOT {}",

@@ -344,7 +344,7 @@ fn luks2_root_is_entered_by_switch_root() {
     let a = Artifacts::get();
     let dir = work("volumes-root");
     let next = std::fs::read(&a.guest_sim).unwrap();
-    let files: [(&str, &[u8], u32); 6] = [
+    let files: [(&str, &[u8], u32); 7] = [
         ("/sbin/next-stage", &next, 0o755),
         ("/hello.txt", HELLO, 0o644),
         (
@@ -355,6 +355,7 @@ fn luks2_root_is_entered_by_switch_root() {
         ("/dev/.keep", b"", 0o644),
         ("/proc/.keep", b"", 0o644),
         ("/sys/.keep", b"", 0o644),
+        ("/run/.keep", b"", 0o644),
     ];
     let luks = make_luks(
         &dir,
