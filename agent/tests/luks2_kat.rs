@@ -427,7 +427,7 @@ fn damaged_header_copies() {
     assert_eq!(h.copy_used(), Copy::Secondary);
     assert!(
         matches!(
-            &h.notes()[..],
+            h.notes(),
             [HeaderNote::CopyInvalid {
                 copy: Copy::Primary,
                 ..

@@ -90,20 +90,22 @@ pub fn segment(p: &PlainParams<'_>) -> Result<Segment, PlainError> {
     let cipher = Cipher::from_spec(p.cipher)
         .ok_or_else(|| PlainError::UnsupportedCipher(p.cipher.into()))?;
     let key_bytes = (p.key_bits / 8) as usize;
-    if p.key_bits % 8 != 0 || !cipher.key_bytes_ok(key_bytes) {
+    if !p.key_bits.is_multiple_of(8) || !cipher.key_bytes_ok(key_bytes) {
         return Err(PlainError::KeySize { bits: p.key_bits });
     }
     if !matches!(p.sector_size, 512 | 1024 | 2048 | 4096) {
         return Err(PlainError::SectorSize(p.sector_size));
     }
     let ss = u64::from(p.sector_size);
-    if p.offset_bytes % ss != 0 {
+    if !p.offset_bytes.is_multiple_of(ss) {
         return Err(PlainError::Misaligned("offset"));
     }
-    if p.size_bytes.is_some_and(|s| s % ss != 0 || s == 0) {
+    if p.size_bytes
+        .is_some_and(|s| !s.is_multiple_of(ss) || s == 0)
+    {
         return Err(PlainError::Misaligned("size"));
     }
-    if p.iv_large_sectors && p.iv_offset % (ss / 512) != 0 {
+    if p.iv_large_sectors && !p.iv_offset.is_multiple_of(ss / 512) {
         return Err(PlainError::Misaligned("IV offset"));
     }
     Ok(Segment {

@@ -297,7 +297,7 @@ fn af_merge(material: &[u8], key_bytes: usize, hash: Hash, out: &mut [u8]) {
 /// Replaces each hash-length chunk `c_j` of `buf` (the last one possibly shorter) with
 /// `H(be32(j) || c_j)`, truncated to the chunk's length.
 fn diffuse(buf: &mut [u8], hash: Hash) {
-    let hl = hash.len();
+    let hl = hash.output_len();
     let mut out = Zeroizing::new([0u8; 64]);
     for (j, chunk) in buf.chunks_mut(hl).enumerate() {
         let iv = (j as u32).to_be_bytes();
@@ -318,4 +318,10 @@ fn verify_digest(header: &Header, candidate: &[u8]) -> bool {
         .zip(&d.digest)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
+}
+
+/// The diffuse function, for the tests' keyslot writer.
+#[cfg(test)]
+pub(super) fn tests_diffuse(buf: &mut [u8], hash: Hash) {
+    diffuse(buf, hash)
 }
