@@ -80,6 +80,11 @@ pub const MAX_METADATA_LEN: u64 = 8 << 20;
 pub const AF_STRIPES: u32 = 4000;
 /// Keyslot, segment, digest and token ids are 0..32 (cryptsetup's maxima).
 const MAX_IDS: u64 = 32;
+/// The most JSON values (objects, arrays, members, elements) a metadata area may hold.
+/// cryptsetup's own metadata has a few hundred even with 32 keyslots and tokens; the
+/// bound keeps the parsed tree of a hostile 4 MiB area (`[0,0,0,...]`: 2 bytes per value
+/// in the text, ~32 in memory) to a few MiB instead of a hundred.
+pub const MAX_JSON_VALUES: usize = 65536;
 /// The sector size of keyslot-area encryption.
 pub(crate) const AREA_SECTOR: usize = 512;
 
@@ -633,10 +638,39 @@ fn parse_json_area(area: &[u8]) -> Result<JsonObject, &'static str> {
     if area[end..].iter().any(|&c| c != 0) {
         return Err("bytes other than NUL after the JSON text");
     }
+    if json_values(&area[..end]) > MAX_JSON_VALUES {
+        return Err("more than 65536 JSON values");
+    }
     JsonObject::from_json(&area[..end]).map_err(|e| match e {
         crate::sealed::JsonError::DuplicateMember => "an object has a duplicate member",
         _ => "not a valid JSON object",
     })
+}
+
+/// An upper bound of the values in a JSON text: containers and separators outside
+/// strings, plus one. Linear, no allocation; run before the text is parsed.
+fn json_values(text: &[u8]) -> usize {
+    let mut n = 1usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &c in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'{' | b'[' | b',' | b':' => n += 1,
+            _ => {}
+        }
+    }
+    n
 }
 
 // ---- the JSON metadata ----

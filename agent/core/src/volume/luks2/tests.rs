@@ -759,3 +759,41 @@ fn argon2_within_limits_runs() {
     assert_eq!(a, b);
     assert_ne!(a, [0u8; 32]);
 }
+
+#[test]
+fn the_largest_headers_are_bounded() {
+    // 4 MiB copies (the largest size): a JSON area of ~2 million tiny values is refused
+    // before it is parsed into a tree.
+    let o = CopyOpts {
+        hdr_size: 4 << 20,
+        ..CopyOpts::default()
+    };
+    let mut text = b"{\"x\":[".to_vec();
+    while text.len() < (4 << 20) - 4096 - 16 {
+        text.extend(b"0,");
+    }
+    text.extend(b"0]}");
+    let m = copy_bytes(&text, &o, false);
+    assert_eq!(
+        Header::parse(&m, 64 * MIB).unwrap_err(),
+        HeaderError::NoValidCopy {
+            primary: CopyError::Json("more than 65536 JSON values"),
+            secondary: CopyError::NotFound
+        }
+    );
+    // Strings do not count: a 4 MiB header whose token carries a 3.6 MB string parses.
+    let mut t = template();
+    t["config"]["json_size"] = json!(((4u64 << 20) - 4096).to_string());
+    t["config"]["keyslots_size"] = json!("8388608");
+    t["keyslots"]["0"]["area"]["offset"] = json!("8388608");
+    t["tokens"]["0"] = json!({"type": "x", "keyslots": [], "blob": "a,[{".repeat(900_000)});
+    let m = metadata_with(&t, &o, &o);
+    let h = Header::parse(&m, 64 * MIB).unwrap();
+    assert_eq!(h.hdr_size(), 4 << 20);
+    assert_eq!(h.tokens(), &["x".to_string()]);
+    // Its secondary is at 4 MiB; with the primary damaged it is searched for and found.
+    let mut m = m;
+    m[0] = 0;
+    assert_eq!(Header::parse(&m, 64 * MIB).unwrap().copy_used(), Copy::Secondary);
+    assert_eq!(json_values(b"{\"a\\\",[\":[1,2],\"b\":{}}"), 8);
+}
