@@ -715,7 +715,7 @@ fn absurd_kdf_costs_are_refused_before_any_work() {
             why: SlotFailure::Kdf(KdfError::OverLimit {
                 what: "PBKDF2 iterations",
                 value: u32::MAX,
-                limit: 10_000_000
+                limit: 20_000_000
             })
         }
     );
@@ -794,6 +794,9 @@ fn the_largest_headers_are_bounded() {
     // Its secondary is at 4 MiB; with the primary damaged it is searched for and found.
     let mut m = m;
     m[0] = 0;
-    assert_eq!(Header::parse(&m, 64 * MIB).unwrap().copy_used(), Copy::Secondary);
+    assert_eq!(
+        Header::parse(&m, 64 * MIB).unwrap().copy_used(),
+        Copy::Secondary
+    );
     assert_eq!(json_values(b"{\"a\\\",[\":[1,2],\"b\":{}}"), 8);
 }
