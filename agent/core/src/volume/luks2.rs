@@ -227,9 +227,9 @@ pub enum HeaderError {
     NoValidCopy {
         /// Why the primary is not.
         primary: CopyError,
-        /// Why the secondary is not (at the primary's hdr_size, or
-        /// [`CopyError::NotFound`] when the primary is invalid and every allowed offset was
-        /// searched).
+        /// Why the secondary is not: at the primary's hdr_size, or [`CopyError::NotFound`]
+        /// when the primary is invalid, every allowed offset was searched, and the
+        /// primary's binary header declares no size.
         secondary: CopyError,
     },
     /// Both copies are valid with the same seqid but say different things.
@@ -367,11 +367,16 @@ impl Header {
             Ok(p) => read_copy(metadata, p.hdr_size, true),
             // The primary gives no trustworthy size: look at every allowed offset within
             // the bytes given, as cryptsetup does.
+            // When none is valid, the error reported is the one at the size the primary's
+            // binary header declares, if it declares one.
             Err(_) => HEADER_SIZES
                 .iter()
                 .map(|&off| read_copy(metadata, off, true))
                 .find(|c| c.is_ok())
-                .unwrap_or(Err(CopyError::NotFound)),
+                .unwrap_or_else(|| match binary_precheck(metadata, 0, false) {
+                    Ok(hdr_size) => read_copy(metadata, hdr_size, true),
+                    Err(_) => Err(CopyError::NotFound),
+                }),
         };
         let mut notes = Vec::new();
         let (chosen, which) = match (primary, secondary) {

@@ -268,8 +268,8 @@ fn sha512_and_sha384_checksums() {
     assert_eq!(
         err.to_string(),
         "no valid LUKS2 header: primary: checksum algorithm \"sha1\" is not supported \
-         (sha256, sha384, sha512); secondary: no valid copy at any of the allowed offsets \
-         (16 KiB .. 4 MiB)"
+         (sha256, sha384, sha512); secondary: checksum algorithm \"sha1\" is not supported \
+         (sha256, sha384, sha512)"
     );
 }
 
@@ -306,7 +306,7 @@ fn one_damaged_copy_the_other_is_used() {
     let h = Header::parse(&m, DEVICE).unwrap();
     assert_eq!(h.copy_used(), Copy::Secondary);
 
-    // Both damaged.
+    // Both damaged: the secondary's error is the one at the primary's declared size.
     let mut m = metadata(&template());
     m[4096 + 20] ^= 1;
     m[16384 + 4096 + 20] ^= 1;
@@ -314,6 +314,17 @@ fn one_damaged_copy_the_other_is_used() {
         Header::parse(&m, DEVICE).unwrap_err(),
         HeaderError::NoValidCopy {
             primary: CopyError::Checksum,
+            secondary: CopyError::Checksum
+        }
+    );
+    // No size declared by the primary, and no secondary anywhere.
+    let mut m = metadata(&template());
+    m[0] = 0;
+    m[16384] = 0;
+    assert_eq!(
+        Header::parse(&m, DEVICE).unwrap_err(),
+        HeaderError::NoValidCopy {
+            primary: CopyError::Magic,
             secondary: CopyError::NotFound
         }
     );
@@ -449,7 +460,7 @@ fn bad_json_areas() {
                 e,
                 HeaderError::NoValidCopy {
                     primary: CopyError::Json(why),
-                    secondary: CopyError::NotFound
+                    secondary: CopyError::Json(why)
                 },
                 "{text:?}"
             );
@@ -465,7 +476,7 @@ fn bad_json_areas() {
         Header::parse(&m, DEVICE).unwrap_err(),
         HeaderError::NoValidCopy {
             primary: CopyError::Json("no NUL byte after the JSON text"),
-            secondary: CopyError::NotFound
+            secondary: CopyError::Json("no NUL byte after the JSON text")
         }
     );
     // Nested 5000 deep: serde_json's recursion limit, no stack overflow.
@@ -778,7 +789,11 @@ fn the_largest_headers_are_bounded() {
         Header::parse(&m, 64 * MIB).unwrap_err(),
         HeaderError::NoValidCopy {
             primary: CopyError::Json("more than 65536 JSON values"),
-            secondary: CopyError::NotFound
+            // Only the primary was given.
+            secondary: CopyError::Truncated {
+                need: (4 << 20) + 4096,
+                have: 4 << 20
+            }
         }
     );
     // Strings do not count: a 4 MiB header whose token carries a 3.6 MB string parses.
