@@ -228,6 +228,20 @@ fn check(v: &Volume, key_bits: usize, sector: u32) -> Header {
         .unwrap();
     let key = luks2::open_keyslot(&header, 0, &area, PASSPHRASE, &test_limits()).unwrap();
     assert_eq!(key.as_bytes(), opened.key.as_bytes());
+    // And through the one-call unlock, reading the device itself.
+    let file = fs::File::open(&v.image).unwrap();
+    let unlocked = luks2::unlock(
+        v.device_size(),
+        PASSPHRASE,
+        &test_limits(),
+        |offset, len| {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset).map(|()| buf)
+        },
+    )
+    .unwrap();
+    assert_eq!((unlocked.slot, unlocked.header.uuid()), (0, header.uuid()));
+    assert_eq!(unlocked.key.as_bytes(), opened.key.as_bytes());
     // A wrong passphrase is "keyslot did not open", naming the slot.
     let err = v.open(b"not the passphrase", &test_limits()).unwrap_err();
     let msg = err.to_string();

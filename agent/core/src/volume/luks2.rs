@@ -48,7 +48,9 @@
 
 mod keyslot;
 
-pub use keyslot::{OpenError, Opened, SlotFailure, open, open_keyslot};
+pub use keyslot::{
+    OpenError, Opened, SlotFailure, UnlockError, Unlocked, open, open_keyslot, unlock,
+};
 
 use super::kdf::{Argon2Variant, Hash, Kdf};
 use super::{Cipher, Segment, SegmentSize};

@@ -815,3 +815,36 @@ fn the_largest_headers_are_bounded() {
     );
     assert_eq!(json_values(b"{\"a\\\",[\":[1,2],\"b\":{}}"), 8);
 }
+
+#[test]
+fn unlock_reads_parses_and_opens() {
+    let mut device = metadata(&template());
+    device.resize(DEVICE as usize, 0);
+    device[32768..32768 + 256000].copy_from_slice(&seal_area(&VOLUME_KEY, PASS));
+    let mut reads = Vec::new();
+    let u = unlock(DEVICE, PASS, &KdfLimits::DEFAULT, |o, l| {
+        reads.push((o, l));
+        Ok::<_, &str>(device[o as usize..o as usize + l].to_vec())
+    })
+    .unwrap();
+    assert_eq!(reads, vec![(0, 4096), (0, 32768), (32768, 256000)]);
+    assert_eq!((u.slot, u.key.as_bytes()), (0, &VOLUME_KEY[..]));
+    let e = unlock(DEVICE, b"nope", &KdfLimits::DEFAULT, |o, l| {
+        Ok::<_, &str>(device[o as usize..o as usize + l].to_vec())
+    })
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "keyslot did not open: wrong passphrase for keyslot 0"
+    );
+    let e = unlock(DEVICE, PASS, &KdfLimits::DEFAULT, |_, _| Err("EIO")).unwrap_err();
+    assert_eq!(e.to_string(), "cannot read the LUKS2 header: EIO");
+    let e = unlock(4096, PASS, &KdfLimits::DEFAULT, |_, l| {
+        Ok::<_, &str>(vec![0u8; l])
+    })
+    .unwrap_err();
+    assert!(matches!(
+        e,
+        UnlockError::Header(HeaderError::NoValidCopy { .. })
+    ));
+}
