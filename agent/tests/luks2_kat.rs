@@ -228,6 +228,20 @@ fn check(v: &Volume, key_bits: usize, sector: u32) -> Header {
         .unwrap();
     let key = luks2::open_keyslot(&header, 0, &area, PASSPHRASE, &test_limits()).unwrap();
     assert_eq!(key.as_bytes(), opened.key.as_bytes());
+    // And through the one-call unlock, reading the device itself.
+    let file = fs::File::open(&v.image).unwrap();
+    let unlocked = luks2::unlock(
+        v.device_size(),
+        PASSPHRASE,
+        &test_limits(),
+        |offset, len| {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset).map(|()| buf)
+        },
+    )
+    .unwrap();
+    assert_eq!((unlocked.slot, unlocked.header.uuid()), (0, header.uuid()));
+    assert_eq!(unlocked.key.as_bytes(), opened.key.as_bytes());
     // A wrong passphrase is "keyslot did not open", naming the slot.
     let err = v.open(b"not the passphrase", &test_limits()).unwrap_err();
     let msg = err.to_string();
@@ -427,7 +441,7 @@ fn damaged_header_copies() {
     assert_eq!(h.copy_used(), Copy::Secondary);
     assert!(
         matches!(
-            &h.notes()[..],
+            h.notes(),
             [HeaderNote::CopyInvalid {
                 copy: Copy::Primary,
                 ..
@@ -440,7 +454,8 @@ fn damaged_header_copies() {
         v.open(PASSPHRASE, &test_limits()).unwrap().key.as_bytes(),
         key.as_slice()
     );
-    // And the secondary's: nothing left.
+    // And the secondary's: nothing left (the secondary's error is the one at the size
+    // the primary declares).
     flip(hdr_size + 4096 + 10);
     let mut metadata = vec![0u8; (2 * hdr_size) as usize];
     fs::File::open(&v.image)
@@ -453,5 +468,135 @@ fn damaged_header_copies() {
     assert_eq!(
         err,
         "no valid LUKS2 header: primary: checksum mismatch; secondary: checksum mismatch"
+    );
+}
+
+/// The label and subsystem of the binary header; a token (here cryptsetup's own
+/// `luks2-keyring`) does not stand in the way of a passphrase and is named when no
+/// keyslot opens.
+#[test]
+fn label_subsystem_and_tokens() {
+    let v = Volume::format(
+        "tokens",
+        20,
+        &[
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+            "--label",
+            "sealgate-data",
+            "--subsystem",
+            "kbs",
+        ],
+    );
+    cryptsetup(&[
+        "token",
+        "add",
+        "--key-description",
+        "sealgate:test",
+        v.img(),
+    ]);
+    let h = v.header();
+    assert_eq!(h.label(), "sealgate-data");
+    assert_eq!(h.subsystem(), "kbs");
+    assert_eq!(h.tokens(), &["luks2-keyring".to_string()]);
+    assert_eq!(
+        v.open(PASSPHRASE, &test_limits()).unwrap().key.as_bytes(),
+        v.cryptsetup_key().as_slice()
+    );
+    let err = v.open(OTHER, &test_limits()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "keyslot did not open: wrong passphrase for keyslot 0; tokens present but not run \
+         by sealgate: luks2-keyring"
+    );
+}
+
+fn parse_err(image: &Path) -> String {
+    let bytes = fs::read(image).unwrap();
+    let len = luks2::metadata_read_len(&bytes, bytes.len() as u64) as usize;
+    Header::parse(&bytes[..len], bytes.len() as u64)
+        .unwrap_err()
+        .to_string()
+}
+
+/// `cryptsetup reencrypt --init-only`: a reencryption in progress is refused by name.
+#[test]
+fn reencryption_in_progress_is_refused() {
+    let v = Volume::format(
+        "reencrypt",
+        40,
+        &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"],
+    );
+    let key = v.scratch.path("pass");
+    cryptsetup(&[
+        "reencrypt",
+        "--init-only",
+        "--batch-mode",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+        v.img(),
+    ]);
+    assert_eq!(
+        parse_err(&v.image),
+        "unsupported LUKS2 volume: mandatory requirements [\"online-reencrypt-v2\"] \
+         (reencryption in progress or a feature sealgate does not implement; finish it with \
+         cryptsetup)"
+    );
+}
+
+/// `luksFormat --header`: the header file alone is refused as a detached header; and a
+/// LUKS1 volume is refused as LUKS1.
+#[test]
+fn detached_headers_and_luks1_are_refused() {
+    require_root();
+    let s = Scratch::new("detached");
+    let (hdr, data, l1, pass) = (s.path("hdr"), s.path("data"), s.path("l1"), s.path("pass"));
+    fs::write(&pass, PASSPHRASE).unwrap();
+    for (p, mib) in [(&hdr, 16u64), (&data, 8), (&l1, 8)] {
+        fs::File::create(p).unwrap().set_len(mib << 20).unwrap();
+    }
+    let path = |p: &PathBuf| p.to_str().unwrap().to_string();
+    cryptsetup(&[
+        "luksFormat",
+        "--batch-mode",
+        "--type",
+        "luks2",
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+        "--header",
+        &path(&hdr),
+        &path(&data),
+        &path(&pass),
+    ]);
+    let err = parse_err(&hdr);
+    assert!(err.contains("a detached header"), "{err}");
+    // The data device has no header at all.
+    let err = parse_err(&data);
+    assert!(
+        err.starts_with("no valid LUKS2 header: primary: no LUKS2 magic"),
+        "{err}"
+    );
+    cryptsetup(&[
+        "luksFormat",
+        "--batch-mode",
+        "--type",
+        "luks1",
+        "--pbkdf-force-iterations",
+        "1000",
+        &path(&l1),
+        &path(&pass),
+    ]);
+    let err = parse_err(&l1);
+    assert!(
+        err.starts_with("no valid LUKS2 header: primary: LUKS1 header (only LUKS2 is supported)"),
+        "{err}"
     );
 }

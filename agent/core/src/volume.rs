@@ -165,7 +165,7 @@ impl Segment {
                 len
             }
         };
-        if len % u64::from(self.sector_size) != 0 {
+        if !len.is_multiple_of(u64::from(self.sector_size)) {
             return Err(SegmentError::NotSectorAligned {
                 len,
                 sector_size: self.sector_size,

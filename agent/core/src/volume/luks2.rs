@@ -48,7 +48,9 @@
 
 mod keyslot;
 
-pub use keyslot::{OpenError, Opened, SlotFailure, open, open_keyslot};
+pub use keyslot::{
+    OpenError, Opened, SlotFailure, UnlockError, Unlocked, open, open_keyslot, unlock,
+};
 
 use super::kdf::{Argon2Variant, Hash, Kdf};
 use super::{Cipher, Segment, SegmentSize};
@@ -80,6 +82,11 @@ pub const MAX_METADATA_LEN: u64 = 8 << 20;
 pub const AF_STRIPES: u32 = 4000;
 /// Keyslot, segment, digest and token ids are 0..32 (cryptsetup's maxima).
 const MAX_IDS: u64 = 32;
+/// The most JSON values (objects, arrays, members, elements) a metadata area may hold.
+/// cryptsetup's own metadata has a few hundred even with 32 keyslots and tokens; the
+/// bound keeps the parsed tree of a hostile 4 MiB area (`[0,0,0,...]`: 2 bytes per value
+/// in the text, ~32 in memory) to a few MiB instead of a hundred.
+pub const MAX_JSON_VALUES: usize = 65536;
 /// The sector size of keyslot-area encryption.
 pub(crate) const AREA_SECTOR: usize = 512;
 
@@ -87,7 +94,9 @@ pub(crate) const AREA_SECTOR: usize = 512;
 /// bytes read (at least [`BINARY_HEADER_LEN`] for a useful answer) and the device size:
 /// both copies of the size the primary declares, or [`MAX_METADATA_LEN`] when the
 /// primary's binary header is unusable (the secondary is then searched for). Never more
-/// than the device.
+/// than the device. (A primary whose binary header looks right but whose checksum fails
+/// is found out only by [`Header::parse`]; the secondary is then searched within the
+/// bytes given, which hold it unless the primary's size field itself was damaged.)
 pub fn metadata_read_len(start: &[u8], device_size: u64) -> u64 {
     let want = match binary_precheck(start, 0, false) {
         Ok(hdr_size) => 2 * hdr_size,
@@ -181,6 +190,8 @@ pub enum CopyError {
     Checksum,
     /// The JSON area is not one JSON object followed by NUL bytes.
     Json(&'static str),
+    /// (Secondary, when the primary is invalid) no valid copy at any allowed offset.
+    NotFound,
 }
 
 impl fmt::Display for CopyError {
@@ -204,6 +215,9 @@ impl fmt::Display for CopyError {
             ),
             CopyError::Checksum => f.write_str("checksum mismatch"),
             CopyError::Json(why) => write!(f, "JSON area: {why}"),
+            CopyError::NotFound => {
+                f.write_str("no valid copy at any of the allowed offsets (16 KiB .. 4 MiB)")
+            }
         }
     }
 }
@@ -215,8 +229,9 @@ pub enum HeaderError {
     NoValidCopy {
         /// Why the primary is not.
         primary: CopyError,
-        /// Why the secondary is not (at the primary's hdr_size, or at every allowed size
-        /// when the primary did not give one).
+        /// Why the secondary is not: at the primary's hdr_size, or [`CopyError::NotFound`]
+        /// when the primary is invalid, every allowed offset was searched, and the
+        /// primary's binary header declares no size.
         secondary: CopyError,
     },
     /// Both copies are valid with the same seqid but say different things.
@@ -352,20 +367,18 @@ impl Header {
         let primary = read_copy(metadata, 0, false);
         let secondary = match &primary {
             Ok(p) => read_copy(metadata, p.hdr_size, true),
-            Err(_) => match binary_precheck(metadata, 0, false) {
-                Ok(hdr_size) => read_copy(metadata, hdr_size, true),
-                Err(_) => {
-                    // No size from the primary: look at every allowed offset, as cryptsetup.
-                    let mut last = Err(CopyError::Magic);
-                    for off in HEADER_SIZES {
-                        last = read_copy(metadata, off, true);
-                        if last.is_ok() {
-                            break;
-                        }
-                    }
-                    last
-                }
-            },
+            // The primary gives no trustworthy size: look at every allowed offset within
+            // the bytes given, as cryptsetup does.
+            // When none is valid, the error reported is the one at the size the primary's
+            // binary header declares, if it declares one.
+            Err(_) => HEADER_SIZES
+                .iter()
+                .map(|&off| read_copy(metadata, off, true))
+                .find(|c| c.is_ok())
+                .unwrap_or_else(|| match binary_precheck(metadata, 0, false) {
+                    Ok(hdr_size) => read_copy(metadata, hdr_size, true),
+                    Err(_) => Err(CopyError::NotFound),
+                }),
         };
         let mut notes = Vec::new();
         let (chosen, which) = match (primary, secondary) {
@@ -602,8 +615,8 @@ fn read_copy(bytes: &[u8], at: u64, secondary: bool) -> Result<CopyView<'_>, Cop
     zeroed.copy_from_slice(bin);
     zeroed[448..512].fill(0);
     let mut sum = [0u8; 64];
-    hash.digest_into(&[&zeroed, area], &mut sum[..hash.len()]);
-    if sum[..hash.len()] != bin[448..448 + hash.len()] {
+    hash.digest_into(&[&zeroed, area], &mut sum[..hash.output_len()]);
+    if sum[..hash.output_len()] != bin[448..448 + hash.output_len()] {
         return Err(CopyError::Checksum);
     }
     let json = parse_json_area(area).map_err(CopyError::Json)?;
@@ -632,10 +645,39 @@ fn parse_json_area(area: &[u8]) -> Result<JsonObject, &'static str> {
     if area[end..].iter().any(|&c| c != 0) {
         return Err("bytes other than NUL after the JSON text");
     }
+    if json_values(&area[..end]) > MAX_JSON_VALUES {
+        return Err("more than 65536 JSON values");
+    }
     JsonObject::from_json(&area[..end]).map_err(|e| match e {
         crate::sealed::JsonError::DuplicateMember => "an object has a duplicate member",
         _ => "not a valid JSON object",
     })
+}
+
+/// An upper bound of the values in a JSON text: containers and separators outside
+/// strings, plus one. Linear, no allocation; run before the text is parsed.
+fn json_values(text: &[u8]) -> usize {
+    let mut n = 1usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &c in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'{' | b'[' | b',' | b':' => n += 1,
+            _ => {}
+        }
+    }
+    n
 }
 
 // ---- the JSON metadata ----
@@ -773,7 +815,7 @@ fn build(
         )));
     }
     let keyslots_size = u64_member(config, "keyslots_size", "config")?;
-    if keyslots_size % 4096 != 0 {
+    if !keyslots_size.is_multiple_of(4096) {
         return Err(invalid("config.keyslots_size is not a multiple of 4096"));
     }
     let metadata_end = (2 * copy.hdr_size)
@@ -861,10 +903,10 @@ fn build(
             ))
         });
     }
-    if offset % u64::from(sector_size) != 0 {
+    if !offset.is_multiple_of(u64::from(sector_size)) {
         return Err(invalid("the data segment offset is not sector aligned"));
     }
-    if iv_tweak % u64::from(sector_size / 512) != 0 {
+    if !iv_tweak.is_multiple_of(u64::from(sector_size / 512)) {
         return Err(invalid("the segment's iv_tweak is not sector aligned"));
     }
     let cipher = Cipher::from_spec(encryption).ok_or_else(|| {
@@ -902,7 +944,7 @@ fn build(
         salt: b64_member(d, "salt", "the digest", 256)?,
         digest: b64_member(d, "digest", "the digest", 64)?,
     };
-    if digest.digest.len() < 16 || digest.digest.len() > dhash.len() {
+    if digest.digest.len() < 16 || digest.digest.len() > dhash.output_len() {
         return Err(invalid(
             "the digest's length is not between 16 bytes and its hash's",
         ));
@@ -933,7 +975,7 @@ fn build(
                 region.0, region.1
             )));
         }
-        if area_offset % 4096 != 0 {
+        if !area_offset.is_multiple_of(4096) {
             return Err(invalid(format!("{what}: area offset is not 4096-aligned")));
         }
         if let Some((o, e, other)) = areas

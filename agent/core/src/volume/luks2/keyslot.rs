@@ -216,6 +216,61 @@ pub fn open<E: fmt::Display>(
     })
 }
 
+/// A volume unlocked by [`unlock`].
+#[derive(Debug)]
+pub struct Unlocked {
+    /// Its header (segment, UUID, keyring description, notes about the copies).
+    pub header: Header,
+    /// The keyslot that opened.
+    pub slot: u32,
+    /// The volume key.
+    pub key: VolumeKey,
+}
+
+/// Why [`unlock`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnlockError {
+    /// Reading the header failed (the caller's error, as text).
+    Read(String),
+    /// The header was refused.
+    Header(super::HeaderError),
+    /// No keyslot opened.
+    Open(OpenError),
+}
+
+impl fmt::Display for UnlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnlockError::Read(e) => write!(f, "cannot read the LUKS2 header: {e}"),
+            UnlockError::Header(e) => write!(f, "{e}"),
+            UnlockError::Open(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The whole unlock in one call: reads the header's first 4 KiB, then
+/// [`super::metadata_read_len`] bytes, parses them ([`Header::parse`]) and [`open`]s a
+/// keyslot. `read(offset, len)` reads `len` bytes of the device at `offset` (short reads
+/// are the caller's to refuse); `device_size` is the device's size in bytes.
+pub fn unlock<E: fmt::Display>(
+    device_size: u64,
+    passphrase: &[u8],
+    limits: &KdfLimits,
+    mut read: impl FnMut(u64, usize) -> Result<Vec<u8>, E>,
+) -> Result<Unlocked, UnlockError> {
+    let read_err = |e: E| UnlockError::Read(format!("{e}"));
+    let first = read(0, super::BINARY_HEADER_LEN.min(device_size) as usize).map_err(read_err)?;
+    let len = super::metadata_read_len(&first, device_size);
+    let metadata = read(0, len as usize).map_err(|e| UnlockError::Read(format!("{e}")))?;
+    let header = Header::parse(&metadata, device_size).map_err(UnlockError::Header)?;
+    let opened = open(&header, passphrase, limits, read).map_err(UnlockError::Open)?;
+    Ok(Unlocked {
+        header,
+        slot: opened.slot,
+        key: opened.key,
+    })
+}
+
 fn try_slot(
     header: &Header,
     ks: &Keyslot,
@@ -297,7 +352,7 @@ fn af_merge(material: &[u8], key_bytes: usize, hash: Hash, out: &mut [u8]) {
 /// Replaces each hash-length chunk `c_j` of `buf` (the last one possibly shorter) with
 /// `H(be32(j) || c_j)`, truncated to the chunk's length.
 fn diffuse(buf: &mut [u8], hash: Hash) {
-    let hl = hash.len();
+    let hl = hash.output_len();
     let mut out = Zeroizing::new([0u8; 64]);
     for (j, chunk) in buf.chunks_mut(hl).enumerate() {
         let iv = (j as u32).to_be_bytes();
@@ -318,4 +373,10 @@ fn verify_digest(header: &Header, candidate: &[u8]) -> bool {
         .zip(&d.digest)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
+}
+
+/// The diffuse function, for the tests' keyslot writer.
+#[cfg(test)]
+pub(super) fn tests_diffuse(buf: &mut [u8], hash: Hash) {
+    diffuse(buf, hash)
 }
