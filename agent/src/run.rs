@@ -132,7 +132,7 @@ pub enum Failure {
     /// Writing to stdout failed.
     Stdout(rustix::io::Errno),
     /// An encrypted volume could not be prepared or opened.
-    Volume(VolumeFailure),
+    Volume(Box<VolumeFailure>),
     /// A volume's key or passphrase could not be fetched.
     VolumeKey {
         /// The volume.

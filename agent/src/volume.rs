@@ -180,15 +180,17 @@ fn find_device(spec: &VolumeSpec) -> Result<Device, DeviceError> {
 }
 
 /// Phase 1 of every volume (see the module documentation): device, header, parameters.
-pub fn prepare(specs: &[VolumeSpec]) -> Result<Vec<Prepared>, VolumeFailure> {
+pub fn prepare(specs: &[VolumeSpec]) -> Result<Vec<Prepared>, Box<VolumeFailure>> {
     specs.iter().map(prepare_one).collect()
 }
 
-fn prepare_one(spec: &VolumeSpec) -> Result<Prepared, VolumeFailure> {
-    let fail = |error| VolumeFailure {
-        name: spec.name.clone(),
-        device: spec.device.to_string(),
-        error,
+fn prepare_one(spec: &VolumeSpec) -> Result<Prepared, Box<VolumeFailure>> {
+    let fail = |error| {
+        Box::new(VolumeFailure {
+            name: spec.name.clone(),
+            device: spec.device.to_string(),
+            error,
+        })
     };
     let device = find_device(spec).map_err(|e| fail(VolumeError::Device(e)))?;
     if device.rdev().is_none() {
@@ -302,12 +304,14 @@ impl Prepared {
 
     /// Phase 2: opens the volume with `secret` (the passphrase for LUKS2, the key for
     /// plain), maps it and mounts it. On failure nothing stays mapped or mounted.
-    pub fn open(self, secret: Zeroizing<Vec<u8>>) -> Result<Open, VolumeFailure> {
+    pub fn open(self, secret: Zeroizing<Vec<u8>>) -> Result<Open, Box<VolumeFailure>> {
         let spec = &self.spec;
-        let fail = |error| VolumeFailure {
-            name: spec.name.clone(),
-            device: spec.device.to_string(),
-            error,
+        let fail = |error| {
+            Box::new(VolumeFailure {
+                name: spec.name.clone(),
+                device: spec.device.to_string(),
+                error,
+            })
         };
         let started = Instant::now();
         let (key, segment, description, dm_uuid) = match &self.header {

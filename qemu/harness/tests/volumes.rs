@@ -237,8 +237,7 @@ fn report_config(volumes: &str) -> String {
 }
 
 fn work(name: &str) -> PathBuf {
-    let dir = work_dir(&format!("{name}-disks"));
-    dir
+    work_dir(&format!("{name}-disks"))
 }
 
 #[test]
