@@ -121,6 +121,10 @@ sealgate.sealed_dir=, sealgate.owner=, sealgate.file_mode=, sealgate.tmpfs_size=
 sealgate.sealed_secrets=, sealgate.deadline=, sealgate.init_data=, sealgate.configfs_tsm=,
 sealgate.mode=exec|report, sealgate.next_init=, sealgate.on_failure=,
 sealgate.modules=NAME[,NAME...]. sealgate.config= is always ignored.
+
+Encrypted volumes ([[volume]]: LUKS2 or plain dm-crypt opened with a key from the KBS,
+mapped as /dev/mapper/NAME, mounted, optionally the new root) are declared only in the
+config file or init-data's sealgate.toml: never by flags or the kernel command line.
 ";
 
 /// The commands, as the first argument. Anything else makes PID 1 run the init stage.
