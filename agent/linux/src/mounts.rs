@@ -229,16 +229,26 @@ pub fn switch_root(new_root: &str, keep: &[&str]) -> Result<(), SwitchError> {
             Errno::INVAL,
         ));
     }
+    let base = new_root.trim_end_matches('/');
     for m in MOVED_TO_NEW_ROOT.iter().chain(keep.iter()) {
         let must_keep = keep.contains(m);
-        if !is_mount_point(m) {
+        // A mount below the new root moves with it.
+        if !is_mount_point(m) || m.strip_prefix(base).is_some_and(|r| r.starts_with('/')) {
             continue;
         }
-        let target = alloc::format!("{}{}", new_root.trim_end_matches('/'), m);
+        let target = alloc::format!("{base}{m}");
         if !exists(&target) {
             if must_keep {
-                rustix::fs::mkdir(target.as_str(), Mode::from_raw_mode(0o700))
-                    .map_err(|e| fail(&alloc::format!("create {target} for {m}"), e))?;
+                // Parents too (a volume mounted on /mnt/data of a root without /mnt).
+                let mut at = alloc::string::String::from(base);
+                for part in m.split('/').filter(|p| !p.is_empty()) {
+                    at.push('/');
+                    at.push_str(part);
+                    match rustix::fs::mkdir(at.as_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(fail(&alloc::format!("create {at} for {m}"), e)),
+                    }
+                }
             } else {
                 warn!("init: the new root has no {m}: detaching it instead of moving it");
                 let _ = rustix::mount::unmount(*m, rustix::mount::UnmountFlags::DETACH);
