@@ -389,6 +389,8 @@ pub fn build(sealed_dir: &str, ok: bool, start_us: u64, secrets_us: Option<u64>)
     )];
     let entries = match collect(sealed_dir) {
         Ok(e) => e,
+        // Nothing was configured to go there (a run with volumes only).
+        Err(Errno::NOENT) => Vec::new(),
         Err(e) => {
             lines.push(failed_line(&format!("cannot list {sealed_dir}: {e}")));
             Vec::new()
