@@ -22,7 +22,9 @@
 //!
 //! **Both copies** are read, as cryptsetup's `LUKS2_disk_hdr_read` does: a copy is valid
 //! when its magic, version, size, offset and checksum are right and its JSON area holds
-//! one JSON object followed only by NUL bytes. Two valid copies with different seqids:
+//! one JSON object (at most [`MAX_JSON_VALUES`] values) followed only by NUL bytes. When
+//! the primary is invalid, the secondary is searched for at every allowed size, as
+//! cryptsetup does (within the bytes given). Two valid copies with different seqids:
 //! the newer is used ([`HeaderNote`] says so; cryptsetup would also rewrite the older).
 //! One valid copy: it is used, with a note (cryptsetup would repair the other; sealgate
 //! writes nothing). Two valid copies with the **same** seqid but different contents are
