@@ -335,6 +335,71 @@ fn remove_below(dir: &rustix::fd::OwnedFd, dev: u64, depth: u32) -> usize {
 mod tests {
     extern crate std;
     use super::*;
+    use std::string::{String, ToString};
+
+    /// Run by [`switch_root_moves_the_mounts_and_enters_the_new_root`] in a fresh test
+    /// process inside a private mount namespace (`unshare`); a no-op in a normal run.
+    /// Exits 0 when every check passed (a panic exits 101).
+    #[test]
+    fn switch_root_child() {
+        let Ok(base) = std::env::var("SEALGATE_SWITCH_ROOT_TEST") else {
+            return;
+        };
+        let new_root = std::format!("{base}/new");
+        let keep = std::format!("{base}/sealed");
+        for d in [&new_root, &keep] {
+            std::fs::create_dir_all(d).unwrap();
+            mount("tmpfs", d.as_str(), "tmpfs", MountFlags::empty(), c"").unwrap();
+        }
+        std::fs::write(std::format!("{keep}/secret"), "s").unwrap();
+        std::fs::write(std::format!("{new_root}/marker"), "new root").unwrap();
+        // The new root has /proc, /sys and /dev but no /run (detached instead of moved)
+        // and nothing for the sealed directory (created, parents too).
+        for d in ["proc", "sys", "dev"] {
+            std::fs::create_dir(std::format!("{new_root}/{d}")).unwrap();
+        }
+        switch_root(&new_root, &[keep.as_str()]).unwrap();
+        assert_eq!(std::fs::read_to_string("/marker").unwrap(), "new root");
+        assert_eq!(std::env::current_dir().unwrap().to_str(), Some("/"));
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount_points: std::vec::Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(ToString::to_string))
+            .collect();
+        for m in ["/", "/proc", "/sys", "/dev", keep.as_str()] {
+            assert!(
+                mount_points.iter().any(|p| p == m),
+                "{m} in {mount_points:?}"
+            );
+        }
+        assert!(!std::path::Path::new("/run").exists(), "/run was detached");
+        assert_eq!(
+            std::fs::read_to_string(std::format!("{keep}/secret")).unwrap(),
+            "s"
+        );
+        std::process::exit(0);
+    }
+
+    /// A real switch_root, in a private mount namespace (nothing changes on the host): the
+    /// early mounts and a kept tmpfs move into the new root, which becomes `/`.
+    #[test]
+    fn switch_root_moves_the_mounts_and_enters_the_new_root() {
+        let base = std::env::temp_dir().join(std::format!("sealgate-sr-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let status = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "mounts::tests::switch_root_child", "--nocapture"])
+            .env("SEALGATE_SWITCH_ROOT_TEST", &base)
+            .status()
+            .expect("util-linux's unshare (root, or user namespaces)");
+        let _ = std::fs::remove_dir_all(&base);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "the child's checks failed (see its output)"
+        );
+    }
 
     #[test]
     fn mount_points_by_device() {

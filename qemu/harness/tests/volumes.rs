@@ -374,11 +374,26 @@ fn luks2_root_is_entered_by_switch_root() {
             ("default/app/key1", KEY1),
             ("default/disk/root", PASSPHRASE),
         ],
-        "",
+        "sealgate.log=debug",
     );
     let ctx = o.ctx();
     assert!(o.boot.status.success(), "no poweroff: {ctx}");
     assert!(!o.boot.console.contains("SEALGATE-FAILED"), "{ctx}");
+    // The initramfs (a ramfs/tmpfs) was emptied to free its memory.
+    let removed: usize = o
+        .boot
+        .console
+        .lines()
+        .find_map(|l| {
+            l.split("init: removed ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no old-root removal logged: {ctx}"));
+    assert!(removed > 10, "{removed} entries removed: {ctx}");
     assert!(
         o.boot.console.contains("switched root to volume 'root'"),
         "{ctx}"
