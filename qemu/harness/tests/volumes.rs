@@ -198,13 +198,49 @@ fn boot(
     resources: &[(&str, &[u8])],
     append: &str,
 ) -> Outcome {
+    boot_with(name, config, disks, resources, append, None)
+}
+
+/// [`boot`], with a simulated SNP TEE and an init-data disk of this text when
+/// `snp_init_data` is given (`KBS_URL` in it is replaced too).
+fn boot_with(
+    name: &str,
+    config: &str,
+    disks: Vec<PathBuf>,
+    resources: &[(&str, &[u8])],
+    append: &str,
+    snp_init_data: Option<&str>,
+) -> Outcome {
     let a = Artifacts::get();
     let dir = work_dir(name);
     let port = free_port();
-    let parts = [
+    let url = format!("http://10.0.2.2:{port}");
+    let mut parts = vec![
         image::base_with(a, &image::VOLUME_MODULES),
-        image::config(&config.replace("KBS_URL", &format!("http://10.0.2.2:{port}"))),
+        image::config(&config.replace("KBS_URL", &url)),
     ];
+    let mut append = format!("sealgate.log=info {append}");
+    let initdata = snp_init_data.map(|text| {
+        use sha2::{Digest, Sha384};
+        let text = text.replace("KBS_URL", &url);
+        let toml = dir.join("initdata.toml");
+        let disk = dir.join("initdata.img");
+        std::fs::write(&toml, &text).unwrap();
+        run_checked(
+            Command::new(&a.sealctl)
+                .args(["initdata", "image"])
+                .arg(&toml)
+                .arg(&disk),
+        );
+        parts.push(image::sim_overlay(a, ""));
+        // SNP HOST_DATA = the init-data digest truncated to 32 bytes.
+        let digest = Sha384::digest(text.as_bytes());
+        append += &format!(
+            " tsm_sim.provider=sev_guest sim.host_data={}",
+            hex(&digest[..32])
+        );
+        disk
+    });
     let initrd = dir.join("initrd.cpio");
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     image::write(&initrd, &refs);
@@ -212,9 +248,9 @@ fn boot(
     let mut vm = Vm::start(&VmConfig {
         kernel: a.kernel.image.clone(),
         initrd,
-        initdata: None,
+        initdata,
         disks,
-        append: format!("sealgate.log=info {append}"),
+        append,
         log: dir.join("console.log"),
         timeout: Duration::from_secs(180),
     })
@@ -515,4 +551,67 @@ fn a_wrong_plain_key_fails_closed_and_removes_the_device() {
         "no report: {ctx}"
     );
     o.assert_no_secret_on_console(&[&wrong, &luks.volume_key]);
+}
+
+/// The volume declared by a measured source other than the image: init-data's
+/// `sealgate.toml`, checked against the (simulated) SNP HOST_DATA before any of it is
+/// used. The image's config only says where init-data is; the init-data disk is `/dev/vda`,
+/// the volume, found by its UUID, `/dev/vdb`.
+#[test]
+#[ignore = "boots QEMU: run qemu/test"]
+fn a_volume_declared_in_init_data_opens_on_simulated_snp() {
+    Artifacts::get();
+    let dir = work("volumes-initdata");
+    let luks = make_luks(
+        &dir,
+        "data",
+        &[("/hello.txt", HELLO, 0o644)],
+        &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"],
+    );
+    let sealgate_toml = format!(
+        "[[resource]]\nuri = \"kbs:///default/app/key1\"\n\
+         [[volume]]\nname = \"data\"\ndevice = \"uuid={}\"\n\
+         resource = \"kbs:///default/disk/data\"\nmount = \"/mnt/data\"\n\
+         [init]\nmode = \"report\"\n",
+        luks.uuid
+    );
+    let init_data = format!(
+        "version = \"0.1.0\"\nalgorithm = \"sha384\"\n\n[data]\n\
+         \"cdh.toml\" = '''\n[kbc]\nname = \"cc_kbc\"\nurl = \"KBS_URL\"\n'''\n\
+         \"sealgate.toml\" = '''\n{sealgate_toml}'''\n"
+    );
+    let o = boot_with(
+        "volumes-initdata",
+        "init_data = \"scan\"\ndeadline_secs = 120\n",
+        vec![luks.image.clone()],
+        &[
+            ("default/app/key1", KEY1),
+            ("default/disk/data", PASSPHRASE),
+        ],
+        "",
+        Some(&init_data),
+    );
+    let ctx = o.ctx();
+    assert!(o.boot.status.success(), "no poweroff: {ctx}");
+    assert!(!o.boot.console.contains("SEALGATE-FAILED"), "{ctx}");
+    assert!(
+        o.boot.console.contains("init-data matches SNP HOST_DATA"),
+        "{ctx}"
+    );
+    let v = o.records("volume", "data");
+    assert_eq!(v.len(), 1, "{ctx}");
+    assert_eq!(
+        field(&v[0], "device"),
+        Some("/dev/vdb"),
+        "found by UUID: {ctx}"
+    );
+    let f = o.records("volume-file", "data");
+    assert_eq!(f.len(), 1, "{ctx}");
+    assert_eq!(field(&f[0], "path"), Some("/mnt/data/hello.txt"), "{ctx}");
+    assert_eq!(
+        field(&f[0], "sha256"),
+        Some(sha256_hex(HELLO).as_str()),
+        "{ctx}"
+    );
+    o.assert_no_secret_on_console(&[&luks.volume_key, PASSPHRASE, KEY1]);
 }
