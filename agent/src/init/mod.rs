@@ -18,8 +18,12 @@
 //! 5. unseal: exactly `sealgate unseal` ([`crate::run::unseal`]) with the same
 //!    configuration, init-data included (default `/etc/sealgate/initdata.toml` if it
 //!    exists), retrying an unreachable KBS until the deadline;
+//!    The same run opens the encrypted volumes (`[[volume]]`, [`crate::volume`]): mapped
+//!    through device-mapper, mounted;
 //! 6. exec the next init (`next_init`, default `/sbin/init`) with the remaining
-//!    arguments, or in report mode print the [`report`] on the console and power off;
+//!    arguments, after switching into the root volume if one is declared (`root = true`:
+//!    [`mounts::switch_root`], the next init is then looked up there), or in report mode
+//!    print the [`report`] (volumes included) on the console and power off;
 //! 7. on failure, print `SEALGATE-FAILED <reason>` and fail closed: power off (or halt);
 //!    only `on_failure=continue` starts the next stage anyway, announced by a
 //!    `SEALGATE-CONTINUING` line and an error in the log.
@@ -211,9 +215,10 @@ pub fn main<E: AsRef<[u8]>>(
                 if let Err(e) = step("switch_root", || mounts::switch_root(&new_root, &keep)) {
                     // The next init is looked up on the new root: without the switch
                     // there is nothing sensible to start.
+                    // (`on_failure = "continue"` powers off here too.)
                     return fail_and_stop(
                         &format!("volume '{}' as the new root: {e}", root.name),
-                        Stop::after_failure(OnFailure::PowerOff),
+                        Stop::after_failure(init.on_failure),
                         pid1,
                     );
                 }
