@@ -517,7 +517,15 @@ enum Sealed {
 /// `sealgate unseal`. Volumes it opens stay open (and mounted).
 pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let started = Instant::now();
-    unseal_loaded(load_config(opts, sources)?, started).map(|_| ())
+    let opened = unseal_loaded(load_config(opts, sources)?, started)?;
+    for v in opened.iter().filter(|v| v.root) {
+        warn!(
+            "volume '{}' is mounted on {}: only the init stage switches into a root volume",
+            v.name,
+            v.mount.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// `sealgate unseal` with the configuration loaded; the run (and its deadline) began at
