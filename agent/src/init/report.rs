@@ -26,8 +26,9 @@
 //! * `volume`: one per encrypted volume opened (`[[volume]]`): the mapped device, where it
 //!   is mounted (`-` if not), the time to open it (KDF and device-mapper, mount
 //!   excluded) and its device-mapper table as the kernel shows it (`dmsetup table`: the
-//!   key appears as a keyring reference, never itself). `volume-file`: every regular
-//!   file on a mounted volume, as `secret` lines are for the sealed directory.
+//!   key appears as a keyring reference, never itself). `volume-file`: the regular files
+//!   among the first 64 entries (path order) of a mounted volume, as `secret` lines are
+//!   for the sealed directory.
 //! * `timing`: `CLOCK_BOOTTIME` in microseconds, i.e. time since the kernel started:
 //!   `start_us` when sealgate started, `secrets_us` when the secrets were committed to the
 //!   tmpfs; `boot_to_secret_us` = `secrets_us`; `sealgate_us` = `secrets_us - start_us`,
@@ -208,8 +209,22 @@ fn names(fd: &OwnedFd) -> Result<Vec<CString>, Errno> {
 /// UTF-8 are shown with U+FFFD in their place (and then percent-encoded); files are
 /// opened by their real names, relative to their directory.
 pub fn collect(dir: &str) -> Result<Vec<Entry>, Errno> {
-    fn walk(fd: &OwnedFd, shown_dir: &str, out: &mut Vec<Entry>, depth: u32) -> Result<(), Errno> {
+    collect_at_most(dir, usize::MAX)
+}
+
+/// [`collect`], stopping after `limit` entries (a mounted volume may hold a whole system).
+pub fn collect_at_most(dir: &str, limit: usize) -> Result<Vec<Entry>, Errno> {
+    fn walk(
+        fd: &OwnedFd,
+        shown_dir: &str,
+        out: &mut Vec<Entry>,
+        depth: u32,
+        limit: usize,
+    ) -> Result<(), Errno> {
         for name in names(fd)? {
+            if out.len() >= limit {
+                return Ok(());
+            }
             let st = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
             let sep = if shown_dir.ends_with('/') { "" } else { "/" };
             let shown = format!("{shown_dir}{sep}{}", name.to_string_lossy());
@@ -217,7 +232,7 @@ pub fn collect(dir: &str) -> Result<Vec<Entry>, Errno> {
                 FileType::Directory => {
                     if depth < 32 {
                         let sub = open_dir(fd, &name, false)?;
-                        walk(&sub, &shown, out, depth + 1)?;
+                        walk(&sub, &shown, out, depth + 1, limit)?;
                     }
                 }
                 FileType::RegularFile => out.push(Entry::Secret {
@@ -245,7 +260,7 @@ pub fn collect(dir: &str) -> Result<Vec<Entry>, Errno> {
     let path = CString::new(dir).map_err(|_| Errno::INVAL)?;
     let fd = open_dir(rustix::fs::CWD, &path, true)?;
     let mut out = Vec::new();
-    walk(&fd, dir, &mut out, 0)?;
+    walk(&fd, dir, &mut out, 0, limit)?;
     Ok(out)
 }
 
@@ -410,7 +425,11 @@ pub fn build(sealed_dir: &str, ok: bool, start_us: u64, secrets_us: Option<u64>)
     lines
 }
 
-/// The `volume` and `volume-file` lines of the volumes the run opened.
+/// The most entries of a mounted volume the report walks (and regular files it hashes).
+pub const VOLUME_FILES_LIMIT: usize = 64;
+
+/// The `volume` and `volume-file` lines of the volumes the run opened (the first
+/// [`VOLUME_FILES_LIMIT`] entries of each, in path order).
 pub fn volume_lines(volumes: &[crate::volume::Open]) -> Vec<String> {
     let mut lines = Vec::new();
     for v in volumes {
@@ -428,7 +447,7 @@ pub fn volume_lines(volumes: &[crate::volume::Open]) -> Vec<String> {
             ],
         ));
         let Some(mount) = &v.mount else { continue };
-        match collect(mount) {
+        match collect_at_most(mount, VOLUME_FILES_LIMIT) {
             Ok(entries) => {
                 for e in entries {
                     if let Entry::Secret {
@@ -503,6 +522,19 @@ mod tests {
             failed_line("KBS unreachable:\nconnection refused "),
             "SEALGATE-FAILED KBS unreachable: connection refused"
         );
+    }
+
+    #[test]
+    fn a_walk_stops_at_its_limit() {
+        let dir = std::env::temp_dir().join(format!("sealgate-walk-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.join(format!("d/f{i}")), b"x").unwrap();
+        }
+        let d = dir.to_str().unwrap();
+        assert_eq!(collect(d).unwrap().len(), 5);
+        assert_eq!(collect_at_most(d, 3).unwrap().len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
