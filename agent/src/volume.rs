@@ -320,6 +320,8 @@ impl Prepared {
                     self.device.read_at(offset, len, len).map(|b| b.to_vec())
                 })
                 .map_err(|e| fail(VolumeError::Keyslot(e)))?;
+                // The passphrase has done its work: wiped now, not at the end.
+                drop(secret);
                 debug!("volume '{}': keyslot {} opened", spec.name, opened.slot);
                 let uuid: String = header.uuid().chars().filter(|c| *c != '-').collect();
                 (
