@@ -3,8 +3,9 @@
 //! `mke2fs -d` filled, so the host needs no device-mapper) with keys from the test KBS,
 //! through the guest kernel's device-mapper and dm-crypt, and mounts them.
 //!
-//! - a LUKS2 data disk (argon2id) found by its UUID, and a plain dm-crypt disk (the same
-//!   ciphertext with its header wiped, the volume key as the KBS resource): the report
+//! - a LUKS2 data disk (argon2id, 4096-byte sectors) found by its UUID, and a plain
+//!   dm-crypt disk (4096-byte sectors too: the same ciphertext with its header wiped, the
+//!   volume key as the KBS resource): the report
 //!   shows the SHA-256 of a known file read from each mounted volume, and the
 //!   device-mapper table as the kernel prints it holds a keyring reference, never the key;
 //! - a LUKS2 root disk (PBKDF2) entered by `switch_root`: the next init on it (guest-sim as
@@ -50,7 +51,7 @@ struct Disk {
     data_offset: u64,
 }
 
-/// `kdf`: cryptsetup's `--pbkdf` arguments.
+/// `kdf`: more `cryptsetup reencrypt` arguments (`--pbkdf ...`, `--sector-size`).
 fn make_luks(dir: &Path, name: &str, files: &[(&str, &[u8], u32)], kdf: &[&str]) -> Disk {
     let root = dir.join(format!("{name}-root"));
     for (path, data, mode) in files {
@@ -71,7 +72,8 @@ fn make_luks(dir: &Path, name: &str, files: &[(&str, &[u8], u32)], kdf: &[&str])
         .unwrap();
     run_checked(
         Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext4", "-d"])
+            // 4 KiB blocks: a filesystem on a 4096-byte-sector volume needs them.
+            .args(["-q", "-F", "-b", "4096", "-t", "ext4", "-d"])
             .arg(&root)
             .arg(&image)
             .arg("24M"),
@@ -297,6 +299,8 @@ fn luks2_and_plain_data_disks_open_and_mount() {
             "4",
             "--pbkdf-parallel",
             "1",
+            "--sector-size",
+            "4096",
         ],
     );
     let plain = make_plain(&dir, &luks);
@@ -304,7 +308,8 @@ fn luks2_and_plain_data_disks_open_and_mount() {
         "[[volume]]\nname = \"data\"\ndevice = \"uuid={}\"\nresource = \"kbs:///default/disk/data\"\n\
          mount = \"/mnt/data\"\nread_only = true\n\
          [[volume]]\nname = \"raw\"\ntype = \"plain\"\ndevice = \"/dev/vdb\"\n\
-         resource = \"kbs:///default/disk/raw\"\nkey_size = 512\noffset = {}\nmount = \"/mnt/raw\"\n",
+         resource = \"kbs:///default/disk/raw\"\nkey_size = 512\nsector_size = 4096\n\
+         offset = {}\nmount = \"/mnt/raw\"\n",
         luks.uuid,
         luks.data_offset / 512
     );
@@ -345,8 +350,8 @@ fn luks2_and_plain_data_disks_open_and_mount() {
             "{name}: the table references the keyring key: {table}"
         );
         assert!(
-            table.ends_with(&format!(" {}", luks.data_offset / 512)),
-            "the data offset: {table}"
+            table.ends_with(&format!(" {} 1 sector_size:4096", luks.data_offset / 512)),
+            "the data offset and the 4096-byte sectors: {table}"
         );
         let mount = format!("/mnt/{name}");
         let files = o.records("volume-file", name);
