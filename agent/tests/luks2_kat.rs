@@ -662,7 +662,7 @@ fn larger_header_and_explicit_offsets() {
     assert_eq!(h.keyslots_size(), 1 << 20);
     assert_eq!(h.segment().offset_bytes, 4096 * 512);
     let (offset, _) = h.keyslot_area(0).unwrap();
-    assert!(offset >= 2 * (64 << 10) && offset < 2 * (64 << 10) + (1 << 20));
+    assert!((2 * (64 << 10)..2 * (64 << 10) + (1 << 20)).contains(&offset));
     assert_eq!(
         v.open(PASSPHRASE, &test_limits()).unwrap().key.as_bytes(),
         v.cryptsetup_key().as_slice()
