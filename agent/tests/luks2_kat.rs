@@ -600,3 +600,71 @@ fn detached_headers_and_luks1_are_refused() {
         "{err}"
     );
 }
+
+/// SHA-384 everywhere (keyslot PBKDF2, anti-forensic hash, digest: `--hash`), and a keyslot
+/// area key of another size than the volume key (`--keyslot-cipher` with
+/// `--keyslot-key-size`, which cryptsetup takes only together).
+#[test]
+fn sha384_and_a_smaller_keyslot_key() {
+    let v = Volume::format(
+        "sha384",
+        20,
+        &[
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+            "--hash",
+            "sha384",
+            "--key-size",
+            "512",
+            "--keyslot-cipher",
+            "aes-xts-plain64",
+            "--keyslot-key-size",
+            "256",
+            "--sector-size",
+            "512",
+        ],
+    );
+    let h = check(&v, 512, 512);
+    let ks = h.keyslot(0).unwrap();
+    assert_eq!((ks.key_bytes, ks.area_key_bytes), (64, 32));
+    assert_eq!(ks.af_hash.name(), "sha384");
+    assert_eq!(h.digest().hash.name(), "sha384");
+}
+
+/// Non-default metadata and keyslots sizes and a data offset (`--luks2-metadata-size`,
+/// `--luks2-keyslots-size`, `--offset`): a 64 KiB header pair, a 1 MiB keyslots region.
+#[test]
+fn larger_header_and_explicit_offsets() {
+    let v = Volume::format(
+        "sizes",
+        20,
+        &[
+            "--pbkdf",
+            "argon2id",
+            "--pbkdf-force-iterations",
+            "4",
+            "--pbkdf-memory",
+            "256",
+            "--pbkdf-parallel",
+            "1",
+            "--luks2-metadata-size",
+            "64k",
+            "--luks2-keyslots-size",
+            "1m",
+            "--offset",
+            "4096",
+        ],
+    );
+    let h = v.header();
+    assert_eq!(h.hdr_size(), 64 << 10);
+    assert_eq!(h.keyslots_size(), 1 << 20);
+    assert_eq!(h.segment().offset_bytes, 4096 * 512);
+    let (offset, _) = h.keyslot_area(0).unwrap();
+    assert!((2 * (64 << 10)..2 * (64 << 10) + (1 << 20)).contains(&offset));
+    assert_eq!(
+        v.open(PASSPHRASE, &test_limits()).unwrap().key.as_bytes(),
+        v.cryptsetup_key().as_slice()
+    );
+}

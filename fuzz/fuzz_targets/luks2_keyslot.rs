@@ -14,7 +14,11 @@ const HDR: usize = 16384;
 
 fn copy(json: &[u8], secondary: bool) -> Vec<u8> {
     let mut c = vec![0u8; HDR];
-    c[..6].copy_from_slice(if secondary { b"SKUL\xba\xbe" } else { b"LUKS\xba\xbe" });
+    c[..6].copy_from_slice(if secondary {
+        b"SKUL\xba\xbe"
+    } else {
+        b"LUKS\xba\xbe"
+    });
     c[6..8].copy_from_slice(&2u16.to_be_bytes());
     c[8..16].copy_from_slice(&(HDR as u64).to_be_bytes());
     c[16..24].copy_from_slice(&1u64.to_be_bytes());

@@ -5,7 +5,7 @@
 //! candidate with the digest's salt and iterations must equal the digest.
 
 use super::{AREA_SECTOR, Header, Keyslot, SkippedKeyslot};
-use crate::volume::kdf::{self, Hash, KdfError, KdfLimits};
+use crate::volume::kdf::{self, Hash, Kdf, KdfError, KdfLimits};
 use crate::volume::{Cipher, VolumeKey};
 use aes::cipher::KeyInit;
 use aes::{Aes128, Aes256};
@@ -34,6 +34,9 @@ pub enum SlotFailure {
     Kdf(KdfError),
     /// The caller's read of its area failed.
     Read(String),
+    /// Not tried: the keyslots tried before it used up the work budget of one open, the
+    /// work of a single keyslot at the limits (see [`open`]).
+    OverBudget,
     /// The area bytes given are not [`Header::keyslot_area`]'s length.
     AreaLength {
         /// Bytes expected.
@@ -49,6 +52,10 @@ impl fmt::Display for SlotFailure {
             SlotFailure::WrongPassphrase => f.write_str("wrong passphrase"),
             SlotFailure::Kdf(e) => write!(f, "{e}"),
             SlotFailure::Read(e) => write!(f, "reading its area failed: {e}"),
+            SlotFailure::OverBudget => f.write_str(
+                "not tried: the keyslots before it used the KDF work one open may do (that of \
+                 one keyslot at the limits)",
+            ),
             SlotFailure::AreaLength { expected, got } => {
                 write!(f, "{got} area bytes given, {expected} needed")
             }
@@ -173,15 +180,26 @@ pub fn open_keyslot(
 /// Tries the keyslots in [`Header::open_order`] until one opens; `read(offset, len)`
 /// reads `len` bytes of the device at `offset` (a keyslot area). A slot whose read fails
 /// or whose KDF is over the limits is reported and the next one tried.
+///
+/// The whole call does at most the KDF work of one keyslot at the limits, so that a
+/// header with 32 keyslots each just under them cannot multiply the time: argon2 memory
+/// × passes summed over the keyslots tried stays within `max_memory_kib ×
+/// max_time_cost`, and PBKDF2 iterations (keyslot and digest) within twice
+/// `max_pbkdf2_iterations`. A keyslot that would go over is not tried
+/// ([`SlotFailure::OverBudget`]). Two or three keyslots at cryptsetup's defaults fit.
 pub fn open<E: fmt::Display>(
     header: &Header,
     passphrase: &[u8],
     limits: &KdfLimits,
     mut read: impl FnMut(u64, usize) -> Result<Vec<u8>, E>,
 ) -> Result<Opened, OpenError> {
+    let digest_iterations = u64::from(header.digest().iterations);
     limits
         .check_pbkdf2(header.digest().iterations)
         .map_err(OpenError::Digest)?;
+    let argon2_budget = u64::from(limits.max_memory_kib) * u64::from(limits.max_time_cost);
+    let pbkdf2_budget = 2 * u64::from(limits.max_pbkdf2_iterations);
+    let (mut argon2_used, mut pbkdf2_used) = (0u64, 0u64);
     let mut tried = Vec::new();
     for id in header.open_order() {
         let Some(ks) = header.keyslot(id) else {
@@ -191,6 +209,16 @@ pub fn open<E: fmt::Display>(
             tried.push((id, SlotFailure::Kdf(e)));
             continue;
         }
+        let (argon2_work, pbkdf2_work) = match &ks.kdf {
+            Kdf::Pbkdf2 { iterations, .. } => (0, u64::from(*iterations) + digest_iterations),
+            Kdf::Argon2 {
+                time, memory_kib, ..
+            } => (u64::from(*memory_kib) * u64::from(*time), digest_iterations),
+        };
+        if argon2_used + argon2_work > argon2_budget || pbkdf2_used + pbkdf2_work > pbkdf2_budget {
+            tried.push((id, SlotFailure::OverBudget));
+            continue;
+        }
         let area = match read(ks.area_offset, ks.material_len()) {
             Ok(a) => a,
             Err(e) => {
@@ -198,6 +226,8 @@ pub fn open<E: fmt::Display>(
                 continue;
             }
         };
+        argon2_used += argon2_work;
+        pbkdf2_used += pbkdf2_work;
         match try_slot(header, ks, &area, passphrase, limits) {
             Ok(key) => return Ok(Opened { slot: id, key }),
             Err(why) => tried.push((id, why)),

@@ -848,3 +848,51 @@ fn unlock_reads_parses_and_opens() {
         UnlockError::Header(HeaderError::NoValidCopy { .. })
     ));
 }
+
+#[test]
+fn one_open_does_at_most_the_work_of_one_keyslot_at_the_limits() {
+    // Four argon2id keyslots of 64 KiB x 1 pass under limits of 64 KiB x 2 passes: the
+    // first two are tried (wrong passphrase), the others would go over the budget.
+    let mut t = template();
+    t["keyslots"]["0"]["kdf"] = json!({"type": "argon2id", "time": 1, "memory": 64,
+                                       "cpus": 1, "salt": b64(&[7u8; 32])});
+    for (id, off) in [("1", "290816"), ("2", "552960"), ("3", "815104")] {
+        t["keyslots"][id] = t["keyslots"]["0"].clone();
+        t["keyslots"][id]["area"]["offset"] = json!(off);
+    }
+    t["digests"]["0"]["keyslots"] = json!(["0", "1", "2", "3"]);
+    let h = parse(&t).unwrap();
+    let limits = KdfLimits {
+        max_memory_kib: 64,
+        max_time_cost: 2,
+        ..KdfLimits::DEFAULT
+    };
+    let mut reads = 0;
+    let err = open(&h, PASS, &limits, |_, len| {
+        reads += 1;
+        Ok::<_, &str>(vec![0u8; len])
+    })
+    .unwrap_err();
+    assert_eq!(reads, 2);
+    let msg = err.to_string();
+    assert!(msg.starts_with("keyslot did not open: wrong passphrase for keyslots 0, 1; keyslot 2: not tried: the keyslots before it used the KDF work"), "{msg}");
+    assert!(msg.contains("keyslot 3: not tried"), "{msg}");
+    // PBKDF2: keyslot and digest iterations count; the budget is twice the limit.
+    let mut t = template();
+    t["keyslots"]["0"]["kdf"]["iterations"] = json!(1000);
+    t["keyslots"]["1"] = t["keyslots"]["0"].clone();
+    t["keyslots"]["1"]["area"]["offset"] = json!("290816");
+    t["digests"]["0"]["keyslots"] = json!(["0", "1"]);
+    let h = parse(&t).unwrap();
+    let limits = KdfLimits {
+        max_pbkdf2_iterations: 1500,
+        ..KdfLimits::DEFAULT
+    };
+    let msg = open(&h, PASS, &limits, |_, len| Ok::<_, &str>(vec![0u8; len]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("wrong passphrase for keyslot 0; keyslot 1: not tried"),
+        "{msg}"
+    );
+}
