@@ -14,7 +14,7 @@ use crate::prelude::*;
 use crate::transport::HttpTransport;
 use core::fmt;
 use core::time::Duration;
-use sealgate_core::config::{self, Config, ConfigError, Settings, TeeChoice};
+use sealgate_core::config::{self, Config, ConfigError, KbsCert, Settings, TeeChoice};
 use sealgate_core::hosts::{AddrError, Url};
 use sealgate_core::initdata::{InitData, InitDataError};
 use sealgate_core::outpath::{PathError, RelPath};
@@ -407,11 +407,15 @@ pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> 
             info!("using the settings of init-data's sealgate.toml");
             from_init_data = kept;
         }
-        // Init-data is measured, so the KBS it names outranks the kernel command line.
-        if from_init_data.kbs_url.is_none()
-            && let Some(kbs) = d.kbs().map_err(Failure::InitData)?
-        {
-            from_init_data.kbs_url = Some(kbs.url);
+        // Init-data is measured, so the KBS it names outranks the kernel command line,
+        // and the certificate it gives for it is a trust anchor.
+        if let Some(kbs) = d.kbs().map_err(Failure::InitData)? {
+            if from_init_data.kbs_url.is_none() {
+                from_init_data.kbs_url = Some(kbs.url);
+            }
+            if from_init_data.kbs_cert.is_none() {
+                from_init_data.kbs_cert = kbs.cert.map(KbsCert::InitData);
+            }
         }
     }
 
