@@ -313,10 +313,12 @@ impl Scheme {
         }
     }
 
-    /// `config` served over this scheme.
+    /// `config` served over this scheme (HTTPS: with its own TLS settings if it has them,
+    /// else the test CA's server certificate).
     pub fn serve(self, config: Config) -> Config {
         match self {
             Scheme::Http => config,
+            Scheme::Https if config.tls.is_some() => config,
             Scheme::Https => Config {
                 tls: Some(tls_settings(&test_pki().server, false)),
                 ..config

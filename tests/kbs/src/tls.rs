@@ -121,6 +121,14 @@ impl Stream {
                 return (None, Handshake::Failed);
             }
         }
+        // The handshake is complete for the server once its last flight is queued: send
+        // it (TLS 1.2's ChangeCipherSpec and Finished, TLS 1.3's session tickets) now, not
+        // with the first response, or a TLS 1.2 client waits for it forever.
+        while conn.wants_write() {
+            if conn.write_tls(&mut tcp).is_err() {
+                return (None, Handshake::Failed);
+            }
+        }
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
         (
             Some(Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))),
@@ -169,8 +177,8 @@ fn break_handshake(conn: &mut ServerConnection, tcp: &mut TcpStream, fault: Faul
     }
     match fault {
         FaultKind::Reset => {
+            // Closed (when the caller drops it) with SO_LINGER 0: ECONNRESET, no FIN.
             let _ = rustix::net::sockopt::set_socket_linger(&*tcp, Some(Duration::ZERO));
-            let _ = tcp.shutdown(Shutdown::Both);
         }
         FaultKind::Hang => {
             let _ = tcp.set_read_timeout(None);
