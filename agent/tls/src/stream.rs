@@ -44,6 +44,8 @@ pub struct TlsStream<IO: ErrorType> {
     /// Decrypted application data not yet returned: `plain[plain_pos..]`.
     plain: Vec<u8>,
     plain_pos: usize,
+    /// The handshake is complete and its last flight sent.
+    established: bool,
     /// The peer sent close_notify.
     peer_closed: bool,
     /// The connection failed: later calls return this error again.
@@ -131,6 +133,7 @@ impl<IO: Read + Write> TlsStream<IO> {
             outgoing: Vec::new(),
             plain: Vec::new(),
             plain_pos: 0,
+            established: false,
             peer_closed: false,
             failed: None,
             io_error: None,
@@ -145,17 +148,23 @@ impl<IO: Read + Write> TlsStream<IO> {
     }
 
     fn handshake_inner(&mut self) -> Result<(), TlsError> {
-        while self.conn.is_handshaking() {
+        if self.established {
+            return Ok(());
+        }
+        loop {
             match self.step(Send::Nothing)? {
                 Step::Again | Step::Sent => {}
+                // Ready to send and nothing left to flush: the handshake is complete.
+                Step::Ready if !self.conn.is_handshaking() => {
+                    self.established = true;
+                    return Ok(());
+                }
                 Step::NeedInput | Step::Ready => {
                     if !self.fill()? {
-                        return Err(TlsError::Io(IoFailure {
-                            kind: ErrorKind::ConnectionReset,
-                            message: "the server closed the connection during the handshake"
-                                .to_string(),
-                            transient: true,
-                        }));
+                        return Err(TlsError::io(
+                            ErrorKind::ConnectionReset,
+                            "the server closed the connection during the handshake",
+                        ));
                     }
                 }
                 Step::PeerClosed => {
@@ -166,7 +175,6 @@ impl<IO: Read + Write> TlsStream<IO> {
                 }
             }
         }
-        Ok(())
     }
 
     /// One round of rustls's state machine; sends what it produced. `send`: what to
@@ -361,7 +369,7 @@ impl<IO: Read + Write> TlsStream<IO> {
     /// Sends close_notify, best effort (errors are ignored: the connection is being given
     /// up anyway). Reads and writes fail afterwards.
     pub fn close(&mut self) {
-        if self.failed.is_none() && !self.conn.is_handshaking() {
+        if self.failed.is_none() && self.established {
             let _ = self.step(Send::CloseNotify);
             let _ = self.io.flush();
         }

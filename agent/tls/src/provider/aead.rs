@@ -261,3 +261,37 @@ impl MessageDecrypter for Tls12Record {
         Ok(msg.into_plain_message_range(EXPLICIT_NONCE_LEN..EXPLICIT_NONCE_LEN + plain_len))
     }
 }
+
+/// AES-GCM as the NIST vectors state it (tests).
+#[cfg(test)]
+pub(crate) fn kat_seal(
+    alg: AesGcm,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    pt: &[u8],
+) -> alloc::vec::Vec<u8> {
+    let mut buf = pt.to_vec();
+    let tag = Cipher::new(alg, key)
+        .seal(nonce.try_into().unwrap(), aad, &mut buf)
+        .unwrap();
+    buf.extend_from_slice(&tag);
+    buf
+}
+
+/// The inverse of [`kat_seal`] (tests).
+#[cfg(test)]
+pub(crate) fn kat_open(
+    alg: AesGcm,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Option<alloc::vec::Vec<u8>> {
+    let mut buf = sealed.to_vec();
+    Cipher::new(alg, key)
+        .open(nonce.try_into().unwrap(), aad, &mut buf)
+        .ok()?;
+    buf.truncate(buf.len() - TAG_LEN);
+    Some(buf)
+}

@@ -30,6 +30,8 @@ pub mod aead;
 pub mod hash;
 pub mod kx;
 pub mod sig;
+#[cfg(test)]
+mod tests;
 
 use aead::AesGcm;
 use kx::{Curve, EcdhGroup};

@@ -151,7 +151,7 @@ mod rsa_impl {
     const MAX_BITS: usize = 8192;
 
     /// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
-    pub(super) fn parse(der: &[u8]) -> Option<RsaPublicKey> {
+    pub(crate) fn rsa_public_key(der: &[u8]) -> Option<RsaPublicKey> {
         let (tag, body, rest) = crate::date::tlv(der)?;
         if tag != 0x30 || !rest.is_empty() {
             return None;
@@ -191,7 +191,7 @@ mod rsa_impl {
             message: &[u8],
             signature: &[u8],
         ) -> Result<(), InvalidSignature> {
-            let key = parse(public_key).ok_or(InvalidSignature)?;
+            let key = rsa_public_key(public_key).ok_or(InvalidSignature)?;
             let (digest, len) = self.hash.digest(message);
             let hashed = &digest[..len];
             let result = match (self.pss, self.hash) {
@@ -221,6 +221,9 @@ mod rsa_impl {
         }
     }
 }
+
+#[cfg(all(feature = "rsa", test))]
+pub(crate) use rsa_impl::rsa_public_key;
 
 macro_rules! rsa_alg {
     ($name:ident, $pss:expr, $hash:expr, $alg:expr, $doc:expr) => {
