@@ -1692,6 +1692,31 @@ mod tests {
     }
 
     #[test]
+    fn https_without_a_tls_configuration_fails_for_good_before_sending() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = Url::parse(&format!("https://{addr}")).unwrap();
+        let mut c = HttpClient::with_config(url, config());
+        let err = c.send(&Request::get("/")).unwrap_err();
+        assert_eq!(err.phase, Phase::Handshake);
+        assert!(
+            matches!(err.kind, NetErrorKind::Tls(TlsError::Config(_))),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
+        assert!(
+            err.to_string()
+                .starts_with(&format!("KBS https://{addr} ({addr}): TLS configuration: ")),
+            "{err}"
+        );
+        // Not one byte was sent.
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
     fn invalid_request_fails_before_connecting() {
         let mut c = client("127.0.0.1:9".parse().unwrap(), config());
         let err = c.send(&Request::get("/a b")).unwrap_err();
@@ -1885,6 +1910,59 @@ mod tests {
             })
             .to_string(),
             "resolve kbs.example:8080: no nameserver configured"
+        );
+    }
+
+    /// Under TLS a socket error stays what it is (a timeout, the deadline, a reset: the
+    /// same messages, retries and resends as over plain TCP); TLS's own errors are
+    /// transient or not as TLS says (a certificate never is), and name the KBS.
+    #[test]
+    fn tls_errors_keep_the_socket_error_under_them() {
+        use sealgate_tls::IoFailure;
+        let io = |kind| {
+            TlsError::Io(IoFailure {
+                kind,
+                message: "x".into(),
+                transient: true,
+            })
+        };
+        let timeout = SocketError::Timeout(Duration::from_millis(1500));
+        let e = StreamError::Tls(io(ErrorKind::TimedOut), Some(timeout));
+        assert_eq!(embedded_io::Error::kind(&e), ErrorKind::TimedOut);
+        assert_eq!(
+            NetErrorKind::from(e),
+            NetErrorKind::Timeout(Duration::from_millis(1500))
+        );
+        let e = StreamError::Tls(io(ErrorKind::TimedOut), Some(SocketError::Deadline));
+        assert_eq!(NetErrorKind::from(e), NetErrorKind::Deadline(String::new()));
+        let reset = SocketError::Os(Errno::CONNRESET);
+        let e = StreamError::Tls(io(ErrorKind::ConnectionReset), Some(reset));
+        assert!(closed_by_peer(embedded_io::Error::kind(&e)));
+        assert_eq!(NetErrorKind::from(e), NetErrorKind::Io(Errno::CONNRESET));
+        // The peer closing without close_notify: resendable before any response byte.
+        let e = StreamError::Tls(io(ErrorKind::ConnectionAborted), None);
+        assert!(closed_by_peer(embedded_io::Error::kind(&e)));
+
+        let handshake = |kind| NetError {
+            peer: "https://kbs.test:8443 (10.0.2.2:8443)".into(),
+            phase: Phase::Handshake,
+            kind,
+        };
+        let cert = handshake(NetErrorKind::Tls(TlsError::Certificate(
+            "certificate expired at 2020-01-01 00:00:00 UTC".into(),
+        )));
+        assert!(!cert.is_transient());
+        assert_eq!(
+            cert.to_string(),
+            "KBS https://kbs.test:8443 (10.0.2.2:8443): TLS server certificate rejected: \
+             certificate expired at 2020-01-01 00:00:00 UTC"
+        );
+        assert!(!handshake(NetErrorKind::Tls(TlsError::Clock("c".into()))).is_transient());
+        assert!(handshake(NetErrorKind::Tls(io(ErrorKind::ConnectionReset))).is_transient());
+        let deadline = handshake(NetErrorKind::Deadline(String::new()));
+        assert_eq!(
+            deadline.doing(),
+            "negotiating TLS with https://kbs.test:8443 (10.0.2.2:8443)"
         );
     }
 
