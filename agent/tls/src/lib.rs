@@ -33,7 +33,7 @@ mod session;
 mod stream;
 mod verify;
 
-pub use date::{CLOCK_FLOOR_UNIX, format_unix};
+pub use date::{CLOCK_FLOOR_UNIX, Validity, format_unix, validity as certificate_validity};
 pub use error::{IoFailure, TlsError};
 pub use provider::{NowFn, RngFn};
 pub use rustls;

@@ -18,6 +18,7 @@ use pki_types::ServerName;
 use rustls::client::UnbufferedClientConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 use rustls::{HandshakeKind, ProtocolVersion};
+use zeroize::Zeroizing;
 
 use crate::error::{IoFailure, TlsError, from_rustls};
 use crate::{TlsClientConfig, date};
@@ -36,13 +37,15 @@ const MAX_PLAIN_WRITE: usize = 16_384;
 pub struct TlsStream<IO: ErrorType> {
     conn: UnbufferedClientConnection,
     io: IO,
-    /// Bytes read from `io` not yet consumed by rustls: `incoming[..filled]`.
-    incoming: Vec<u8>,
+    /// Bytes read from `io` not yet consumed by rustls: `incoming[..filled]`. rustls
+    /// decrypts in place, so it holds plaintext too: wiped when dropped.
+    incoming: Zeroizing<Vec<u8>>,
     filled: usize,
     /// Encoded or encrypted records waiting to be written to `io`.
     outgoing: Vec<u8>,
-    /// Decrypted application data not yet returned: `plain[plain_pos..]`.
-    plain: Vec<u8>,
+    /// Decrypted application data not yet returned: `plain[plain_pos..]`. Wiped when
+    /// dropped.
+    plain: Zeroizing<Vec<u8>>,
     plain_pos: usize,
     /// The handshake is complete and its last flight sent.
     established: bool,
@@ -128,10 +131,10 @@ impl<IO: Read + Write> TlsStream<IO> {
         Ok(TlsStream {
             conn,
             io,
-            incoming: vec![0; MAX_RECORD],
+            incoming: Zeroizing::new(vec![0; MAX_RECORD]),
             filled: 0,
             outgoing: Vec::new(),
-            plain: Vec::new(),
+            plain: Zeroizing::new(Vec::with_capacity(MAX_RECORD)),
             plain_pos: 0,
             established: false,
             peer_closed: false,
@@ -286,8 +289,11 @@ impl<IO: Read + Write> TlsStream<IO> {
                     false,
                 ));
             }
+            // A new buffer, so that the old one is wiped (a `resize` could move it unwiped).
             let len = (self.incoming.len() * 2).min(MAX_INCOMING);
-            self.incoming.resize(len, 0);
+            let mut bigger = Zeroizing::new(vec![0; len]);
+            bigger[..self.filled].copy_from_slice(&self.incoming[..self.filled]);
+            self.incoming = bigger;
         }
         match self.io.read(&mut self.incoming[self.filled..]) {
             Ok(0) => Ok(false),

@@ -35,6 +35,43 @@ fn roundtrip(
     (tls.protocol_version(), tls.cipher_suite())
 }
 
+/// Whether this build can verify these keys' signatures (RSA needs the `rsa` feature).
+fn with_rsa(keys: &[Key]) -> bool {
+    cfg!(feature = "rsa") || !keys.iter().any(|k| matches!(k, Key::Rsa2048))
+}
+
+#[cfg(not(feature = "rsa"))]
+#[test]
+fn rsa_is_refused_without_the_rsa_feature() {
+    // An RSA-signed chain: no algorithm to verify it.
+    let ca = Ca::new(Key::Rsa2048, "test CA");
+    let leaf = ca.issue(Key::P256, &["kbs.example"], Validity::Now);
+    let (addr, server) = serve(
+        server_config(&leaf, Ver::Both),
+        Behave::Serve { body_len: 5 },
+        1,
+    );
+    let m = cert_error(fetch(&client_config(&[&ca.pem]), "kbs.example", addr));
+    assert!(
+        m.contains("signature algorithm this client does not support"),
+        "{m}"
+    );
+    server.join().unwrap();
+    // An RSA server key: no common signature scheme / suite.
+    let ca = Ca::new(Key::P256, "test CA");
+    let leaf = ca.issue(Key::Rsa2048, &["kbs.example"], Validity::Now);
+    let (addr, server) = serve(
+        server_config(&leaf, Ver::Both),
+        Behave::Serve { body_len: 5 },
+        1,
+    );
+    assert!(matches!(
+        fetch(&client_config(&[&ca.pem]), "kbs.example", addr),
+        Err(TlsError::Protocol { .. })
+    ));
+    server.join().unwrap();
+}
+
 #[test]
 fn tls13_with_ecdsa_p256_p384_and_rsa_servers() {
     for (ca, leaf) in [
@@ -43,6 +80,9 @@ fn tls13_with_ecdsa_p256_p384_and_rsa_servers() {
         (Key::P256, Key::Rsa2048),
         (Key::Rsa2048, Key::P256),
     ] {
+        if !with_rsa(&[ca, leaf]) {
+            continue; // rsa_is_refused_without_the_rsa_feature
+        }
         let (v, _) = roundtrip(ca, leaf, Ver::Tls13);
         assert_eq!(v, Some(ProtocolVersion::TLSv1_3), "{ca:?}/{leaf:?}");
     }
@@ -60,6 +100,9 @@ fn tls12_only_server_with_ecdsa_and_rsa() {
         (Key::P384, Key::P384),
         (Key::Rsa2048, Key::Rsa2048),
     ] {
+        if !with_rsa(&[ca, leaf]) {
+            continue; // rsa_is_refused_without_the_rsa_feature
+        }
         let (v, _) = roundtrip(ca, leaf, Ver::Tls12);
         assert_eq!(v, Some(ProtocolVersion::TLSv1_2), "{ca:?}/{leaf:?}");
     }
@@ -88,6 +131,9 @@ fn every_cipher_suite_against_ring() {
         (cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, &rsa, Ver::Tls12),
     ];
     for (suite, leaf, ver) in cases {
+        if !cfg!(feature = "rsa") && core::ptr::eq(leaf, &rsa) {
+            continue; // rsa_is_refused_without_the_rsa_feature
+        }
         for group in [
             rustls::crypto::ring::kx_group::SECP256R1,
             rustls::crypto::ring::kx_group::SECP384R1,
@@ -321,6 +367,9 @@ fn self_signed_ca_true_not_configured_is_rejected() {
 fn pinned_self_signed_ca_true_is_accepted_tls13_and_tls12() {
     for ver in [Ver::Tls13, Ver::Tls12] {
         for key in [Key::P256, Key::Rsa2048] {
+            if !with_rsa(&[key]) {
+                continue; // rsa_is_refused_without_the_rsa_feature
+            }
             let cert = self_signed(key, &["kbs.example", "127.0.0.1"], true, Validity::Now);
             let (addr, server) = serve(server_config(&cert, ver), Behave::Serve { body_len: 5 }, 2);
             let config = client_config(&[&cert.pem]);
