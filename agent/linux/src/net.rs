@@ -1949,13 +1949,13 @@ mod tests {
             kind,
         };
         let cert = handshake(NetErrorKind::Tls(TlsError::Certificate(
-            "certificate expired at 2020-01-01 00:00:00 UTC".into(),
+            "certificate expired at 2020-01-01T00:00:00Z".into(),
         )));
         assert!(!cert.is_transient());
         assert_eq!(
             cert.to_string(),
             "KBS https://kbs.test:8443 (10.0.2.2:8443): TLS server certificate rejected: \
-             certificate expired at 2020-01-01 00:00:00 UTC"
+             certificate expired at 2020-01-01T00:00:00Z"
         );
         assert!(!handshake(NetErrorKind::Tls(TlsError::Clock("c".into()))).is_transient());
         assert!(handshake(NetErrorKind::Tls(io(ErrorKind::ConnectionReset))).is_transient());
