@@ -448,3 +448,27 @@ fn a_fleet_works_over_https_behind_an_l7_or_an_l4_front() {
         assert!(fleet.url().starts_with("https://"));
     }
 }
+
+#[test]
+fn a_missing_or_unusable_certificate_file_is_a_clear_error_before_any_connection() {
+    let w = World::over("bad-cert", Config::default(), Scheme::Https);
+    w.secret(SECRET, VALUE);
+    let missing = w.tmp.join("missing.pem");
+    let ran = unseal(&w).args(["--kbs-cert", s(&missing)]).run();
+    ran.fails(
+        1,
+        &[&format!("cannot read KBS certificate file {}", s(&missing))],
+    );
+    // A key where the certificate should be: named by the file, never quoted.
+    let key = w.tmp.write("key.pem", &test_pki().server.key_pem);
+    let ran = unseal(&w).args(["--kbs-cert", s(&key)]).run();
+    ran.fails(1, &[&format!("kbs_cert file {}: TLS", s(&key))])
+        .never_says(&["PRIVATE KEY"]);
+    let garbage = w.tmp.write(
+        "garbage.pem",
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    );
+    let ran = unseal(&w).args(["--kbs-cert", s(&garbage)]).run();
+    ran.fails(1, &[&format!("kbs_cert file {}: TLS", s(&garbage))]);
+    assert_eq!(w.kbs.stats().connections, 0, "nothing was sent");
+}
