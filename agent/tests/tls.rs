@@ -472,3 +472,12 @@ fn a_missing_or_unusable_certificate_file_is_a_clear_error_before_any_connection
     ran.fails(1, &[&format!("kbs_cert file {}: TLS", s(&garbage))]);
     assert_eq!(w.kbs.stats().connections, 0, "nothing was sent");
 }
+
+#[test]
+fn get_resource_works_over_https() {
+    let w = World::over("get-resource", Config::default(), Scheme::Https);
+    w.secret(SECRET, VALUE);
+    let ran = w.get_resource(&format!("kbs:///{SECRET}")).run();
+    ran.ok().says(&["TLS 1.3 with https://127.0.0.1:"]);
+    assert_eq!(ran.stdout, VALUE.as_bytes(), "{}", ran.dump());
+}
