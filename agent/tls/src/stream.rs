@@ -195,24 +195,21 @@ impl<IO: Read + Write> TlsStream<IO> {
         } = self;
         let status = conn.process_tls_records(&mut incoming[..*filled]);
         let mut discard = status.discard;
-        let step = match status.state.map_err(from_rustls)? {
+        let state = match status.state {
+            Ok(state) => state,
+            Err(e) => {
+                // The discard applies even then (rustls's contract for any next call; this
+                // client makes none: calling rustls again after an error, e.g. to send the
+                // alert it queued, trips its internal assertions, so the connection is
+                // simply closed).
+                incoming.copy_within(discard..*filled, 0);
+                *filled -= discard;
+                return Err(from_rustls(e));
+            }
+        };
+        let step = match state {
             ConnectionState::EncodeTlsData(mut st) => {
-                let start = outgoing.len();
-                outgoing.resize(start + 1024, 0);
-                loop {
-                    match st.encode(&mut outgoing[start..]) {
-                        Ok(n) => {
-                            outgoing.truncate(start + n);
-                            break;
-                        }
-                        Err(EncodeError::InsufficientSize(s)) => {
-                            outgoing.resize(start + s.required_size, 0);
-                        }
-                        Err(e) => {
-                            return Err(TlsError::protocol(format!("encoding: {e}"), false));
-                        }
-                    }
-                }
+                encode(&mut st, outgoing)?;
                 Step::Again
             }
             ConnectionState::TransmitTlsData(st) => {
@@ -427,6 +424,28 @@ impl<IO: ErrorType> TlsStream<IO> {
     /// The negotiated ALPN protocol, if the server chose one.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
+    }
+}
+
+/// Encodes rustls's next handshake or alert message at the end of `outgoing`.
+fn encode(
+    st: &mut rustls::unbuffered::EncodeTlsData<'_, rustls::client::ClientConnectionData>,
+    outgoing: &mut Vec<u8>,
+) -> Result<(), TlsError> {
+    let start = outgoing.len();
+    outgoing.resize(start + 1024, 0);
+    loop {
+        match st.encode(&mut outgoing[start..]) {
+            Ok(n) => {
+                outgoing.truncate(start + n);
+                return Ok(());
+            }
+            Err(EncodeError::InsufficientSize(s)) => outgoing.resize(start + s.required_size, 0),
+            Err(e) => {
+                outgoing.truncate(start);
+                return Err(TlsError::protocol(format!("encoding: {e}"), false));
+            }
+        }
     }
 }
 

@@ -74,8 +74,13 @@ impl TlsTrust {
         let mut certs = Vec::new();
         let mut anchors = Vec::new();
         for (i, item) in CertificateDer::pem_slice_iter(pem).enumerate() {
-            let der = item
-                .map_err(|e| TlsError::Config(format!("certificate {} of the PEM: {e}", i + 1)))?;
+            let der = item.map_err(|e| {
+                TlsError::Config(format!(
+                    "certificate {} of the PEM: {}",
+                    i + 1,
+                    pem_error(&e)
+                ))
+            })?;
             if self.certs.len() + certs.len() >= MAX_TRUST_CERTS {
                 return Err(TlsError::Config(format!(
                     "more than {MAX_TRUST_CERTS} certificates configured"
@@ -182,6 +187,24 @@ impl Verifier {
     }
 }
 
+/// A PEM error in fixed words: pki-types' own text quotes the offending line, which could be
+/// long, or a line of a private key someone put in the file.
+fn pem_error(e: &pki_types::pem::Error) -> &'static str {
+    use pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { .. } => "a section has no END line",
+        E::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        E::Base64Decode(_) => "invalid base64",
+        E::SectionTooLarge => "a section is too large",
+        _ => "malformed PEM",
+    }
+}
+
+/// Names the certificate presents, shown in an error: at most this many, each cut to
+/// [`MAX_NAME_CHARS`].
+const MAX_NAMES_SHOWN: usize = 8;
+const MAX_NAME_CHARS: usize = 80;
+
 fn name_text(ctx: &webpki::InvalidNameContext) -> String {
     let name = match &ctx.expected {
         ServerName::DnsName(d) => d.as_ref().to_string(),
@@ -193,11 +216,21 @@ fn name_text(ctx: &webpki::InvalidNameContext) -> String {
         }
         other => format!("{other:?}"),
     };
-    let presented = if ctx.presented.is_empty() {
-        "none".to_string()
-    } else {
-        ctx.presented.join(", ")
-    };
+    let mut presented = ctx
+        .presented
+        .iter()
+        .take(MAX_NAMES_SHOWN)
+        .map(|n| n.chars().take(MAX_NAME_CHARS).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ctx.presented.is_empty() {
+        presented = "none".to_string();
+    } else if ctx.presented.len() > MAX_NAMES_SHOWN {
+        presented.push_str(&format!(
+            " and {} more",
+            ctx.presented.len() - MAX_NAMES_SHOWN
+        ));
+    }
     format!("certificate not valid for name {name} (it names: {presented})")
 }
 

@@ -268,7 +268,9 @@ fn wrong_ca_is_rejected() {
         m.starts_with("certificate not issued by a configured CA"),
         "{m}"
     );
-    server.join().unwrap();
+    // The client hung up; the server saw the handshake fail.
+    let errors = server.join().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
 }
 
 #[test]
@@ -537,6 +539,13 @@ fn trust_and_config_errors() {
     let junk = "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n";
     match TlsTrust::from_pem(junk.as_bytes()) {
         Err(TlsError::Config(m)) => assert!(m.contains("certificate 1 of the PEM"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A malformed PEM's text is not quoted back (it could be a key file's line).
+    match TlsTrust::from_pem(b"-----BEGIN CERTIFICATE-----\nMIIBSECRETSECRET\n") {
+        Err(TlsError::Config(m)) => {
+            assert_eq!(m, "certificate 1 of the PEM: a section has no END line");
+        }
         other => panic!("{other:?}"),
     }
     let empty = TlsTrust::new();

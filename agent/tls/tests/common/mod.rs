@@ -228,39 +228,46 @@ pub fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-/// Starts a server on loopback for `conns` connections.
+/// Starts a server on loopback for `conns` connections. The thread returns the errors
+/// its TLS connections ended with.
 pub fn serve(
     config: rustls::ServerConfig,
     behave: Behave,
     conns: usize,
-) -> (SocketAddr, JoinHandle<()>) {
+) -> (SocketAddr, JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Arc::new(config);
     let handle = std::thread::spawn(move || {
+        let mut errors = Vec::new();
         for _ in 0..conns {
             let (tcp, _) = listener.accept().unwrap();
             tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
             tcp.set_write_timeout(Some(Duration::from_secs(20)))
                 .unwrap();
-            serve_one(&config, behave, tcp);
+            errors.extend(serve_one(&config, behave, tcp));
         }
+        errors
     });
     (addr, handle)
 }
 
-fn serve_one(config: &Arc<rustls::ServerConfig>, behave: Behave, mut tcp: TcpStream) {
+fn serve_one(
+    config: &Arc<rustls::ServerConfig>,
+    behave: Behave,
+    mut tcp: TcpStream,
+) -> Option<String> {
     match behave {
         Behave::DropMidHandshake => {
             let mut buf = [0u8; 512];
             let _ = tcp.read(&mut buf);
-            return;
+            return None;
         }
         Behave::Garbage => {
             let mut buf = [0u8; 512];
             let _ = tcp.read(&mut buf);
             let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-            return;
+            return None;
         }
         _ => {}
     }
@@ -270,11 +277,9 @@ fn serve_one(config: &Arc<rustls::ServerConfig>, behave: Behave, mut tcp: TcpStr
     let mut buf = [0u8; 4096];
     while !req.windows(4).any(|w| w == b"\r\n\r\n") {
         match tls.read(&mut buf) {
-            Ok(0) => return,
-            Err(e) => {
-                eprintln!("test server: {e}");
-                return; // the client gave up (e.g. rejected the certificate)
-            }
+            Ok(0) => return Some("the client closed the connection".to_string()),
+            // The client gave up (e.g. rejected the certificate).
+            Err(e) => return Some(e.to_string()),
             Ok(n) => req.extend_from_slice(&buf[..n]),
         }
     }
@@ -298,6 +303,7 @@ fn serve_one(config: &Arc<rustls::ServerConfig>, behave: Behave, mut tcp: TcpStr
         }
         _ => unreachable!(),
     }
+    None
 }
 
 /// embedded-io over a std TCP stream.
