@@ -295,6 +295,23 @@ mod tests {
     }
 
     #[test]
+    fn kbs_certificate_flags_name_files() {
+        let Command::Unseal(o) = parse(&args(
+            "unseal --kbs https://kbs:8443 --kbs-cert /etc/kbs.pem --kbs-ca-bundle=/etc/ca.pem",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.flags.kbs_cert, Some(KbsCert::File("/etc/kbs.pem".into())));
+        assert_eq!(o.flags.kbs_ca_bundle.as_deref(), Some("/etc/ca.pem"));
+        let e = parse(&args("unseal --kbs-cert")).unwrap_err().to_string();
+        assert!(e.contains("--kbs-cert needs a value"), "{e}");
+        for flag in ["--kbs-cert FILE", "--kbs-ca-bundle FILE"] {
+            assert!(USAGE.contains(flag), "{flag}");
+        }
+    }
+
+    #[test]
     fn usage_errors_are_clear() {
         for (line, want) in [
             ("frobnicate", "unknown command"),
