@@ -675,6 +675,8 @@ fn rsa_keys_outside_2048_to_8192_bits_are_refused() {
 
 #[test]
 fn provider_shape() {
+    // What each distinct random function leaks (see STATICS).
+    assert_eq!(core::mem::size_of::<Statics>(), 40);
     let p = provider(rng).unwrap();
     assert_eq!(p.kx_groups.len(), 2);
     assert_eq!(
