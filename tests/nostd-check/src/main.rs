@@ -122,7 +122,11 @@ fn tls_check() -> Result<(), i32> {
             Ok(())
         },
         // 2027-01-01T00:00:00Z
-        || Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(1_798_761_600))),
+        || {
+            Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(
+                1_798_761_600,
+            )))
+        },
     )
     .map_err(|_| 8)?;
     let mut server = AlertingServer {
