@@ -37,7 +37,9 @@ fn rng(buf: &mut [u8]) -> Result<(), ()> {
 
 /// 2027-01-01T00:00:00Z.
 fn now() -> Option<UnixTime> {
-    Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_798_761_600)))
+    Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        1_798_761_600,
+    )))
 }
 
 fn config() -> &'static TlsClientConfig {
@@ -81,8 +83,15 @@ fuzz_target!(|data: &[u8]| {
     let Some((&stride, stream)) = data.split_first() else {
         return;
     };
-    let stride = if stride == 0 { stream.len().max(1) } else { stride as usize };
-    let server = Server { data: stream, stride };
+    let stride = if stride == 0 {
+        stream.len().max(1)
+    } else {
+        stride as usize
+    };
+    let server = Server {
+        data: stream,
+        stride,
+    };
     // Without the server's key no handshake can complete; if one ever did, the stream
     // must still behave.
     if let Ok(mut tls) = TlsStream::connect(config(), "kbs.example", server) {

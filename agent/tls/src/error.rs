@@ -126,6 +126,7 @@ pub(crate) fn from_rustls(e: RustlsError) -> TlsError {
             let transient = !matches!(
                 a,
                 AlertDescription::ProtocolVersion
+                    | AlertDescription::HandshakeFailure
                     | AlertDescription::InsufficientSecurity
                     | AlertDescription::NoApplicationProtocol
                     | AlertDescription::UnrecognisedName

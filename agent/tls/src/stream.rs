@@ -517,3 +517,216 @@ impl<IO: Read + Write> Write for TlsStream<IO> {
         self.fail(r)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The adapter over an in-memory server: bounds and failure modes that need no real
+    //! server (tests/interop.rs has the real handshakes).
+
+    use super::*;
+    use crate::TlsTrust;
+    use alloc::string::String;
+
+    const CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBnDCCAUGgAwIBAgIUH02+7XDL5NOorr19RPv2lt4Fx9swCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLa2JzLmV4YW1wbGUwIBcNMjYxMjA2MDkyNDA1WhgPMjEyNjEx
+MTIwOTI0MDVaMBYxFDASBgNVBAMMC2ticy5leGFtcGxlMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEonxD21v1piqk0vTN9ZrxYk0alotzUQh4DkTEac0LfuQrB1h5
+JUspDggVvM03cxhpjfbFPFgnlEOHr5U7kBataKNrMGkwHQYDVR0OBBYEFN9uZ+R8
+ZPMuIHs1zOcfofI2cHpbMB8GA1UdIwQYMBaAFN9uZ+R8ZPMuIHs1zOcfofI2cHpb
+MA8GA1UdEwEB/wQFMAMBAf8wFgYDVR0RBA8wDYILa2JzLmV4YW1wbGUwCgYIKoZI
+zj0EAwIDSQAwRgIhAPVf/shVWpguLgbTAOB+PFHCjuD8c9Z3ARfa5Pv9TjnnAiEA
+7spfRHeI6BqHcq4/McBJqwAnjn1Z3Elh9dyZ2d4RQ/g=
+-----END CERTIFICATE-----
+";
+
+    fn rng(buf: &mut [u8]) -> Result<(), ()> {
+        buf.fill(0x5a);
+        Ok(())
+    }
+
+    fn now() -> Option<pki_types::UnixTime> {
+        Some(pki_types::UnixTime::since_unix_epoch(
+            core::time::Duration::from_secs(1_798_761_600),
+        ))
+    }
+
+    fn config() -> TlsClientConfig {
+        TlsClientConfig::new(&TlsTrust::from_pem(CERT.as_bytes()).unwrap(), rng, now).unwrap()
+    }
+
+    /// Reads return `data` in `stride`-byte pieces, then the end of the stream (or an
+    /// error); writes are counted.
+    struct Server {
+        data: Vec<u8>,
+        pos: usize,
+        stride: usize,
+        written: usize,
+        fail_at_end: bool,
+    }
+
+    #[derive(Debug)]
+    struct Broken;
+
+    impl core::fmt::Display for Broken {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("connection reset by the test")
+        }
+    }
+
+    impl core::error::Error for Broken {}
+
+    impl embedded_io::Error for Broken {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::ConnectionReset
+        }
+    }
+
+    impl ErrorType for Server {
+        type Error = Broken;
+    }
+
+    impl Read for Server {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Broken> {
+            let n = buf.len().min(self.stride).min(self.data.len() - self.pos);
+            if n == 0 && self.fail_at_end {
+                return Err(Broken);
+            }
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Server {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
+            self.written += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> Result<(), Broken> {
+            Ok(())
+        }
+    }
+
+    fn server(data: Vec<u8>, stride: usize) -> Server {
+        Server {
+            data,
+            pos: 0,
+            stride,
+            written: 0,
+            fail_at_end: false,
+        }
+    }
+
+    fn record(typ: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![typ, 3, 3, (body.len() >> 8) as u8, body.len() as u8];
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn an_oversized_handshake_message_fails_within_the_bound() {
+        // A handshake message announced at 16 MiB - 1, fed in maximal records.
+        let mut first = vec![2u8, 0xff, 0xff, 0xff];
+        first.resize(16_384, 0);
+        let mut data = record(22, &first);
+        for _ in 0..8 {
+            data.extend(record(22, &[0u8; 16_384]));
+        }
+        let mut tls = TlsStream::new(&config(), "kbs.example", server(data, 4096)).unwrap();
+        let e = tls.handshake().unwrap_err();
+        assert!(matches!(e, TlsError::Protocol { .. }), "{e:?}");
+        assert!(tls.incoming.len() <= MAX_INCOMING);
+        // The ClientHello went out first.
+        assert!(tls.get_ref().written > 100);
+        // The failure sticks.
+        assert_eq!(tls.handshake().unwrap_err(), e);
+        let mut buf = [0u8; 8];
+        assert_eq!(tls.read(&mut buf).unwrap_err(), e);
+    }
+
+    #[test]
+    fn a_record_over_the_tls_limit_is_refused() {
+        let mut data = vec![22u8, 3, 3, 0x48, 0x01];
+        data.resize(5 + 0x4801, 0);
+        let mut tls = TlsStream::new(&config(), "kbs.example", server(data, 100_000)).unwrap();
+        let e = tls.handshake().unwrap_err();
+        assert!(matches!(e, TlsError::Protocol { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn end_of_stream_and_io_errors_mid_handshake() {
+        for stride in [1, 3, 4096] {
+            let mut tls =
+                TlsStream::new(&config(), "kbs.example", server(vec![22, 3, 3, 0], stride))
+                    .unwrap();
+            let e = tls.handshake().unwrap_err();
+            assert!(e.is_transient());
+            assert!(
+                e.to_string()
+                    .contains("the server closed the connection during the handshake"),
+                "{e}"
+            );
+            assert!(tls.take_io_error().is_none());
+        }
+        let mut s = server(Vec::new(), 1);
+        s.fail_at_end = true;
+        let mut tls = TlsStream::new(&config(), "kbs.example", s).unwrap();
+        let e = tls.handshake().unwrap_err();
+        assert_eq!(
+            e,
+            TlsError::Io(IoFailure {
+                kind: ErrorKind::ConnectionReset,
+                message: String::from("connection reset by the test"),
+                transient: true,
+            })
+        );
+        // The stream's own error, with its type.
+        assert!(tls.take_io_error().is_some());
+    }
+
+    #[test]
+    fn alerts_and_plaintext_garbage() {
+        // handshake_failure (fatal): not worth retrying.
+        let mut tls =
+            TlsStream::new(&config(), "kbs.example", server(record(21, &[2, 40]), 64)).unwrap();
+        match tls.handshake().unwrap_err() {
+            TlsError::Protocol { message, transient } => {
+                assert!(message.contains("HandshakeFailure"));
+                assert!(!transient);
+            }
+            e => panic!("{e:?}"),
+        }
+        let mut tls = TlsStream::new(
+            &config(),
+            "kbs.example",
+            server(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(), 64),
+        )
+        .unwrap();
+        let e = tls.handshake().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TlsError::Protocol {
+                    transient: true,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn names_and_clock() {
+        assert!(matches!(
+            TlsStream::new(&config(), "", server(Vec::new(), 1)),
+            Err(TlsError::Config(_))
+        ));
+        for name in ["kbs.example", "127.0.0.1", "::1", "kbs.example."] {
+            assert!(
+                TlsStream::new(&config(), name, server(Vec::new(), 1)).is_ok(),
+                "{name}"
+            );
+        }
+    }
+}

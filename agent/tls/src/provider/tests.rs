@@ -438,7 +438,11 @@ fn der_sig(r: &[u8], s: &[u8]) -> Vec<u8> {
         [vec![2, v.len() as u8], v].concat()
     }
     let body = [int(r), int(s)].concat();
-    [vec![0x30, body.len() as u8], body].concat()
+    if body.len() < 0x80 {
+        [vec![0x30, body.len() as u8], body].concat()
+    } else {
+        [vec![0x30, 0x81, body.len() as u8], body].concat()
+    }
 }
 
 #[test]
@@ -509,6 +513,38 @@ fn ecdsa_rfc6979_vectors() {
     );
 }
 
+#[cfg(feature = "p521")]
+#[test]
+fn ecdsa_p521_rfc6979_vector() {
+    use p521::elliptic_curve::sec1::ToSec1Point;
+    // RFC 6979 A.2.7 (P-521, SHA-512), message "sample" (ring has no P-521 to compare with).
+    let d = hex(
+        "00FAD06DAA62BA3B25D2FB40133DA757205DE67F5BB0018FEE8C86E1B68C7E75CAA896EB32F1F47C70855836A6D16FCC1466F6D8FBEC67DB89EC0C08B0E996B83538",
+    );
+    let q = p521::SecretKey::from_slice(&d)
+        .unwrap()
+        .public_key()
+        .to_sec1_point(false);
+    let r = hex(
+        "00C328FAFCBD79DD77850370C46325D987CB525569FB63C5D3BC53950E6D4C5F174E25A1EE9017B5D450606ADD152B534931D7D4E8455CC91F9B15BF05EC36E377FA",
+    );
+    let s = hex(
+        "00617CCE7CF5064806C467F678D3B4080D6F1CC50AF26CA209417308281B68AF282623EAA63E5B5C0723D8B8C37FF0777B1A20F8CCB1DCCC43997F1EE0E44DA4A67A",
+    );
+    let sig = der_sig(&r, &s);
+    let alg = &sig::ECDSA_P521_SHA512;
+    assert!(alg.verify_signature(q.as_bytes(), b"sample", &sig).is_ok());
+    assert!(
+        alg.verify_signature(q.as_bytes(), b"sample!", &sig)
+            .is_err()
+    );
+    assert!(
+        sig::ECDSA_P384_SHA384
+            .verify_signature(q.as_bytes(), b"sample", &sig)
+            .is_err()
+    );
+}
+
 /// The subjectPublicKey of a DER SubjectPublicKeyInfo.
 fn spk(spki: &[u8]) -> Vec<u8> {
     let (_, body, _) = crate::date::tlv(spki).unwrap();
@@ -525,6 +561,7 @@ fn verifier_for(scheme: SignatureScheme) -> &'static dyn SignatureVerificationAl
 #[test]
 fn signatures_made_by_ring_verify() {
     let msg = b"the handshake transcript, more or less";
+    #[cfg_attr(not(feature = "rsa"), allow(unused_mut))]
     let mut keys = vec![
         (
             rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
@@ -638,6 +675,8 @@ fn rsa_keys_outside_2048_to_8192_bits_are_refused() {
 
 #[test]
 fn provider_shape() {
+    // What each distinct random function leaks (see STATICS).
+    assert_eq!(core::mem::size_of::<Statics>(), 40);
     let p = provider(rng).unwrap();
     assert_eq!(p.kx_groups.len(), 2);
     assert_eq!(
