@@ -10,17 +10,17 @@
 //!
 //! What works: TLS 1.2-only servers, a pinned self-signed `CA:true` certificate (what
 //! `openssl req -x509` makes, which upstream's client rejects), init-data's certificate
-//! (`sealctl initdata new --kbs-cert`), a CA bundle, session resumption on reconnect, a
-//! fleet behind an L7 front (TLS terminated there) or an L4 one (TLS passed through).
+//! (`sealctl initdata new --kbs-cert`), a CA bundle, session resumption on reconnect.
 //!
-//! The fault matrix and the deadline tests run over HTTPS as well (faults.rs, deadline.rs).
+//! The fault matrix, the deadline tests and the one-guest fleet tests (an L7 front that
+//! terminates TLS, an L4 one that passes it through) run over HTTPS as well (faults.rs,
+//! deadline.rs, fleet.rs).
 
 mod common;
 
 use common::*;
 use std::time::Duration;
 use test_kbs::certs::{self, Issued, TestCa, Validity};
-use test_kbs::{Balance, Fleet};
 
 const SECRET: &str = "default/tls/secret";
 const VALUE: &str = "tls-test-value-7c1f04";
@@ -420,33 +420,6 @@ fn init_data_carries_the_kbs_url_and_certificate() {
         "trusting init-data's KBS certificate",
         "TLS 1.3 with https://localhost:",
     ]);
-}
-
-#[test]
-fn a_fleet_works_over_https_behind_an_l7_or_an_l4_front() {
-    for balance in [Balance::PerRequest, Balance::PerConnection] {
-        let w = World::new("fleet-tls");
-        let ca = w.tmp.write("ca.pem", &test_pki().ca.cert_pem);
-        let fleet = Fleet::start(
-            Config {
-                tls: Some(tls_settings(&test_pki().server, false)),
-                resources: vec![(SECRET.into(), VALUE.into())],
-                ..Config::default()
-            },
-            3,
-            balance,
-        )
-        .unwrap();
-        w.remember(VALUE);
-        let ran = unseal(&w)
-            .args(["--kbs", &fleet.url(), "--kbs-cert", s(&ca)])
-            .run();
-        assert_unsealed(&w, &ran);
-        let stats = fleet.stats();
-        assert!(stats.tls_handshakes >= 1, "{balance:?}: {stats:?}");
-        assert_eq!(stats.resource.count(200), 1, "{balance:?}: {stats:?}");
-        assert!(fleet.url().starts_with("https://"));
-    }
 }
 
 #[test]

@@ -375,7 +375,7 @@ impl World {
     }
 
     /// `--kbs-cert FILE` when the KBS is HTTPS, else nothing.
-    fn cert_args(&self) -> Vec<String> {
+    pub fn cert_args(&self) -> Vec<String> {
         match &self.kbs_cert {
             Some(p) => vec!["--kbs-cert".into(), s(p).into()],
             None => Vec::new(),
