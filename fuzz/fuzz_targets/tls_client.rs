@@ -7,7 +7,8 @@
 //! Input: byte 0 picks how the rest is cut into reads (1..=255 bytes, 0: all at once), the
 //! rest is what the server sends. The client's randomness is fixed (so its ClientHello
 //! is the same every run) and so is its clock; it trusts (and pins) one self-signed
-//! `CA:true` certificate for kbs.example, whose DER the seeds carry.
+//! `CA:true` certificate for kbs.example, whose DER the seeds carry, and with whose key two
+//! real sessions (TLS 1.3 and 1.2, a request and its answer) were recorded as seeds.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -15,18 +16,19 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use sealgate_tls::{TlsClientConfig, TlsStream, TlsTrust, UnixTime};
 
-/// Self-signed P-256, CA:true, DNS:kbs.example, valid 2026-12-06 to 2126-11-12 (its key was
-/// discarded).
+/// Self-signed P-256, CA:true, DNS:kbs.example, valid 2026-12-06 to 2126-11-12. Its key is
+/// not in the repository; the recorded sessions among the seeds (fuzz/seed) were made with
+/// it, so replaying one completes the handshake and the fuzzer mutates a live connection.
 const CERT: &str = "-----BEGIN CERTIFICATE-----
-MIIBnDCCAUGgAwIBAgIUH02+7XDL5NOorr19RPv2lt4Fx9swCgYIKoZIzj0EAwIw
-FjEUMBIGA1UEAwwLa2JzLmV4YW1wbGUwIBcNMjYxMjA2MDkyNDA1WhgPMjEyNjEx
-MTIwOTI0MDVaMBYxFDASBgNVBAMMC2ticy5leGFtcGxlMFkwEwYHKoZIzj0CAQYI
-KoZIzj0DAQcDQgAEonxD21v1piqk0vTN9ZrxYk0alotzUQh4DkTEac0LfuQrB1h5
-JUspDggVvM03cxhpjfbFPFgnlEOHr5U7kBataKNrMGkwHQYDVR0OBBYEFN9uZ+R8
-ZPMuIHs1zOcfofI2cHpbMB8GA1UdIwQYMBaAFN9uZ+R8ZPMuIHs1zOcfofI2cHpb
+MIIBmjCCAUGgAwIBAgIUEGkkjOgh7e9JkM91NqxkFbK/reMwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLa2JzLmV4YW1wbGUwIBcNMjYxMjA2MTAwODMyWhgPMjEyNjEx
+MTIxMDA4MzJaMBYxFDASBgNVBAMMC2ticy5leGFtcGxlMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEd7+BIrttfwOztqW8XaZEoqM4Jd7UfWpo4EQD2T5ec9aFf+8e
++bq9RrHpNzSy4ke0j+S2iyD0E64vT6EsSgyNQaNrMGkwHQYDVR0OBBYEFElKFPTs
+rIR1qnPZ1D1OcFY/+kQpMB8GA1UdIwQYMBaAFElKFPTsrIR1qnPZ1D1OcFY/+kQp
 MA8GA1UdEwEB/wQFMAMBAf8wFgYDVR0RBA8wDYILa2JzLmV4YW1wbGUwCgYIKoZI
-zj0EAwIDSQAwRgIhAPVf/shVWpguLgbTAOB+PFHCjuD8c9Z3ARfa5Pv9TjnnAiEA
-7spfRHeI6BqHcq4/McBJqwAnjn1Z3Elh9dyZ2d4RQ/g=
+zj0EAwIDRwAwRAIgDqIaA3PPNmcAg7HMglm3neBqmoxMltV+MSPzavn78noCIFdC
+O8Cgo1Vj1zx204Fky/oU0CM73bBVXwXMwIhL7yrd
 -----END CERTIFICATE-----
 ";
 
@@ -42,12 +44,12 @@ fn now() -> Option<UnixTime> {
     )))
 }
 
-fn config() -> &'static TlsClientConfig {
-    static CONFIG: OnceLock<TlsClientConfig> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        let trust = TlsTrust::from_pem(CERT.as_bytes()).unwrap();
-        TlsClientConfig::new(&trust, rng, now).unwrap()
-    })
+/// A new configuration each run: a shared one would keep session tickets from earlier
+/// runs, change the ClientHello and make runs depend on each other.
+fn config() -> TlsClientConfig {
+    static TRUST: OnceLock<TlsTrust> = OnceLock::new();
+    let trust = TRUST.get_or_init(|| TlsTrust::from_pem(CERT.as_bytes()).unwrap());
+    TlsClientConfig::new(trust, rng, now).unwrap()
 }
 
 /// The server's side: reads return the input in `stride`-byte pieces, then the end of the
@@ -94,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // Without the server's key no handshake can complete; if one ever did, the stream
     // must still behave.
-    if let Ok(mut tls) = TlsStream::connect(config(), "kbs.example", server) {
+    if let Ok(mut tls) = TlsStream::connect(&config(), "kbs.example", server) {
         use embedded_io::{Read, Write};
         let _ = tls.write_all(b"GET / HTTP/1.1\r\n\r\n");
         let mut buf = [0u8; 512];
