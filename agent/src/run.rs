@@ -15,7 +15,7 @@ use crate::transport::HttpTransport;
 use crate::volume::{self, VolumeFailure};
 use core::fmt;
 use core::time::Duration;
-use sealgate_core::config::{self, Config, ConfigError, Settings, TeeChoice};
+use sealgate_core::config::{self, Config, ConfigError, KbsCert, Settings, TeeChoice};
 use sealgate_core::hosts::{AddrError, Url};
 use sealgate_core::initdata::{InitData, InitDataError};
 use sealgate_core::outpath::{PathError, RelPath};
@@ -27,11 +27,12 @@ use sealgate_core::trust::{self, Source as SettingSource};
 use sealgate_core::uri::{ResourceUri, UriError};
 use sealgate_linux::fs::{self, ReadError};
 use sealgate_linux::inputdir::{self, InputError, InputLimits};
-use sealgate_linux::net::{ClientConfig, HttpClient};
+use sealgate_linux::net::{self, ClientConfig, HttpClient};
 use sealgate_linux::os_rng;
 use sealgate_linux::sealdir::{Owner, SealDir, SealError, SealOptions};
 use sealgate_linux::time::Instant;
 use sealgate_linux::{debug, info, warn};
+use sealgate_tls::{TlsClientConfig, TlsError, TlsTrust};
 use zeroize::Zeroizing;
 
 /// Config files are small; a larger one is a mistake or an attack.
@@ -78,6 +79,20 @@ pub enum Failure {
     InitDataSource(InitDataSourceError),
     /// Init-data is malformed (its KBS section).
     InitData(InitDataError),
+    /// A KBS certificate or CA bundle file cannot be read.
+    KbsCertRead {
+        /// The file.
+        path: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// A KBS certificate or CA bundle is not usable PEM, or TLS cannot be set up.
+    KbsTrust {
+        /// Where it came from (a file, or init-data), never its content.
+        source: String,
+        /// Why.
+        error: TlsError,
+    },
     /// The KBS URL does not parse.
     KbsUrl {
         /// The URL as configured.
@@ -242,6 +257,10 @@ impl fmt::Display for Failure {
             Failure::InitDataSource(e) => write!(f, "{e}"),
             Failure::InitData(e) => write!(f, "{e}"),
             Failure::KbsUrl { url, error } => write!(f, "KBS URL '{url}': {error}"),
+            Failure::KbsCertRead { path, error } => {
+                write!(f, "cannot read KBS certificate file {path}: {error}")
+            }
+            Failure::KbsTrust { source, error } => write!(f, "{source}: {error}"),
             Failure::Attester(e) => write!(f, "{e}"),
             Failure::TeeKey(e) => write!(f, "{e}"),
             Failure::NothingToUnseal => f.write_str(
@@ -421,11 +440,15 @@ pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> 
             info!("using the settings of init-data's sealgate.toml");
             from_init_data = kept;
         }
-        // Init-data is measured, so the KBS it names outranks the kernel command line.
-        if from_init_data.kbs_url.is_none()
-            && let Some(kbs) = d.kbs().map_err(Failure::InitData)?
-        {
-            from_init_data.kbs_url = Some(kbs.url);
+        // Init-data is measured, so the KBS it names outranks the kernel command line,
+        // and the certificate it gives for it is a trust anchor.
+        if let Some(kbs) = d.kbs().map_err(Failure::InitData)? {
+            if from_init_data.kbs_url.is_none() {
+                from_init_data.kbs_url = Some(kbs.url);
+            }
+            if from_init_data.kbs_cert.is_none() {
+                from_init_data.kbs_cert = kbs.cert.map(KbsCert::InitData);
+            }
         }
     }
 
@@ -478,6 +501,11 @@ fn connect(
         Some(a) => a,
         None => Attester::from_config(cfg)?,
     };
+    let tls = if url.tls {
+        Some(tls_config(cfg)?)
+    } else {
+        None
+    };
     let io = Duration::from_millis(cfg.io_timeout_ms);
     let net = ClientConfig {
         connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
@@ -485,6 +513,7 @@ fn connect(
         write_timeout: io,
         request_timeout: io * 2,
         deadline: Some(deadline),
+        tls,
         ..ClientConfig::default()
     };
     let key =
@@ -498,6 +527,47 @@ fn connect(
         deadline,
         Duration::from_secs(cfg.deadline_secs),
     ))
+}
+
+/// The TLS configuration for an `https://` KBS: the KBS certificate (init-data's, or the
+/// image's file) and the CA bundle file, each certificate both a trust anchor and an exact
+/// pin (`sealgate_tls::TlsTrust`). Nothing else is trusted: no system roots. Only measured
+/// sources can name these ([`trust`]); the configuration checked that at least one is set.
+fn tls_config(cfg: &Config) -> Result<TlsClientConfig, Failure> {
+    let mut trust = TlsTrust::new();
+    let mut sources = Vec::new();
+    let mut add = |source: String, pem: &[u8]| {
+        trust
+            .add_pem(pem)
+            .map_err(|error| Failure::KbsTrust {
+                source: source.clone(),
+                error,
+            })
+            .map(|()| sources.push(source))
+    };
+    let read = |path: &str| {
+        fs::read_file(path, sealgate_tls::MAX_PEM_BYTES).map_err(|error| Failure::KbsCertRead {
+            path: path.into(),
+            error,
+        })
+    };
+    match &cfg.kbs_cert {
+        Some(KbsCert::File(path)) => add(format!("kbs_cert file {path}"), &read(path)?)?,
+        Some(KbsCert::InitData(pem)) => add("init-data's KBS certificate".into(), pem.as_bytes())?,
+        None => {}
+    }
+    if let Some(path) = &cfg.kbs_ca_bundle {
+        add(format!("kbs_ca_bundle file {path}"), &read(path)?)?;
+    }
+    info!(
+        "KBS over HTTPS, trusting {} ({} certificate(s))",
+        sources.join(" and "),
+        trust.len()
+    );
+    net::tls_config(&trust).map_err(|error| Failure::KbsTrust {
+        source: "TLS".into(),
+        error,
+    })
 }
 
 /// Where one output comes from.

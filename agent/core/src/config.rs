@@ -350,8 +350,13 @@ pub struct Settings {
     /// RTMRs): let it set what only measured sources may ([`crate::trust`]). Only the
     /// image's config file sets it.
     pub trust_kernel_cmdline: Option<bool>,
-    /// KBS base URL (`http://host:port[/base]`).
+    /// KBS base URL (`http[s]://host:port[/base]`).
     pub kbs_url: Option<String>,
+    /// The KBS's certificate (PEM): trust anchor and exact pin for `https://`. A file
+    /// from the image (`kbs_cert`, `--kbs-cert`), or init-data's `aa.toml`/`cdh.toml`.
+    pub kbs_cert: Option<KbsCert>,
+    /// A PEM bundle of CA certificates to trust for `https://` (a KBS behind a public CA).
+    pub kbs_ca_bundle: Option<String>,
     /// TEE selection.
     pub tee: Option<TeeChoice>,
     /// Tee key algorithm.
@@ -428,6 +433,8 @@ impl Settings {
             lower,
             trust_kernel_cmdline,
             kbs_url,
+            kbs_cert,
+            kbs_ca_bundle,
             tee,
             key_algorithm,
             sealed_dir,
@@ -519,6 +526,11 @@ impl Settings {
         let kbs_url = self.kbs_url.ok_or(ConfigError::Missing(
             "KBS URL (--kbs, kbs_url in the config file, sealgate.kbs= or agent.aa_kbc_params=cc_kbc::<url> on the kernel command line)",
         ))?;
+        check_kbs_trust(
+            &kbs_url,
+            self.kbs_cert.as_ref(),
+            self.kbs_ca_bundle.as_deref(),
+        )?;
         for (key, value) in [
             ("connect timeout", self.connect_timeout_ms),
             ("I/O timeout", self.io_timeout_ms),
@@ -529,6 +541,8 @@ impl Settings {
         }
         Ok(Config {
             kbs_url,
+            kbs_cert: self.kbs_cert,
+            kbs_ca_bundle: self.kbs_ca_bundle,
             tee: self.tee.unwrap_or(TeeChoice::Auto),
             key_algorithm: self.key_algorithm.unwrap_or_default(),
             sealed_dir: self
@@ -555,6 +569,57 @@ impl Settings {
                 .configfs_tsm
                 .unwrap_or_else(|| DEFAULT_CONFIGFS_TSM.to_string()),
         })
+    }
+}
+
+/// The KBS certificate as a measured source names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KbsCert {
+    /// A PEM file of the image (`kbs_cert = FILE`, `--kbs-cert FILE`).
+    File(String),
+    /// PEM text from init-data (`aa.toml` `[token_configs.kbs] cert`, or `cdh.toml`
+    /// `[kbc] kbs_cert`).
+    InitData(String),
+}
+
+impl KbsCert {
+    /// Where it comes from, for messages (never the certificate itself).
+    pub fn describe(&self) -> String {
+        match self {
+            KbsCert::File(path) => format!("kbs_cert file {}", crate::escape::escape(path, 256)),
+            KbsCert::InitData(_) => "init-data's KBS certificate".into(),
+        }
+    }
+}
+
+/// The KBS URL against its trust settings: a configured certificate or CA bundle means
+/// the operator meant TLS, so `http://` is refused; `https://` needs at least one trust
+/// anchor (no system roots are ever used).
+fn check_kbs_trust(
+    url: &str,
+    cert: Option<&KbsCert>,
+    bundle: Option<&str>,
+) -> Result<(), ConfigError> {
+    let scheme = url.trim().split_once("://").map(|(s, _)| s);
+    let https = scheme.is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    let http = scheme.is_some_and(|s| s.eq_ignore_ascii_case("http"));
+    let anchor = match (cert, bundle) {
+        (Some(c), _) => Some(c.describe()),
+        (None, Some(b)) => Some(format!(
+            "kbs_ca_bundle file {}",
+            crate::escape::escape(b, 256)
+        )),
+        (None, None) => None,
+    };
+    match anchor {
+        Some(anchor) if http => Err(ConfigError::PlainHttpWithCert {
+            url: crate::escape::escape(url.trim(), 256),
+            anchor,
+        }),
+        None if https => Err(ConfigError::HttpsWithoutTrust {
+            url: crate::escape::escape(url.trim(), 256),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -812,6 +877,10 @@ pub struct InitConfig {
 pub struct Config {
     /// KBS base URL.
     pub kbs_url: String,
+    /// The KBS certificate (anchor and pin), for `https://`.
+    pub kbs_cert: Option<KbsCert>,
+    /// A CA bundle file, for `https://`.
+    pub kbs_ca_bundle: Option<String>,
     /// TEE selection.
     pub tee: TeeChoice,
     /// Tee key algorithm.
@@ -870,6 +939,18 @@ pub enum ConfigError {
     Uri(UriError),
     /// The config file is not valid TOML of the expected shape (position, never content).
     File(TomlError),
+    /// A KBS certificate or CA bundle is configured, but the KBS URL is plain HTTP.
+    PlainHttpWithCert {
+        /// The URL.
+        url: String,
+        /// What names the certificate (never its content).
+        anchor: String,
+    },
+    /// The KBS URL is `https://`, but no certificate and no CA bundle is configured.
+    HttpsWithoutTrust {
+        /// The URL.
+        url: String,
+    },
 }
 
 impl ConfigError {
@@ -893,6 +974,18 @@ impl fmt::Display for ConfigError {
             } => write!(f, "invalid {key} '{value}': {expected}"),
             Self::Uri(e) => write!(f, "{e}"),
             Self::File(e) => write!(f, "{e}"),
+            Self::PlainHttpWithCert { url, anchor } => write!(
+                f,
+                "the KBS URL {url} is plain HTTP, but {anchor} is configured: use https:// \
+                 (a configured KBS certificate means the KBS must be authenticated over TLS)"
+            ),
+            Self::HttpsWithoutTrust { url } => write!(
+                f,
+                "the KBS URL {url} is https://, but no KBS certificate is configured: set \
+                 init-data's aa.toml [token_configs.kbs] cert (or cdh.toml [kbc] kbs_cert), or \
+                 kbs_cert / kbs_ca_bundle in the image's config (--kbs-cert, --kbs-ca-bundle); \
+                 system roots are never used"
+            ),
         }
     }
 }
@@ -945,6 +1038,8 @@ pub fn parse_key_algorithm(s: &str) -> Result<KeyAlgorithm, ConfigError> {
 struct FileConfig {
     trust_kernel_cmdline: Option<bool>,
     kbs_url: Option<String>,
+    kbs_cert: Option<String>,
+    kbs_ca_bundle: Option<String>,
     tee: Option<String>,
     tee_key_algorithm: Option<String>,
     sealed_dir: Option<String>,
@@ -1087,6 +1182,8 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
     Ok(Settings {
         trust_kernel_cmdline: f.trust_kernel_cmdline,
         kbs_url: f.kbs_url,
+        kbs_cert: f.kbs_cert.map(KbsCert::File),
+        kbs_ca_bundle: f.kbs_ca_bundle,
         tee: f.tee.as_deref().map(TeeChoice::parse).transpose()?,
         key_algorithm: f
             .tee_key_algorithm
@@ -1203,6 +1300,8 @@ pub fn kernel_params(cmdline: &str) -> Vec<String> {
 pub fn cmdline_key(param: &str) -> Option<Key> {
     Some(match param {
         "agent.aa_kbc_params" | "sealgate.kbs" => Key::KbsUrl,
+        "sealgate.kbs_cert" => Key::KbsCert,
+        "sealgate.kbs_ca_bundle" => Key::KbsCaBundle,
         "sealgate.config" => Key::ConfigFile,
         "sealgate.tee" => Key::Tee,
         "sealgate.key" => Key::KeyAlgorithm,
@@ -1270,6 +1369,8 @@ pub fn parse_cmdline(cmdline: &str, trusted: bool) -> Result<(Settings, Vec<Stri
                 )),
             },
             "sealgate.kbs" => s.kbs_url = Some(value.to_string()),
+            "sealgate.kbs_cert" => s.kbs_cert = Some(KbsCert::File(value.to_string())),
+            "sealgate.kbs_ca_bundle" => s.kbs_ca_bundle = Some(value.to_string()),
             "sealgate.tee" => s.tee = Some(TeeChoice::parse(value)?),
             "sealgate.key" => s.key_algorithm = Some(parse_key_algorithm(value)?),
             "sealgate.resource" => resources.push(ResourceSpec::parse(value)?),
@@ -1730,5 +1831,89 @@ root = true
         };
         assert!(two("root = true", "root = true").contains("at most one volume"));
         assert!(two("mount = \"/m\"", "mount = \"/m\"").contains("two volumes mounted there"));
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    fn settings(url: &str, cert: Option<KbsCert>, bundle: Option<&str>) -> Settings {
+        Settings {
+            kbs_url: Some(url.into()),
+            kbs_cert: cert,
+            kbs_ca_bundle: bundle.map(String::from),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_configured_certificate_refuses_plain_http() {
+        for (cert, bundle, names) in [
+            (
+                Some(KbsCert::File("/etc/kbs.pem".into())),
+                None,
+                "kbs_cert file /etc/kbs.pem",
+            ),
+            (
+                Some(KbsCert::InitData("-----BEGIN CERTIFICATE-----".into())),
+                None,
+                "init-data's KBS certificate",
+            ),
+            (None, Some("/etc/ca.pem"), "kbs_ca_bundle file /etc/ca.pem"),
+        ] {
+            for url in ["http://10.0.2.2:8080", "HTTP://kbs"] {
+                let e = settings(url, cert.clone(), bundle).resolve().unwrap_err();
+                assert!(matches!(e, ConfigError::PlainHttpWithCert { .. }), "{e:?}");
+                let text = e.to_string();
+                assert!(text.contains("is plain HTTP"), "{text}");
+                assert!(text.contains(names), "{text}");
+                assert!(text.contains("use https://"), "{text}");
+                assert!(!text.contains("BEGIN"), "never the certificate: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn https_needs_a_trust_anchor_and_takes_either() {
+        let e = settings("https://kbs:8443", None, None)
+            .resolve()
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::HttpsWithoutTrust { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("no KBS certificate is configured"), "{text}");
+        assert!(text.contains("system roots are never used"), "{text}");
+        let c = settings(
+            "https://kbs:8443",
+            Some(KbsCert::File("/c.pem".into())),
+            None,
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(c.kbs_cert, Some(KbsCert::File("/c.pem".into())));
+        let c = settings("HTTPS://kbs", None, Some("/ca.pem"))
+            .resolve()
+            .unwrap();
+        assert_eq!(c.kbs_ca_bundle.as_deref(), Some("/ca.pem"));
+        // Plain HTTP without any certificate stays as it was.
+        assert!(settings("http://kbs", None, None).resolve().is_ok());
+    }
+
+    #[test]
+    fn config_file_and_trusted_command_line_name_files() {
+        let s = parse_file("kbs_url = \"https://kbs\"\nkbs_cert = \"/etc/sealgate/kbs.pem\"\nkbs_ca_bundle = \"/etc/ssl/ca.pem\"\n").unwrap();
+        assert_eq!(
+            s.kbs_cert,
+            Some(KbsCert::File("/etc/sealgate/kbs.pem".into()))
+        );
+        assert_eq!(s.kbs_ca_bundle.as_deref(), Some("/etc/ssl/ca.pem"));
+        let line = "sealgate.kbs_cert=/k.pem sealgate.kbs_ca_bundle=/ca.pem";
+        let (s, notes) = parse_cmdline(line, true).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(s.kbs_cert, Some(KbsCert::File("/k.pem".into())));
+        assert_eq!(s.kbs_ca_bundle.as_deref(), Some("/ca.pem"));
+        let (s, notes) = parse_cmdline(line, false).unwrap();
+        assert_eq!((s.kbs_cert, s.kbs_ca_bundle), (None, None));
+        assert_eq!(notes.len(), 2, "{notes:?}");
     }
 }

@@ -74,6 +74,8 @@ pub enum Key {
     /// The opt-in that makes the kernel command line measured.
     TrustKernelCmdline,
     KbsUrl,
+    KbsCert,
+    KbsCaBundle,
     Tee,
     KeyAlgorithm,
     SealedDir,
@@ -113,6 +115,8 @@ impl Key {
             Key::ConfigFile => "config file (--config)",
             Key::TrustKernelCmdline => "trust_kernel_cmdline",
             Key::KbsUrl => "kbs_url",
+            Key::KbsCert => "kbs_cert",
+            Key::KbsCaBundle => "kbs_ca_bundle",
             Key::Tee => "tee",
             Key::KeyAlgorithm => "tee_key_algorithm",
             Key::SealedDir => "sealed_dir",
@@ -210,6 +214,18 @@ pub const RULES: &[Rule] = &[
         LowestFallback,
         true,
         "kata passes it as agent.aa_kbc_params; the JWE still binds secrets to this TEE",
+    ),
+    rule(
+        Key::KbsCert,
+        Never,
+        true,
+        "the TLS trust anchor: whoever sets it can impersonate the KBS",
+    ),
+    rule(
+        Key::KbsCaBundle,
+        Never,
+        true,
+        "TLS trust anchors: whoever sets them can impersonate the KBS",
     ),
     rule(
         Key::Tee,
@@ -437,6 +453,8 @@ macro_rules! each_field {
             $m, $s,
             TrustKernelCmdline => trust_kernel_cmdline,
             KbsUrl => kbs_url,
+            KbsCert => kbs_cert,
+            KbsCaBundle => kbs_ca_bundle,
             Tee => tee,
             KeyAlgorithm => key_algorithm,
             SealedDir => sealed_dir,
@@ -509,7 +527,7 @@ pub fn keys_set(settings: &Settings) -> Vec<Key> {
 mod tests {
     use super::*;
     use crate::config::{
-        InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, TeeChoice, parse_cmdline,
+        InitMode, Ipv4Cidr, KbsCert, ModuleSpec, OnFailure, ResourceSpec, TeeChoice, parse_cmdline,
     };
     use crate::teekey::KeyAlgorithm;
     use alloc::string::ToString;
@@ -529,6 +547,8 @@ mod tests {
         Settings {
             trust_kernel_cmdline: Some(true),
             kbs_url: Some("http://kbs".into()),
+            kbs_cert: Some(KbsCert::File("/etc/kbs.pem".into())),
+            kbs_ca_bundle: Some("/etc/ca.pem".into()),
             tee: Some(TeeChoice::Sample),
             key_algorithm: Some(KeyAlgorithm::default()),
             sealed_dir: Some("/s".into()),
@@ -589,6 +609,8 @@ mod tests {
             (Key::ConfigFile, Never),
             (Key::TrustKernelCmdline, Never),
             (Key::KbsUrl, LowestFallback),
+            (Key::KbsCert, Never),
+            (Key::KbsCaBundle, Never),
             (Key::Tee, Never),
             (Key::KeyAlgorithm, Never),
             (Key::SealedDir, Never),
@@ -751,6 +773,7 @@ mod tests {
                     sealgate.sealed_dir=/tmp sealgate.sealed_secrets=/mnt sealgate.configfs_tsm=/x \
                     sealgate.modules=evil sealgate.key=RSA-OAEP-256 sealgate.tmpfs_size=1g \
                     sealgate.deadline=1 sealgate.owner=root:root \
+                    sealgate.kbs_cert=/evil.pem sealgate.kbs_ca_bundle=/evil-ca.pem \
                     sealgate.kbs=http://fallback sealgate.log=debug sealgate.ip=10.0.0.2/8 \
                     sealgate.gw=10.0.0.1 sealgate.dns=10.0.0.1 sealgate.net=on sealgate.ifname=eth1 \
                     sealgate.net_wait=2 virtio_net.napi_tx=1";
@@ -772,6 +795,8 @@ mod tests {
             "sealgate.key",
             "sealgate.tmpfs_size",
             "sealgate.deadline",
+            "sealgate.kbs_cert",
+            "sealgate.kbs_ca_bundle",
         ] {
             assert!(
                 notes
