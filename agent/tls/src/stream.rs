@@ -560,6 +560,9 @@ O8Cgo1Vj1zx204Fky/oU0CM73bBVXwXMwIhL7yrd
         /// tickets, the answer `HTTP/1.1 200 OK` with body `hello` to `GET / HTTP/1.1`, and
         /// close_notify. The tls_client fuzz target's seeds are these (fuzz/seed reads them
         /// here). Since the client is deterministic, replaying them completes the session.
+        /// A rustls update that changes its ClientHello breaks the replay (this test fails):
+        /// then record again, with a new certificate and key (its PEM here and in the fuzz
+        /// target; the key is not kept), from a rustls server answering this client.
         const RECORDED_TLS13: &str = "\
             160303009b020000970303fe92bd43e62fcc30986e0afa480b86dd9da0bed118ef8f8f7658bf8aa11d467e205a5a5a5a\
             5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a130200004f003300450017004104dda983aed6df\
