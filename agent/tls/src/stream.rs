@@ -534,8 +534,7 @@ mod tests {
     use crate::TlsTrust;
     use alloc::string::String;
 
-    /// Self-signed P-256, CA:true, DNS:kbs.example (the tls_client fuzz target's; its key is
-    /// not in the repository).
+    /// Self-signed P-256, CA:true, DNS:kbs.example (its key is not in the repository).
     const CERT: &str = "-----BEGIN CERTIFICATE-----
 MIIBmjCCAUGgAwIBAgIUEGkkjOgh7e9JkM91NqxkFbK/reMwCgYIKoZIzj0EAwIw
 FjEUMBIGA1UEAwwLa2JzLmV4YW1wbGUwIBcNMjYxMjA2MTAwODMyWhgPMjEyNjEx
@@ -548,118 +547,6 @@ zj0EAwIDRwAwRAIgDqIaA3PPNmcAg7HMglm3neBqmoxMltV+MSPzavn78noCIFdC
 O8Cgo1Vj1zx204Fky/oU0CM73bBVXwXMwIhL7yrd
 -----END CERTIFICATE-----
 ";
-
-    /// What a rustls server (ring provider) sent in a session with this client configured as
-    /// here (fixed randomness and clock, CERT pinned), recorded once: the handshake, its
-    /// tickets, the answer `HTTP/1.1 200 OK` with body `hello` to `GET / HTTP/1.1`, and
-    /// close_notify. The tls_client fuzz target's seeds are these (fuzz/seed reads them
-    /// here). Since the client is deterministic, replaying them completes the session.
-    const RECORDED_TLS13: &str = "\
-        160303009b020000970303fe92bd43e62fcc30986e0afa480b86dd9da0bed118ef8f8f7658bf8aa11d467e205a5a5a5a\
-        5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a130200004f003300450017004104dda983aed6df\
-        7b949c2266f95ce96931f22b301bf93ac78a319d1d538d710306924a64259f49352a9f9c63a5c130be1623c7ccb766b2\
-        5636516614ed7221ccb7002b00020304140303000101170303025741a98dd73efaf3165a89d368c63020f7dd66d89c18\
-        e746231ca8cd1026b0618cd3e2c750e3079530a522d1fa38da8aeca11ba8d91f99091b3407de0834030eff045fad2656\
-        b01b7397a294c34abc347b3b99c19cadedb55c3796431930fdbd648e2cdf547d17219c1b16a149d04de160246fa840eb\
-        a10cb0f36cf84788335d015aa3f3a86846985c708cf78fd2a0e556a76707cfa1447874e6ab2c089cb8b3939ba6ff18e9\
-        489b227212cfc48d56f42b749a3b98f8e04df484d9636fd495874c1f6758a60c0330ca35aac1a00fa610f0b481237827\
-        e784734525eb53c04d895dd4be44cb37d0e6e840ce62f379e64b6e5c003c84597455454187c477d6721e940c4f61edc8\
-        f184a7aecdc3da5f502a195c0090a1059ed11cdf0601767f09700aba0292c2d402ab002404bb97878f2fd050ba82ac3b\
-        36093cb819ab802e8d59e519f44eb32af547419efffcb9709f06113ab330d5c8cd15d04b3effa5c7dd01f975f947da0d\
-        d6e6caa32d07ed9495361129e389bc09f7930dd9c10aecca762ce16d018cd5b10e46225cbd7fe30cccfd67edc8057346\
-        312dfea29f6d00e123653a22a88256d7519b9b168718a7e0320f64d7966791a15f07f596bbe7c4f8025b6568b1a70f8b\
-        86ec27d47e4bc4f6e54e62a4f237d325abe041981006b484da7a05189ed3c2e137d067ea40fbf9ba5fa7fe13ef0be816\
-        39f42f0700922092b9eca785fdd6210348e2686e965af0c0a933cec5a281aafc6ea0a202641763f0dd061d2a07f1621d\
-        ca4933216ff1dbec465418ae82f4bc7e16de7b49f1fec3353effd7ef7735be207acd898905387752bb0a256531de4218\
-        379217030300b3ea3612b6effb96d2af0ae9c8243a5c7dd2bda0c67ae04003c0958d4b58703970a052767d690e88779e\
-        9da06fd442803e7069ddf660bc4fbbfe65bd116f1f84a65b90554368a87d9cead02903d1c3120e13496dec7f93a9d572\
-        7110e71a4c6a277b84762284bbbae77936684b40bc8401bd62239deb151b8c87117ea80ecc1a7508aa20a083cd2b37ce\
-        8f51e303d13c2aef617a7836bad1b94dbdcce72cded55914fa82f0f024eb35c9f2ac042ce87a99f4f694170303003c78\
-        f026c5c619d3fd41e7dc4e2cdcaf5b25d89be9970904a42751e01b627d2993ac2e7c18c4fec1bfe7ea3c0963076a466b\
-        66d2bae516b6e4a2ded24b17030300132b3190af2e0967accfef5eef346d207d9081df\
-    ";
-    /// The same with a TLS 1.2-only server.
-    const RECORDED_TLS12: &str = "\
-        16030302a8020000640303bc68458568d041d43187986fa4061cd50d9585015256a9a58902c667dbe38e9e20deefa3be\
-        6cf08e6db7e71291630eb5d33fc1d89e5b5f39076b0d912442d7ad3bc02c00001c00000000ff010001000010000b0009\
-        08687474702f312e31001700000b0001a40001a100019e3082019a30820141a00302010202141069248ce821edef4990\
-        cf7536ac6415b2bfade3300a06082a8648ce3d04030230163114301206035504030c0b6b62732e6578616d706c653020\
-        170d3236313230363130303833325a180f32313236313131323130303833325a30163114301206035504030c0b6b6273\
-        2e6578616d706c653059301306072a8648ce3d020106082a8648ce3d0301070342000477bf8122bb6d7f03b3b6a5bc5d\
-        a644a2a33825ded47d6a68e04403d93e5e73d6857fef1ef9babd46b1e93734b2e247b48fe4b68b20f413ae2f4fa12c4a\
-        0c8d41a36b3069301d0603551d0e04160414494a14f4ecac8475aa73d9d43d4e70563ffa4429301f0603551d23041830\
-        168014494a14f4ecac8475aa73d9d43d4e70563ffa4429300f0603551d130101ff040530030101ff30160603551d1104\
-        0f300d820b6b62732e6578616d706c65300a06082a8648ce3d040302034700304402200ea21a0373cf36670083b1cc82\
-        59b79de06a9a8c4c96d57e3123f36af9fbf27a022057423bc0a0a35563d73c76d38164cbfa14d0233bddb0555f05ccc0\
-        884bef2add0c0000900300174104b65d5aed77909567f7b685d49fa6df2e72edc45b80aaad2ff3bb64c9b90d5c2e9e1a\
-        d2ade71ed4220ef78e25f2818aee08f90261603472b8279d0c85bdb2b610040300473045022045b66ad4d3488816c93b\
-        9fad2bc626b5a28f4ab6b95aaae3bc8644db9b7deea8022100e8bdfc79a91960ed012640ee09325685e1226e5bff64ff\
-        d589469e202e6136840e0000001403030001011603030028738edc3c94bf4aeda441280c089d80dfb4ae28941f7ab066\
-        cbb6ff97fa478527d3fe645bead1499c1703030043738edc3c94bf4aece2c790a6535587e75c0dfe9e3014c30d4896c6\
-        84d29b352433e2497bf54c9ef8b152b734ce1c67aa4c91c7cb40c1d1d9919641a257cc1b1b280f74150303001a738edc\
-        3c94bf4aefad39f2fbdd239c2dc6beceee1cacd86d9441\
-    ";
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn recorded_sessions_replay_in_any_read_size() {
-        for (recording, version) in [
-            (RECORDED_TLS13, ProtocolVersion::TLSv1_3),
-            (RECORDED_TLS12, ProtocolVersion::TLSv1_2),
-        ] {
-            // Everything in one read (the server's answer and close_notify arrive with the
-            // end of the handshake), one byte at a time, and in between.
-            for stride in [usize::MAX, 1, 700] {
-                let data = unhex(recording);
-                let mut tls =
-                    TlsStream::connect(&config(), "kbs.example", server(data, stride)).unwrap();
-                assert_eq!(tls.protocol_version(), Some(version));
-                assert_eq!(tls.alpn_protocol(), Some(&b"http/1.1"[..]));
-                tls.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-                let mut out = Vec::new();
-                let mut buf = [0u8; 7];
-                loop {
-                    let n = tls.read(&mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    out.extend_from_slice(&buf[..n]);
-                }
-                assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-                assert_eq!(tls.read(&mut buf).unwrap(), 0);
-                // Cut anywhere before close_notify: an error, never a short success.
-                let data = unhex(recording);
-                for cut in (0..data.len() - 24).step_by(97) {
-                    let mut tls = match TlsStream::connect(
-                        &config(),
-                        "kbs.example",
-                        server(data[..cut].to_vec(), stride),
-                    ) {
-                        Ok(tls) => tls,
-                        Err(e) => {
-                            assert!(e.is_transient(), "{e}");
-                            continue;
-                        }
-                    };
-                    let mut out = Vec::new();
-                    let r = loop {
-                        match tls.read(&mut buf) {
-                            Ok(0) => break Ok(()),
-                            Ok(n) => out.extend_from_slice(&buf[..n]),
-                            Err(e) => break Err(e),
-                        }
-                    };
-                    assert!(r.is_err(), "cut at {cut}: {out:?}");
-                }
-            }
-        }
-    }
 
     fn rng(buf: &mut [u8]) -> Result<(), ()> {
         buf.fill(0x5a);

@@ -5,6 +5,8 @@
 mod common;
 
 use common::*;
+use std::sync::Arc;
+
 use rustls::{CipherSuite, ProtocolVersion};
 use sealgate_tls::{TlsClientConfig, TlsError, TlsStream, TlsTrust, Versions};
 
@@ -577,4 +579,131 @@ fn trust_and_config_errors() {
         other => panic!("{:?}", other.map(|_| ())),
     }
     server.join().unwrap();
+}
+
+/// A session recorded from a real server and replayed: with fixed randomness and clock the
+/// client is deterministic, so the server's bytes alone replay the session. Fed in one read
+/// (the answer and close_notify arrive with the end of the handshake), a byte at a time and
+/// in between, it ends the same; cut anywhere before close_notify, it is an error, never a
+/// short success. (The tls_client fuzz target's seeds include two such recordings.)
+#[test]
+fn recorded_sessions_replay_in_any_read_size() {
+    use std::os::unix::net::UnixStream;
+    use std::sync::Mutex;
+
+    fn fixed_rng(buf: &mut [u8]) -> Result<(), ()> {
+        buf.fill(0x5a);
+        Ok(())
+    }
+    fn fixed_now() -> Option<rustls::pki_types::UnixTime> {
+        // 2027-01-01T00:00:00Z
+        Some(rustls::pki_types::UnixTime::since_unix_epoch(
+            std::time::Duration::from_secs(1_798_761_600),
+        ))
+    }
+
+    /// The server's socket, recording what it writes.
+    struct Tee(UnixStream, Arc<Mutex<Vec<u8>>>);
+    impl std::io::Read for Tee {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            std::io::Read::read(&mut self.0, b)
+        }
+    }
+    impl std::io::Write for Tee {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let n = std::io::Write::write(&mut self.0, b)?;
+            self.1.lock().unwrap().extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            std::io::Write::flush(&mut self.0)
+        }
+    }
+
+    /// The client's side: a live socket or a replay in `stride`-byte reads.
+    enum Side {
+        Live(UnixStream),
+        Replay(Vec<u8>, usize, usize),
+    }
+    impl embedded_io::ErrorType for Side {
+        type Error = IoError;
+    }
+    impl embedded_io::Read for Side {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
+            match self {
+                Side::Live(s) => std::io::Read::read(s, buf).map_err(|e| IoError(e.kind())),
+                Side::Replay(data, pos, stride) => {
+                    let n = buf.len().min(*stride).min(data.len() - *pos);
+                    buf[..n].copy_from_slice(&data[*pos..*pos + n]);
+                    *pos += n;
+                    Ok(n)
+                }
+            }
+        }
+    }
+    impl embedded_io::Write for Side {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
+            match self {
+                Side::Live(s) => std::io::Write::write(s, buf).map_err(|e| IoError(e.kind())),
+                Side::Replay(..) => Ok(buf.len()),
+            }
+        }
+        fn flush(&mut self) -> Result<(), IoError> {
+            Ok(())
+        }
+    }
+
+    fn session(trust: &TlsTrust, side: Side) -> Result<Vec<u8>, TlsError> {
+        use embedded_io::{Read, Write};
+        let config = TlsClientConfig::new(trust, fixed_rng, fixed_now).unwrap();
+        let mut tls = TlsStream::connect(&config, "kbs.example", side)?;
+        tls.write_all(b"GET / HTTP/1.1\r\n\r\n")?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = tls.read(&mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    let cert = self_signed(Key::P256, &["kbs.example"], true, Validity::Now);
+    let trust = TlsTrust::from_pem(cert.pem.as_bytes()).unwrap();
+    for ver in [Ver::Tls13, Ver::Tls12] {
+        let config = Arc::new(server_config(&cert, ver));
+        let (client, server) = UnixStream::pair().unwrap();
+        let recording = Arc::new(Mutex::new(Vec::new()));
+        let tee = Tee(server, Arc::clone(&recording));
+        let thread = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tee);
+            let mut req = Vec::new();
+            let mut buf = [0u8; 512];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tls.read(&mut buf).unwrap();
+                req.extend_from_slice(&buf[..n]);
+            }
+            tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                .unwrap();
+            tls.conn.send_close_notify();
+            tls.flush().unwrap();
+        });
+        let live = session(&trust, Side::Live(client)).unwrap();
+        thread.join().unwrap();
+        assert_eq!(live, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        let data = recording.lock().unwrap().clone();
+        for stride in [usize::MAX, 1, 700] {
+            let replayed = session(&trust, Side::Replay(data.clone(), 0, stride));
+            assert_eq!(replayed.unwrap(), live, "{ver:?}, reads of {stride}");
+            for cut in (0..data.len() - 24).step_by(61) {
+                match session(&trust, Side::Replay(data[..cut].to_vec(), 0, stride)) {
+                    Err(e) => assert!(e.is_transient(), "{ver:?}, cut at {cut}: {e}"),
+                    Ok(out) => panic!("{ver:?}, cut at {cut}: {out:?}"),
+                }
+            }
+        }
+    }
 }
