@@ -3,7 +3,8 @@
 use crate::prelude::*;
 use core::fmt;
 use sealgate_core::config::{
-    self, ConfigError, InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, Settings, TeeChoice,
+    self, ConfigError, InitMode, Ipv4Cidr, KbsCert, ModuleSpec, OnFailure, ResourceSpec, Settings,
+    TeeChoice,
 };
 
 /// What to run.
@@ -88,7 +89,12 @@ namespace) it runs the command its first argument names, else the init stage.
 
 OPTIONS (flags override the config file, which overrides init-data, which overrides the
 kernel command line):
-    --kbs URL                     KBS base URL, e.g. http://10.0.2.2:8080
+    --kbs URL                     KBS base URL, e.g. http://10.0.2.2:8080 or
+                                  https://kbs.example:8443
+    --kbs-cert FILE               the KBS's certificate (PEM): trust anchor, and an exact pin
+                                  of the server's certificate; requires https://
+    --kbs-ca-bundle FILE          CA certificates (PEM) to trust for an https:// KBS behind a
+                                  public CA; requires https:// (no system roots are used)
     --resource URI[=PATH]         fetch URI (kbs:///repo/type/tag) into PATH under the sealed
                                   dir (default PATH: repo/type/tag); repeatable
     --sealed-secrets DIR          unseal every file under DIR that holds a sealed secret
@@ -144,7 +150,12 @@ is measured): sealgate.tee=, sealgate.key=, sealgate.resource=URI[=PATH] (repeat
 sealgate.sealed_dir=, sealgate.owner=, sealgate.file_mode=, sealgate.tmpfs_size=,
 sealgate.sealed_secrets=, sealgate.deadline=, sealgate.init_data=, sealgate.configfs_tsm=,
 sealgate.mode=exec|report, sealgate.next_init=, sealgate.on_failure=,
-sealgate.modules=NAME[,NAME...]. sealgate.config= is always ignored.
+sealgate.modules=NAME[,NAME...], sealgate.kbs_cert=FILE, sealgate.kbs_ca_bundle=FILE.
+sealgate.config= is always ignored.
+
+Encrypted volumes ([[volume]]: LUKS2 or plain dm-crypt opened with a key from the KBS,
+mapped as /dev/mapper/NAME, mounted, optionally the new root) are declared only in the
+config file or init-data's sealgate.toml: never by flags or the kernel command line.
 ";
 
 /// The commands, as the first argument. Anything else makes PID 1 run the init stage.
@@ -209,6 +220,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         match name {
             "-h" | "--help" => return Ok(Command::Help),
             "--kbs" => f.kbs_url = Some(value(&mut it)?),
+            "--kbs-cert" => f.kbs_cert = Some(KbsCert::File(value(&mut it)?)),
+            "--kbs-ca-bundle" => f.kbs_ca_bundle = Some(value(&mut it)?),
             "--resource" => resources.push(ResourceSpec::parse(&value(&mut it)?)?),
             "--sealed-secrets" => f.sealed_secrets_dir = Some(value(&mut it)?),
             "--sealed-secret-keys" => f.sealed_secret_keys_dir = Some(value(&mut it)?),
@@ -331,6 +344,23 @@ mod tests {
         assert!(
             matches!(parse(&args("get-resource --kbs http://x kbs:///a/b/c")), Ok(Command::GetResource(_, u)) if u == "kbs:///a/b/c")
         );
+    }
+
+    #[test]
+    fn kbs_certificate_flags_name_files() {
+        let Command::Unseal(o) = parse(&args(
+            "unseal --kbs https://kbs:8443 --kbs-cert /etc/kbs.pem --kbs-ca-bundle=/etc/ca.pem",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.flags.kbs_cert, Some(KbsCert::File("/etc/kbs.pem".into())));
+        assert_eq!(o.flags.kbs_ca_bundle.as_deref(), Some("/etc/ca.pem"));
+        let e = parse(&args("unseal --kbs-cert")).unwrap_err().to_string();
+        assert!(e.contains("--kbs-cert needs a value"), "{e}");
+        for flag in ["--kbs-cert FILE", "--kbs-ca-bundle FILE"] {
+            assert!(USAGE.contains(flag), "{flag}");
+        }
     }
 
     #[test]

@@ -13,9 +13,10 @@ use crate::evidence::{Attester, AttesterError};
 use crate::initdata_source::{self, InitDataSourceError};
 use crate::prelude::*;
 use crate::transport::HttpTransport;
+use crate::volume::{self, VolumeFailure};
 use core::fmt;
 use core::time::Duration;
-use sealgate_core::config::{self, Config, ConfigError, Settings, TeeChoice};
+use sealgate_core::config::{self, Config, ConfigError, KbsCert, Settings, TeeChoice};
 use sealgate_core::escape::escape;
 use sealgate_core::hosts::{AddrError, Url};
 use sealgate_core::initdata::{InitData, InitDataError};
@@ -28,11 +29,12 @@ use sealgate_core::trust::{self, Source as SettingSource};
 use sealgate_core::uri::{ResourceUri, UriError};
 use sealgate_linux::fs::{self, ReadError};
 use sealgate_linux::inputdir::{self, InputError, InputLimits};
-use sealgate_linux::net::{ClientConfig, HttpClient};
+use sealgate_linux::net::{self, ClientConfig, HttpClient};
 use sealgate_linux::os_rng;
 use sealgate_linux::sealdir::{Owner, SealDir, SealError, SealOptions};
 use sealgate_linux::time::Instant;
 use sealgate_linux::{debug, info, warn};
+use sealgate_tls::{TlsClientConfig, TlsError, TlsTrust};
 use zeroize::Zeroizing;
 
 /// Config files are small; a larger one is a mistake or an attack.
@@ -79,6 +81,20 @@ pub enum Failure {
     InitDataSource(InitDataSourceError),
     /// Init-data is malformed (its KBS section).
     InitData(InitDataError),
+    /// A KBS certificate or CA bundle file cannot be read.
+    KbsCertRead {
+        /// The file.
+        path: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// A KBS certificate or CA bundle is not usable PEM, or TLS cannot be set up.
+    KbsTrust {
+        /// Where it came from (a file, or init-data), never its content.
+        source: String,
+        /// Why.
+        error: TlsError,
+    },
     /// The KBS URL does not parse.
     KbsUrl {
         /// The URL as configured.
@@ -162,6 +178,15 @@ pub enum Failure {
         path: String,
         /// The errno.
         errno: rustix::io::Errno,
+    },
+    /// An encrypted volume could not be prepared or opened.
+    Volume(Box<VolumeFailure>),
+    /// A volume's key or passphrase could not be fetched.
+    VolumeKey {
+        /// The volume.
+        name: String,
+        /// Why.
+        error: ClientError,
     },
     /// The run's deadline (`--deadline`) passed before the output was written.
     Deadline {
@@ -265,10 +290,14 @@ impl fmt::Display for Failure {
             Failure::InitDataSource(e) => write!(f, "{e}"),
             Failure::InitData(e) => write!(f, "{e}"),
             Failure::KbsUrl { url, error } => write!(f, "KBS URL '{url}': {error}"),
+            Failure::KbsCertRead { path, error } => {
+                write!(f, "cannot read KBS certificate file {path}: {error}")
+            }
+            Failure::KbsTrust { source, error } => write!(f, "{source}: {error}"),
             Failure::Attester(e) => write!(f, "{e}"),
             Failure::TeeKey(e) => write!(f, "{e}"),
             Failure::NothingToUnseal => f.write_str(
-                "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=) or --sealed-secrets",
+                "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=), --sealed-secrets or [[volume]]",
             ),
             Failure::OutputPath { uri, error } => write!(f, "output path for {uri}: {error}"),
             Failure::Input(e) => write!(f, "{e}"),
@@ -308,6 +337,10 @@ impl fmt::Display for Failure {
                 escape(path, 256),
                 sealgate_linux::os(errno)
             ),
+            Failure::Volume(e) => write!(f, "{e}; nothing was written"),
+            Failure::VolumeKey { name, error } => {
+                write!(f, "volume '{name}': its key: {error}; nothing was written")
+            }
             Failure::Deadline { secs, before } => {
                 write!(f, "deadline of {secs} s passed before {before}; nothing was written")
             }
@@ -492,11 +525,15 @@ pub(crate) fn load_settings(
             info!("using the settings of init-data's sealgate.toml");
             from_init_data = kept;
         }
-        // Init-data is measured, so the KBS it names outranks the kernel command line.
-        if from_init_data.kbs_url.is_none()
-            && let Some(kbs) = d.kbs().map_err(Failure::InitData)?
-        {
-            from_init_data.kbs_url = Some(kbs.url);
+        // Init-data is measured, so the KBS it names outranks the kernel command line,
+        // and the certificate it gives for it is a trust anchor.
+        if let Some(kbs) = d.kbs().map_err(Failure::InitData)? {
+            if from_init_data.kbs_url.is_none() {
+                from_init_data.kbs_url = Some(kbs.url);
+            }
+            if from_init_data.kbs_cert.is_none() {
+                from_init_data.kbs_cert = kbs.cert.map(KbsCert::InitData);
+            }
         }
     }
 
@@ -543,6 +580,11 @@ pub(crate) fn connect(
         Some(a) => a,
         None => Attester::from_config(cfg)?,
     };
+    let tls = if url.tls {
+        Some(tls_config(cfg)?)
+    } else {
+        None
+    };
     let io = Duration::from_millis(cfg.io_timeout_ms);
     let net = ClientConfig {
         connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
@@ -550,6 +592,7 @@ pub(crate) fn connect(
         write_timeout: io,
         request_timeout: io * 2,
         deadline: Some(deadline),
+        tls,
         ..ClientConfig::default()
     };
     let key =
@@ -563,6 +606,47 @@ pub(crate) fn connect(
         deadline,
         Duration::from_secs(cfg.deadline_secs),
     ))
+}
+
+/// The TLS configuration for an `https://` KBS: the KBS certificate (init-data's, or the
+/// image's file) and the CA bundle file, each certificate both a trust anchor and an exact
+/// pin (`sealgate_tls::TlsTrust`). Nothing else is trusted: no system roots. Only measured
+/// sources can name these ([`trust`]); the configuration checked that at least one is set.
+fn tls_config(cfg: &Config) -> Result<TlsClientConfig, Failure> {
+    let mut trust = TlsTrust::new();
+    let mut sources = Vec::new();
+    let mut add = |source: String, pem: &[u8]| {
+        trust
+            .add_pem(pem)
+            .map_err(|error| Failure::KbsTrust {
+                source: source.clone(),
+                error,
+            })
+            .map(|()| sources.push(source))
+    };
+    let read = |path: &str| {
+        fs::read_file(path, sealgate_tls::MAX_PEM_BYTES).map_err(|error| Failure::KbsCertRead {
+            path: path.into(),
+            error,
+        })
+    };
+    match &cfg.kbs_cert {
+        Some(KbsCert::File(path)) => add(format!("kbs_cert file {path}"), &read(path)?)?,
+        Some(KbsCert::InitData(pem)) => add("init-data's KBS certificate".into(), pem.as_bytes())?,
+        None => {}
+    }
+    if let Some(path) = &cfg.kbs_ca_bundle {
+        add(format!("kbs_ca_bundle file {path}"), &read(path)?)?;
+    }
+    info!(
+        "KBS over HTTPS, trusting {} ({} certificate(s))",
+        sources.join(" and "),
+        trust.len()
+    );
+    net::tls_config(&trust).map_err(|error| Failure::KbsTrust {
+        source: "TLS".into(),
+        error,
+    })
 }
 
 /// Where one output comes from.
@@ -579,15 +663,24 @@ enum Sealed {
     Unverified(Secret),
 }
 
-/// `sealgate unseal`.
+/// `sealgate unseal`. Volumes it opens stay open (and mounted).
 pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let started = Instant::now();
-    unseal_loaded(load_config(opts, sources)?, started)
+    let opened = unseal_loaded(load_config(opts, sources)?, started)?;
+    for v in opened.iter().filter(|v| v.root) {
+        warn!(
+            "volume '{}' is mounted on {}: only the init stage switches into a root volume",
+            v.name,
+            v.mount.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// `sealgate unseal` with the configuration loaded; the run (and its deadline) began at
-/// `started`, before the loading.
-pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
+/// `started`, before the loading. Returns the volumes it opened (all or none: a failure
+/// closes those opened before it, and nothing is written).
+pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<Vec<volume::Open>, Failure> {
     let Loaded {
         config: cfg,
         init_data,
@@ -596,11 +689,17 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
     } = loaded;
     let deadline = run_deadline(&cfg, started);
     let plan = plan(&cfg)?;
-    if plan.is_empty() {
+    if plan.is_empty() && cfg.volumes.is_empty() {
         return Err(Failure::NothingToUnseal);
     }
+    // Devices found and headers parsed before the first byte goes to the KBS.
+    let prepared = volume::prepare(&cfg.volumes).map_err(Failure::Volume)?;
 
-    let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
+    let sealdir = if plan.is_empty() {
+        None
+    } else {
+        Some(SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?)
+    };
     let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
 
     // Every kid's key, or None when it could not be obtained: each is fetched at most once
@@ -621,17 +720,54 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
         };
         secrets.push((path.clone(), plaintext));
     }
+    let mut volume_keys = Vec::with_capacity(prepared.len());
+    for p in &prepared {
+        let key = client
+            .fetch(&p.spec().resource)
+            .map_err(|error| Failure::VolumeKey {
+                name: p.spec().name.clone(),
+                error,
+            })?;
+        volume_keys.push(key);
+    }
 
     let batch: Vec<(RelPath, &[u8])> = secrets
         .iter()
         .map(|(p, s)| (p.clone(), s.as_slice()))
         .collect();
-    before_deadline(
+    if !prepared.is_empty() {
+        before_deadline(
+            &cfg,
+            deadline,
+            format!("opening {} volume(s)", prepared.len()),
+        )?;
+    }
+    let mut opened: Vec<volume::Open> = Vec::with_capacity(prepared.len());
+    for (p, key) in prepared.into_iter().zip(volume_keys) {
+        match p.open(key) {
+            Ok(v) => opened.push(v),
+            Err(e) => {
+                volume::close_all(&opened);
+                return Err(Failure::Volume(e));
+            }
+        }
+    }
+    let Some(sealdir) = sealdir else {
+        return Ok(opened);
+    };
+    let committed = before_deadline(
         &cfg,
         deadline,
         format!("writing {} secret(s) into {}", batch.len(), cfg.sealed_dir),
-    )?;
-    let report = sealdir.commit(&batch)?;
+    )
+    .and_then(|()| sealdir.commit(&batch).map_err(Failure::from));
+    let report = match committed {
+        Ok(r) => r,
+        Err(e) => {
+            volume::close_all(&opened);
+            return Err(e);
+        }
+    };
     for file in &report.files {
         info!("wrote {}/{}", cfg.sealed_dir, file);
     }
@@ -644,7 +780,7 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
         client.transport().connections_opened(),
         s.retries
     );
-    Ok(())
+    Ok(opened)
 }
 
 /// Everything to produce, with validated output paths, before any I/O on the network.

@@ -215,7 +215,12 @@ fn signer(kbs: &Server) -> SigningJwk {
 
 /// A vault secret naming `uri`, signed by `key` (`sealed.` JWS).
 fn seal(key: &SigningJwk, uri: &str) -> String {
-    let secret = Secret::vault(uri.into(), "kbs".into(), JsonObject::new(), JsonObject::new());
+    let secret = Secret::vault(
+        uri.into(),
+        "kbs".into(),
+        JsonObject::new(),
+        JsonObject::new(),
+    );
     sealed::seal(&secret, key, "kbs:///default/keys/signer").unwrap()
 }
 
@@ -368,8 +373,15 @@ fn token_expiry_leads_to_one_new_attestation() {
         get_resource(&cdh, "kbs:///default/app/secret").unwrap();
     }
     let stats = w.kbs.stats();
-    assert_eq!(stats.auth.requests, 2, "one new attestation after the token expired");
-    assert_eq!(stats.resource.count(401), 0, "renewed before the KBS refused it");
+    assert_eq!(
+        stats.auth.requests, 2,
+        "one new attestation after the token expired"
+    );
+    assert_eq!(
+        stats.resource.count(401),
+        0,
+        "renewed before the KBS refused it"
+    );
 }
 
 #[test]

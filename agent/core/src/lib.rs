@@ -37,6 +37,7 @@ pub mod trust;
 pub mod ttrpc;
 pub mod upstream;
 pub mod uri;
+pub mod volume;
 
 #[cfg(test)]
 mod vector_tests;

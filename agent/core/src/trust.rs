@@ -74,6 +74,8 @@ pub enum Key {
     /// The opt-in that makes the kernel command line measured.
     TrustKernelCmdline,
     KbsUrl,
+    KbsCert,
+    KbsCaBundle,
     Tee,
     KeyAlgorithm,
     SealedDir,
@@ -83,6 +85,7 @@ pub enum Key {
     MountTmpfs,
     AllowNonTmpfs,
     Resources,
+    Volumes,
     SealedSecretsDir,
     SealedSecretKeysDir,
     AllowUnsigned,
@@ -114,6 +117,8 @@ impl Key {
             Key::ConfigFile => "config file (--config)",
             Key::TrustKernelCmdline => "trust_kernel_cmdline",
             Key::KbsUrl => "kbs_url",
+            Key::KbsCert => "kbs_cert",
+            Key::KbsCaBundle => "kbs_ca_bundle",
             Key::Tee => "tee",
             Key::KeyAlgorithm => "tee_key_algorithm",
             Key::SealedDir => "sealed_dir",
@@ -123,6 +128,7 @@ impl Key {
             Key::MountTmpfs => "mount_tmpfs",
             Key::AllowNonTmpfs => "allow_non_tmpfs",
             Key::Resources => "resource",
+            Key::Volumes => "volume",
             Key::SealedSecretsDir => "sealed_secrets_dir",
             Key::SealedSecretKeysDir => "sealed_secret_keys_dir",
             Key::AllowUnsigned => "allow_unsigned_sealed_secrets",
@@ -214,6 +220,18 @@ pub const RULES: &[Rule] = &[
         "kata passes it as agent.aa_kbc_params; the JWE still binds secrets to this TEE",
     ),
     rule(
+        Key::KbsCert,
+        Never,
+        true,
+        "the TLS trust anchor: whoever sets it can impersonate the KBS",
+    ),
+    rule(
+        Key::KbsCaBundle,
+        Never,
+        true,
+        "TLS trust anchors: whoever sets them can impersonate the KBS",
+    ),
+    rule(
         Key::Tee,
         Never,
         false,
@@ -251,6 +269,12 @@ pub const RULES: &[Rule] = &[
         Never,
         true,
         "decides which secret lands at which path",
+    ),
+    rule(
+        Key::Volumes,
+        Never,
+        true,
+        "decides which disk is opened with which key, mounted where, and what becomes the root",
     ),
     rule(
         Key::SealedSecretsDir,
@@ -445,6 +469,8 @@ macro_rules! each_field {
             $m, $s,
             TrustKernelCmdline => trust_kernel_cmdline,
             KbsUrl => kbs_url,
+            KbsCert => kbs_cert,
+            KbsCaBundle => kbs_ca_bundle,
             Tee => tee,
             KeyAlgorithm => key_algorithm,
             SealedDir => sealed_dir,
@@ -454,6 +480,7 @@ macro_rules! each_field {
             MountTmpfs => mount_tmpfs,
             AllowNonTmpfs => allow_non_tmpfs,
             Resources => resources,
+            Volumes => volumes,
             SealedSecretsDir => sealed_secrets_dir,
             SealedSecretKeysDir => sealed_secret_keys_dir,
             AllowUnsigned => allow_unsigned,
@@ -585,7 +612,7 @@ pub const UPSTREAM_RULES: &[UpstreamRule] = &[
 mod tests {
     use super::*;
     use crate::config::{
-        InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, TeeChoice, parse_cmdline,
+        InitMode, Ipv4Cidr, KbsCert, ModuleSpec, OnFailure, ResourceSpec, TeeChoice, parse_cmdline,
     };
     use crate::teekey::KeyAlgorithm;
     use alloc::string::ToString;
@@ -605,6 +632,8 @@ mod tests {
         Settings {
             trust_kernel_cmdline: Some(true),
             kbs_url: Some("http://kbs".into()),
+            kbs_cert: Some(KbsCert::File("/etc/kbs.pem".into())),
+            kbs_ca_bundle: Some("/etc/ca.pem".into()),
             tee: Some(TeeChoice::Sample),
             key_algorithm: Some(KeyAlgorithm::default()),
             sealed_dir: Some("/s".into()),
@@ -614,6 +643,14 @@ mod tests {
             mount_tmpfs: Some(false),
             allow_non_tmpfs: Some(true),
             resources: Some(vec![ResourceSpec::parse("kbs:///a/b/c").unwrap()]),
+            volumes: Some(
+                crate::config::parse_file(
+                    "[[volume]]\nname = \"v\"\ndevice = \"/dev/vdb\"\nresource = \"kbs:///a/b/v\"\n",
+                )
+                .unwrap()
+                .volumes
+                .unwrap(),
+            ),
             sealed_secrets_dir: Some("/in".into()),
             sealed_secret_keys_dir: Some("/keys".into()),
             allow_unsigned: Some(true),
@@ -671,6 +708,8 @@ mod tests {
             (Key::ConfigFile, Never),
             (Key::TrustKernelCmdline, Never),
             (Key::KbsUrl, LowestFallback),
+            (Key::KbsCert, Never),
+            (Key::KbsCaBundle, Never),
             (Key::Tee, Never),
             (Key::KeyAlgorithm, Never),
             (Key::SealedDir, Never),
@@ -680,6 +719,7 @@ mod tests {
             (Key::MountTmpfs, Never),
             (Key::AllowNonTmpfs, Never),
             (Key::Resources, Never),
+            (Key::Volumes, Never),
             (Key::SealedSecretsDir, Never),
             (Key::SealedSecretKeysDir, Never),
             (Key::AllowUnsigned, Never),
@@ -836,6 +876,7 @@ mod tests {
                     sealgate.sealed_dir=/tmp sealgate.sealed_secrets=/mnt sealgate.configfs_tsm=/x \
                     sealgate.modules=evil sealgate.key=RSA-OAEP-256 sealgate.tmpfs_size=1g \
                     sealgate.deadline=1 sealgate.owner=root:root \
+                    sealgate.kbs_cert=/evil.pem sealgate.kbs_ca_bundle=/evil-ca.pem \
                     sealgate.kbs=http://fallback sealgate.log=debug sealgate.ip=10.0.0.2/8 \
                     sealgate.gw=10.0.0.1 sealgate.dns=10.0.0.1 sealgate.net=on sealgate.ifname=eth1 \
                     sealgate.net_wait=2 virtio_net.napi_tx=1";
@@ -857,6 +898,8 @@ mod tests {
             "sealgate.key",
             "sealgate.tmpfs_size",
             "sealgate.deadline",
+            "sealgate.kbs_cert",
+            "sealgate.kbs_ca_bundle",
         ] {
             assert!(
                 notes

@@ -68,8 +68,11 @@ fn rest_get(path: &str) -> Result<(String, Vec<u8>), String> {
     let mut s = std::net::TcpStream::connect("127.0.0.1:8006").map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).map_err(|e| e.to_string())?;
     let split = out
@@ -106,7 +109,10 @@ pub fn run() -> bool {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!("SERVE-CHECK socket after {} ms", started.elapsed().as_millis());
+    println!(
+        "SERVE-CHECK socket after {} ms",
+        started.elapsed().as_millis()
+    );
     let mut ok = true;
     let sealed = std::fs::read_to_string("/etc/sealed-env").unwrap_or_default();
     let t = Instant::now();
