@@ -2,13 +2,15 @@
 """Runs `sealgate unseal` N times for a given number of secrets and prints the medians of
 wall time, CPU time (user+sys of sealgate alone) and peak RSS, as
 "<wall_ms> <cpu_ms> <rss_kib>". CPU and RSS come from the static launcher bench/rusage.c
-(wait4 of sealgate's own process). Used by scripts/bench."""
+(wait4 of sealgate's own process). Arguments after RUNS go to sealgate (`--kbs-cert FILE`
+for an https:// URL: one TLS handshake per run, every secret over that connection). Used by
+scripts/bench."""
 import os, statistics, subprocess, sys, shutil, time
 
 launcher, agent, url, outdir = sys.argv[1:5]
 n, runs = int(sys.argv[5]), int(sys.argv[6])
 args = [launcher, agent, "unseal", "--kbs", url, "--tee", "sample", "--kernel-cmdline", "/dev/null",
-        "--sealed-dir", outdir, "--no-mount", "--log-level", "error"]
+        "--sealed-dir", outdir, "--no-mount", "--log-level", "error"] + sys.argv[7:]
 for i in range(1, n + 1):
     args += ["--resource", f"kbs:///bench/s/k{i}=k{i}"]
 

@@ -8,6 +8,7 @@ root = sys.argv[1]
 components = [
     ("core library: sealgate-core (no_std, sans-IO)", "agent/core/src", lambda p: True),
     ("platform layer: sealgate-linux", "agent/linux/src", lambda p: True),
+    ("TLS client: sealgate-tls (no_std)", "agent/tls/src", lambda p: True),
     ("guest binary: sealgate (its library and main.rs)", "agent/src", lambda p: True),
     ("guest binary: start-up (sealgate-rt)", "agent/rt/src", lambda p: True),
     ("firmware-glue (without sim)", "firmware-glue/src", lambda p: "/sim/" not in p),

@@ -3,7 +3,8 @@
 use crate::prelude::*;
 use core::fmt;
 use sealgate_core::config::{
-    self, ConfigError, InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, Settings, TeeChoice,
+    self, ConfigError, InitMode, Ipv4Cidr, KbsCert, ModuleSpec, OnFailure, ResourceSpec, Settings,
+    TeeChoice,
 };
 
 /// What to run.
@@ -17,6 +18,10 @@ pub enum Command {
     /// The init stage: prepare the early system, unseal, then exec the next init (with
     /// these arguments) or report and power off.
     Init(Options, Vec<String>),
+    /// Unseal every `sealed.` environment value (and, without `--env-only`, the configured
+    /// resources and sealed-secret files, as `unseal`), then exec a command with the
+    /// plaintext values in its environment.
+    Exec(Options, ExecSpec),
     /// Print usage.
     Help,
     /// Print the version.
@@ -32,6 +37,16 @@ pub struct Options {
     pub config_file: Option<String>,
     /// `--kernel-cmdline FILE` (default `/proc/cmdline`).
     pub kernel_cmdline: Option<String>,
+}
+
+/// What `sealgate exec` runs.
+#[derive(Debug, Default)]
+pub struct ExecSpec {
+    /// `--env-only`: only the environment's sealed values; the configured resources and
+    /// sealed-secret directory are ignored and nothing is written anywhere.
+    pub env_only: bool,
+    /// The command and its arguments (everything after `--`; at least the command).
+    pub argv: Vec<String>,
 }
 
 /// A usage error (exit status 2).
@@ -58,6 +73,10 @@ USAGE:
     sealgate get-resource [OPTIONS] URI   write one resource to stdout (debugging)
     sealgate init [OPTIONS] [-- ARGS...]  init stage (PID 1): mounts, modules, network, unseal,
                                           then exec the next init with ARGS, or report
+    sealgate exec [OPTIONS] [--env-only] -- CMD [ARGS...]
+                                          unseal every environment value that starts with
+                                          sealed. (and, without --env-only, what unseal
+                                          would), then exec CMD with the plaintext values
     sealgate serve [SERVE OPTIONS] [OPTIONS]
                                           serve the CoCo guest APIs (AA and CDH ttrpc, REST);
                                           also started as attestation-agent,
@@ -70,7 +89,12 @@ namespace) it runs the command its first argument names, else the init stage.
 
 OPTIONS (flags override the config file, which overrides init-data, which overrides the
 kernel command line):
-    --kbs URL                     KBS base URL, e.g. http://10.0.2.2:8080
+    --kbs URL                     KBS base URL, e.g. http://10.0.2.2:8080 or
+                                  https://kbs.example:8443
+    --kbs-cert FILE               the KBS's certificate (PEM): trust anchor, and an exact pin
+                                  of the server's certificate; requires https://
+    --kbs-ca-bundle FILE          CA certificates (PEM) to trust for an https:// KBS behind a
+                                  public CA; requires https:// (no system roots are used)
     --resource URI[=PATH]         fetch URI (kbs:///repo/type/tag) into PATH under the sealed
                                   dir (default PATH: repo/type/tag); repeatable
     --sealed-secrets DIR          unseal every file under DIR that holds a sealed secret
@@ -91,6 +115,8 @@ kernel command line):
     --init-data FILE|DEV|scan     init-data (TOML file, kata block device, or scan the disks),
                                   checked against HOST_DATA/MRCONFIGID and sent with the evidence
     --configfs-tsm DIR            configfs-tsm report directory [/sys/kernel/config/tsm/report]
+    --sysfs DIR                   sysfs root: TDX CCEL and RTMR files under it [/sys]
+    --eventlog-dir DIR            AA event log directory (TDX) [/run/attestation-agent]
     --deadline SECS               end the whole run (DNS, connects, retries) by then [60]
     --connect-timeout-ms MS       TCP connect timeout [5000]
     --io-timeout-ms MS            per-exchange read/write timeout [30000]
@@ -124,7 +150,12 @@ is measured): sealgate.tee=, sealgate.key=, sealgate.resource=URI[=PATH] (repeat
 sealgate.sealed_dir=, sealgate.owner=, sealgate.file_mode=, sealgate.tmpfs_size=,
 sealgate.sealed_secrets=, sealgate.deadline=, sealgate.init_data=, sealgate.configfs_tsm=,
 sealgate.mode=exec|report, sealgate.next_init=, sealgate.on_failure=,
-sealgate.modules=NAME[,NAME...]. sealgate.config= is always ignored.
+sealgate.modules=NAME[,NAME...], sealgate.kbs_cert=FILE, sealgate.kbs_ca_bundle=FILE.
+sealgate.config= is always ignored.
+
+Encrypted volumes ([[volume]]: LUKS2 or plain dm-crypt opened with a key from the KBS,
+mapped as /dev/mapper/NAME, mounted, optionally the new root) are declared only in the
+config file or init-data's sealgate.toml: never by flags or the kernel command line.
 ";
 
 /// The commands, as the first argument. Anything else makes PID 1 run the init stage.
@@ -132,6 +163,7 @@ pub const COMMANDS: &[&str] = &[
     "unseal",
     "get-resource",
     "init",
+    "exec",
     "serve",
     "-h",
     "--help",
@@ -151,7 +183,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     match sub {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" | "version" => return Ok(Command::Version),
-        "unseal" | "get-resource" | "init" => {}
+        "unseal" | "get-resource" | "init" | "exec" => {}
         other => {
             return Err(UsageError(format!(
                 "unknown command '{other}' (try --help)"
@@ -165,10 +197,14 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut positional: Vec<String> = Vec::new();
     let mut next_args: Vec<String> = Vec::new();
     let init = sub == "init";
+    let exec = sub == "exec";
+    let mut env_only = false;
+    let mut saw_dashes = false;
     let f = &mut o.flags;
     while let Some(arg) = it.next() {
-        if init && arg == "--" {
+        if (init || exec) && arg == "--" {
             next_args.extend(it.by_ref().cloned());
+            saw_dashes = true;
             break;
         }
         let (name, inline) = match arg.split_once('=') {
@@ -184,6 +220,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         match name {
             "-h" | "--help" => return Ok(Command::Help),
             "--kbs" => f.kbs_url = Some(value(&mut it)?),
+            "--kbs-cert" => f.kbs_cert = Some(KbsCert::File(value(&mut it)?)),
+            "--kbs-ca-bundle" => f.kbs_ca_bundle = Some(value(&mut it)?),
             "--resource" => resources.push(ResourceSpec::parse(&value(&mut it)?)?),
             "--sealed-secrets" => f.sealed_secrets_dir = Some(value(&mut it)?),
             "--sealed-secret-keys" => f.sealed_secret_keys_dir = Some(value(&mut it)?),
@@ -198,6 +236,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--tee-key" => f.key_algorithm = Some(config::parse_key_algorithm(&value(&mut it)?)?),
             "--init-data" => f.init_data = Some(value(&mut it)?),
             "--configfs-tsm" => f.configfs_tsm = Some(value(&mut it)?),
+            "--sysfs" => f.sysfs = Some(value(&mut it)?),
+            "--eventlog-dir" => f.eventlog_dir = Some(value(&mut it)?),
             "--deadline" => {
                 f.deadline_secs = Some(config::parse_u64("--deadline", &value(&mut it)?)?)
             }
@@ -211,6 +251,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--log-level" => f.log_level = Some(value(&mut it)?),
             "--config" => o.config_file = Some(value(&mut it)?),
             "--kernel-cmdline" => o.kernel_cmdline = Some(value(&mut it)?),
+            "--env-only" if exec => env_only = true,
             "--report" if init => f.init_mode = Some(InitMode::Report),
             "--next-init" if init => f.next_init = Some(value(&mut it)?),
             "--on-failure" if init => f.on_failure = Some(OnFailure::parse(&value(&mut it)?)?),
@@ -244,6 +285,21 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Some(p) => Err(UsageError(format!(
                 "unexpected argument '{p}' (arguments for the next init go after --)"
             ))),
+        },
+        "exec" => match (positional.first(), saw_dashes && !next_args.is_empty()) {
+            (Some(p), _) => Err(UsageError(format!(
+                "unexpected argument '{p}' (the command goes after --)"
+            ))),
+            (None, false) => Err(UsageError(
+                "exec needs a command after -- (sealgate exec [OPTIONS] -- CMD [ARGS...])".into(),
+            )),
+            (None, true) => Ok(Command::Exec(
+                o,
+                ExecSpec {
+                    env_only,
+                    argv: next_args,
+                },
+            )),
         },
         "unseal" => match positional.first() {
             None => Ok(Command::Unseal(o)),
@@ -288,6 +344,23 @@ mod tests {
         assert!(
             matches!(parse(&args("get-resource --kbs http://x kbs:///a/b/c")), Ok(Command::GetResource(_, u)) if u == "kbs:///a/b/c")
         );
+    }
+
+    #[test]
+    fn kbs_certificate_flags_name_files() {
+        let Command::Unseal(o) = parse(&args(
+            "unseal --kbs https://kbs:8443 --kbs-cert /etc/kbs.pem --kbs-ca-bundle=/etc/ca.pem",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.flags.kbs_cert, Some(KbsCert::File("/etc/kbs.pem".into())));
+        assert_eq!(o.flags.kbs_ca_bundle.as_deref(), Some("/etc/ca.pem"));
+        let e = parse(&args("unseal --kbs-cert")).unwrap_err().to_string();
+        assert!(e.contains("--kbs-cert needs a value"), "{e}");
+        for flag in ["--kbs-cert FILE", "--kbs-ca-bundle FILE"] {
+            assert!(USAGE.contains(flag), "{flag}");
+        }
     }
 
     #[test]
@@ -348,5 +421,33 @@ mod tests {
         };
         assert_eq!((o.flags.net, rest.len()), (Some(false), 0));
         assert!(COMMANDS.contains(&"init") && !COMMANDS.contains(&"single"));
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_dashes() {
+        let Command::Exec(o, spec) = parse(&args(
+            "exec --kbs http://k --env-only -- /usr/bin/env -i --kbs x",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert!(spec.env_only);
+        assert_eq!(spec.argv, ["/usr/bin/env", "-i", "--kbs", "x"]);
+        assert_eq!(o.flags.kbs_url.as_deref(), Some("http://k"));
+        let Command::Exec(_, spec) = parse(&args("exec -- true")).unwrap() else {
+            panic!()
+        };
+        assert!(!spec.env_only);
+        for (line, want) in [
+            ("exec", "needs a command after --"),
+            ("exec --", "needs a command after --"),
+            ("exec true", "the command goes after --"),
+            ("unseal --env-only", "unknown option '--env-only'"),
+            ("exec --report -- x", "unknown option '--report'"),
+        ] {
+            let e = parse(&args(line)).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        assert!(COMMANDS.contains(&"exec"));
     }
 }

@@ -14,6 +14,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::eventlog::{self, EventLogFailure, EventLogPaths};
 use firmware_glue::Tee as FwTee;
 use firmware_glue::detect::{self, Roots};
 use firmware_glue::evidence::{EvidenceError, EvidenceProvider, TdxTsm, snp_provider};
@@ -82,6 +83,8 @@ pub enum AttesterError {
     },
     /// No evidence for the binding digest.
     Evidence(EvidenceError),
+    /// The TDX event log (CCEL, AAEL) could not be read.
+    EventLog(EventLogFailure),
 }
 
 impl fmt::Display for AttesterError {
@@ -122,6 +125,7 @@ impl fmt::Display for AttesterError {
                 hex(expected)
             ),
             AttesterError::Evidence(e) => fmt::Display::fmt(e, f),
+            AttesterError::EventLog(e) => write!(f, "TDX event log: {e}"),
         }
     }
 }
@@ -131,11 +135,13 @@ impl core::error::Error for AttesterError {}
 /// The source of evidence for this run.
 pub struct Attester {
     provider: Box<dyn EvidenceProvider>,
+    eventlog: EventLogPaths,
 }
 
-fn roots(configfs_tsm: &str) -> Roots {
+fn roots(configfs_tsm: &str, sysfs: &str) -> Roots {
     Roots {
         tsm_report: configfs_tsm.to_string(),
+        sys: sysfs.to_string(),
         ..Roots::default()
     }
 }
@@ -143,12 +149,24 @@ fn roots(configfs_tsm: &str) -> Roots {
 impl Attester {
     /// The attester the configuration asks for.
     pub fn from_config(cfg: &Config) -> Result<Attester, AttesterError> {
-        Attester::new(cfg.tee, &cfg.configfs_tsm)
+        Attester::with_paths(cfg.tee, &cfg.configfs_tsm, EventLogPaths::from_config(cfg))
     }
 
-    /// The attester for `choice`, with configfs-tsm at `configfs_tsm`.
+    /// The attester for `choice`, with configfs-tsm at `configfs_tsm` and the default
+    /// sysfs and event-log paths.
     pub fn new(choice: TeeChoice, configfs_tsm: &str) -> Result<Attester, AttesterError> {
-        let roots = roots(configfs_tsm);
+        Attester::with_paths(choice, configfs_tsm, EventLogPaths::default())
+    }
+
+    /// The attester for `choice`, with configfs-tsm at `configfs_tsm`, sysfs at
+    /// `eventlog.sysfs` (TEE detection, TDX measurements, the CCEL) and the AA event log in
+    /// `eventlog.dir`.
+    pub fn with_paths(
+        choice: TeeChoice,
+        configfs_tsm: &str,
+        eventlog: EventLogPaths,
+    ) -> Result<Attester, AttesterError> {
+        let roots = roots(configfs_tsm, &eventlog.sysfs);
         let tee = match choice {
             TeeChoice::Sample => {
                 warn!(
@@ -156,6 +174,7 @@ impl Attester {
                 );
                 return Ok(Attester {
                     provider: Box::new(Sample),
+                    eventlog,
                 });
             }
             TeeChoice::Snp => Tee::Snp,
@@ -209,7 +228,12 @@ impl Attester {
                 ))
             }
         };
-        Ok(Attester { provider })
+        Ok(Attester { provider, eventlog })
+    }
+
+    /// Where the event-log files are.
+    pub fn eventlog_paths(&self) -> &EventLogPaths {
+        &self.eventlog
     }
 
     /// The TEE name sent in `/auth`.
@@ -251,10 +275,25 @@ impl Attester {
     }
 
     /// The primary evidence binding `digest` (the KBS binding hash).
+    /// On TDX it carries `cc_eventlog` as guest-components sends it: the CCEL cut at its
+    /// end, the AA event log, the end marker, base64 (`null` when there is neither file).
     pub fn evidence(&mut self, digest: &[u8]) -> Result<Value, AttesterError> {
-        self.provider
+        let mut evidence = self
+            .provider
             .evidence(digest)
-            .map_err(AttesterError::Evidence)
+            .map_err(AttesterError::Evidence)?;
+        if self.tee() == Tee::Tdx
+            && let Some(log) =
+                eventlog::cc_eventlog(&self.eventlog).map_err(AttesterError::EventLog)?
+            && let Some(obj) = evidence.as_object_mut()
+        {
+            debug!("TDX event log: {} bytes", log.len());
+            obj.insert(
+                "cc_eventlog".into(),
+                Value::String(sealgate_core::b64::std_encode(&log)),
+            );
+        }
+        Ok(evidence)
     }
 }
 

@@ -12,12 +12,14 @@ extern crate alloc;
 
 pub mod cli;
 pub mod client;
+pub mod eventlog;
 pub mod evidence;
 pub mod init;
 pub mod initdata_source;
 pub mod run;
 pub mod serve;
 pub mod transport;
+pub mod volume;
 
 /// The alloc items every module uses (a no_std crate has no std prelude); not every
 /// module needs each of them.

@@ -89,6 +89,15 @@ fn main(process: Process) -> i32 {
         cli::Command::GetResource(opts, uri) => with_log_level(&opts, &process)
             .map_err(|e| usage(&e))
             .and_then(|()| run::get_resource(&opts, &uri).map_err(|e| failed(&e))),
+        cli::Command::Exec(opts, spec) => with_log_level(&opts, &process)
+            .map_err(|e| usage(&e))
+            .and_then(|()| {
+                let failure = match run::read_sources(&opts) {
+                    Ok(sources) => run::exec(&opts, sources, &spec, &process.env),
+                    Err(f) => f,
+                };
+                Err(failed(&failure))
+            }),
         cli::Command::Init(opts, next_args) => {
             if let Err(e) = with_log_level(&opts, &process) {
                 return usage(&e);

@@ -8,13 +8,16 @@
 
 use crate::cli::Options;
 use crate::client::{Client, ClientError};
+use crate::eventlog::EventLogPaths;
 use crate::evidence::{Attester, AttesterError};
 use crate::initdata_source::{self, InitDataSourceError};
 use crate::prelude::*;
 use crate::transport::HttpTransport;
+use crate::volume::{self, VolumeFailure};
 use core::fmt;
 use core::time::Duration;
-use sealgate_core::config::{self, Config, ConfigError, Settings, TeeChoice};
+use sealgate_core::config::{self, Config, ConfigError, KbsCert, Settings, TeeChoice};
+use sealgate_core::escape::escape;
 use sealgate_core::hosts::{AddrError, Url};
 use sealgate_core::initdata::{InitData, InitDataError};
 use sealgate_core::outpath::{PathError, RelPath};
@@ -26,11 +29,12 @@ use sealgate_core::trust::{self, Source as SettingSource};
 use sealgate_core::uri::{ResourceUri, UriError};
 use sealgate_linux::fs::{self, ReadError};
 use sealgate_linux::inputdir::{self, InputError, InputLimits};
-use sealgate_linux::net::{ClientConfig, HttpClient};
+use sealgate_linux::net::{self, ClientConfig, HttpClient};
 use sealgate_linux::os_rng;
 use sealgate_linux::sealdir::{Owner, SealDir, SealError, SealOptions};
 use sealgate_linux::time::Instant;
 use sealgate_linux::{debug, info, warn};
+use sealgate_tls::{TlsClientConfig, TlsError, TlsTrust};
 use zeroize::Zeroizing;
 
 /// Config files are small; a larger one is a mistake or an attack.
@@ -77,6 +81,20 @@ pub enum Failure {
     InitDataSource(InitDataSourceError),
     /// Init-data is malformed (its KBS section).
     InitData(InitDataError),
+    /// A KBS certificate or CA bundle file cannot be read.
+    KbsCertRead {
+        /// The file.
+        path: String,
+        /// Why.
+        error: ReadError,
+    },
+    /// A KBS certificate or CA bundle is not usable PEM, or TLS cannot be set up.
+    KbsTrust {
+        /// Where it came from (a file, or init-data), never its content.
+        source: String,
+        /// Why.
+        error: TlsError,
+    },
     /// The KBS URL does not parse.
     KbsUrl {
         /// The URL as configured.
@@ -130,6 +148,46 @@ pub enum Failure {
     GetResource(ClientError),
     /// Writing to stdout failed.
     Stdout(rustix::io::Errno),
+    /// A `sealed.` environment value is not a sealed secret (`exec`).
+    SealedEnv {
+        /// The variable's name.
+        name: String,
+        /// Why.
+        error: SealedError,
+    },
+    /// A sealed environment value could not be unsealed (`exec`).
+    UnsealEnv {
+        /// The variable's name.
+        name: String,
+        /// Why.
+        error: SealedFailure,
+    },
+    /// An unsealed environment value holds a NUL byte, which no environment can carry.
+    EnvNul {
+        /// The variable's name.
+        name: String,
+    },
+    /// `exec`'s command is not an executable file (or not on PATH).
+    CommandNotFound {
+        /// The command as given.
+        command: String,
+    },
+    /// `execve` failed.
+    Exec {
+        /// The resolved path.
+        path: String,
+        /// The errno.
+        errno: rustix::io::Errno,
+    },
+    /// An encrypted volume could not be prepared or opened.
+    Volume(Box<VolumeFailure>),
+    /// A volume's key or passphrase could not be fetched.
+    VolumeKey {
+        /// The volume.
+        name: String,
+        /// Why.
+        error: ClientError,
+    },
     /// The run's deadline (`--deadline`) passed before the output was written.
     Deadline {
         /// The deadline, seconds.
@@ -232,10 +290,14 @@ impl fmt::Display for Failure {
             Failure::InitDataSource(e) => write!(f, "{e}"),
             Failure::InitData(e) => write!(f, "{e}"),
             Failure::KbsUrl { url, error } => write!(f, "KBS URL '{url}': {error}"),
+            Failure::KbsCertRead { path, error } => {
+                write!(f, "cannot read KBS certificate file {path}: {error}")
+            }
+            Failure::KbsTrust { source, error } => write!(f, "{source}: {error}"),
             Failure::Attester(e) => write!(f, "{e}"),
             Failure::TeeKey(e) => write!(f, "{e}"),
             Failure::NothingToUnseal => f.write_str(
-                "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=) or --sealed-secrets",
+                "nothing to unseal: configure resources (--resource, [[resource]], sealgate.resource=), --sealed-secrets or [[volume]]",
             ),
             Failure::OutputPath { uri, error } => write!(f, "output path for {uri}: {error}"),
             Failure::Input(e) => write!(f, "{e}"),
@@ -249,6 +311,36 @@ impl fmt::Display for Failure {
             Failure::ResourceUri(e) => write!(f, "{e}"),
             Failure::GetResource(e) => write!(f, "{e}"),
             Failure::Stdout(e) => write!(f, "writing to stdout: {}", sealgate_linux::os(e)),
+            Failure::SealedEnv { name, error } => write!(
+                f,
+                "environment variable {}: {error}; nothing was exec'ed",
+                escape(name, 128)
+            ),
+            Failure::UnsealEnv { name, error } => write!(
+                f,
+                "sealed environment variable {}: {error}; nothing was written or exec'ed",
+                escape(name, 128)
+            ),
+            Failure::EnvNul { name } => write!(
+                f,
+                "the plaintext of environment variable {} holds a NUL byte, which an environment cannot carry; nothing was exec'ed",
+                escape(name, 128)
+            ),
+            Failure::CommandNotFound { command } => write!(
+                f,
+                "{}: no such executable (not a path to an executable file, nor found on PATH); nothing was unsealed",
+                escape(command, 256)
+            ),
+            Failure::Exec { path, errno } => write!(
+                f,
+                "cannot exec {}: {}",
+                escape(path, 256),
+                sealgate_linux::os(errno)
+            ),
+            Failure::Volume(e) => write!(f, "{e}; nothing was written"),
+            Failure::VolumeKey { name, error } => {
+                write!(f, "volume '{name}': its key: {error}; nothing was written")
+            }
             Failure::Deadline { secs, before } => {
                 write!(f, "deadline of {secs} s passed before {before}; nothing was written")
             }
@@ -407,11 +499,21 @@ pub(crate) fn load_settings(
     if let Some(d) = &init_data {
         // Init-data cannot choose the TEE or where its evidence comes from: both are set
         // by now, and its digest is checked before anything in it is used.
-        let mut a = Attester::new(
+        let mut a = Attester::with_paths(
             base.tee.unwrap_or(TeeChoice::Auto),
             base.configfs_tsm
                 .as_deref()
                 .unwrap_or(config::DEFAULT_CONFIGFS_TSM),
+            EventLogPaths {
+                sysfs: base
+                    .sysfs
+                    .clone()
+                    .unwrap_or_else(|| config::DEFAULT_SYSFS.into()),
+                dir: base
+                    .eventlog_dir
+                    .clone()
+                    .unwrap_or_else(|| config::DEFAULT_EVENTLOG_DIR.into()),
+            },
         )?;
         a.check_init_data(d)?;
         attester = Some(a);
@@ -423,11 +525,15 @@ pub(crate) fn load_settings(
             info!("using the settings of init-data's sealgate.toml");
             from_init_data = kept;
         }
-        // Init-data is measured, so the KBS it names outranks the kernel command line.
-        if from_init_data.kbs_url.is_none()
-            && let Some(kbs) = d.kbs().map_err(Failure::InitData)?
-        {
-            from_init_data.kbs_url = Some(kbs.url);
+        // Init-data is measured, so the KBS it names outranks the kernel command line,
+        // and the certificate it gives for it is a trust anchor.
+        if let Some(kbs) = d.kbs().map_err(Failure::InitData)? {
+            if from_init_data.kbs_url.is_none() {
+                from_init_data.kbs_url = Some(kbs.url);
+            }
+            if from_init_data.kbs_cert.is_none() {
+                from_init_data.kbs_cert = kbs.cert.map(KbsCert::InitData);
+            }
         }
     }
 
@@ -474,6 +580,11 @@ pub(crate) fn connect(
         Some(a) => a,
         None => Attester::from_config(cfg)?,
     };
+    let tls = if url.tls {
+        Some(tls_config(cfg)?)
+    } else {
+        None
+    };
     let io = Duration::from_millis(cfg.io_timeout_ms);
     let net = ClientConfig {
         connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
@@ -481,6 +592,7 @@ pub(crate) fn connect(
         write_timeout: io,
         request_timeout: io * 2,
         deadline: Some(deadline),
+        tls,
         ..ClientConfig::default()
     };
     let key =
@@ -494,6 +606,47 @@ pub(crate) fn connect(
         deadline,
         Duration::from_secs(cfg.deadline_secs),
     ))
+}
+
+/// The TLS configuration for an `https://` KBS: the KBS certificate (init-data's, or the
+/// image's file) and the CA bundle file, each certificate both a trust anchor and an exact
+/// pin (`sealgate_tls::TlsTrust`). Nothing else is trusted: no system roots. Only measured
+/// sources can name these ([`trust`]); the configuration checked that at least one is set.
+fn tls_config(cfg: &Config) -> Result<TlsClientConfig, Failure> {
+    let mut trust = TlsTrust::new();
+    let mut sources = Vec::new();
+    let mut add = |source: String, pem: &[u8]| {
+        trust
+            .add_pem(pem)
+            .map_err(|error| Failure::KbsTrust {
+                source: source.clone(),
+                error,
+            })
+            .map(|()| sources.push(source))
+    };
+    let read = |path: &str| {
+        fs::read_file(path, sealgate_tls::MAX_PEM_BYTES).map_err(|error| Failure::KbsCertRead {
+            path: path.into(),
+            error,
+        })
+    };
+    match &cfg.kbs_cert {
+        Some(KbsCert::File(path)) => add(format!("kbs_cert file {path}"), &read(path)?)?,
+        Some(KbsCert::InitData(pem)) => add("init-data's KBS certificate".into(), pem.as_bytes())?,
+        None => {}
+    }
+    if let Some(path) = &cfg.kbs_ca_bundle {
+        add(format!("kbs_ca_bundle file {path}"), &read(path)?)?;
+    }
+    info!(
+        "KBS over HTTPS, trusting {} ({} certificate(s))",
+        sources.join(" and "),
+        trust.len()
+    );
+    net::tls_config(&trust).map_err(|error| Failure::KbsTrust {
+        source: "TLS".into(),
+        error,
+    })
 }
 
 /// Where one output comes from.
@@ -510,15 +663,24 @@ enum Sealed {
     Unverified(Secret),
 }
 
-/// `sealgate unseal`.
+/// `sealgate unseal`. Volumes it opens stay open (and mounted).
 pub fn unseal(opts: &Options, sources: Sources) -> Result<(), Failure> {
     let started = Instant::now();
-    unseal_loaded(load_config(opts, sources)?, started)
+    let opened = unseal_loaded(load_config(opts, sources)?, started)?;
+    for v in opened.iter().filter(|v| v.root) {
+        warn!(
+            "volume '{}' is mounted on {}: only the init stage switches into a root volume",
+            v.name,
+            v.mount.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// `sealgate unseal` with the configuration loaded; the run (and its deadline) began at
-/// `started`, before the loading.
-pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
+/// `started`, before the loading. Returns the volumes it opened (all or none: a failure
+/// closes those opened before it, and nothing is written).
+pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<Vec<volume::Open>, Failure> {
     let Loaded {
         config: cfg,
         init_data,
@@ -527,11 +689,17 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
     } = loaded;
     let deadline = run_deadline(&cfg, started);
     let plan = plan(&cfg)?;
-    if plan.is_empty() {
+    if plan.is_empty() && cfg.volumes.is_empty() {
         return Err(Failure::NothingToUnseal);
     }
+    // Devices found and headers parsed before the first byte goes to the KBS.
+    let prepared = volume::prepare(&cfg.volumes).map_err(Failure::Volume)?;
 
-    let sealdir = SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?;
+    let sealdir = if plan.is_empty() {
+        None
+    } else {
+        Some(SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?)
+    };
     let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
 
     // Every kid's key, or None when it could not be obtained: each is fetched at most once
@@ -544,7 +712,7 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
                 path: path.clone(),
                 error,
             })?,
-            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, path, sealed)
+            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, &path, sealed)
                 .map_err(|error| Failure::Sealed {
                     path: path.clone(),
                     error,
@@ -552,17 +720,54 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
         };
         secrets.push((path.clone(), plaintext));
     }
+    let mut volume_keys = Vec::with_capacity(prepared.len());
+    for p in &prepared {
+        let key = client
+            .fetch(&p.spec().resource)
+            .map_err(|error| Failure::VolumeKey {
+                name: p.spec().name.clone(),
+                error,
+            })?;
+        volume_keys.push(key);
+    }
 
     let batch: Vec<(RelPath, &[u8])> = secrets
         .iter()
         .map(|(p, s)| (p.clone(), s.as_slice()))
         .collect();
-    before_deadline(
+    if !prepared.is_empty() {
+        before_deadline(
+            &cfg,
+            deadline,
+            format!("opening {} volume(s)", prepared.len()),
+        )?;
+    }
+    let mut opened: Vec<volume::Open> = Vec::with_capacity(prepared.len());
+    for (p, key) in prepared.into_iter().zip(volume_keys) {
+        match p.open(key) {
+            Ok(v) => opened.push(v),
+            Err(e) => {
+                volume::close_all(&opened);
+                return Err(Failure::Volume(e));
+            }
+        }
+    }
+    let Some(sealdir) = sealdir else {
+        return Ok(opened);
+    };
+    let committed = before_deadline(
         &cfg,
         deadline,
         format!("writing {} secret(s) into {}", batch.len(), cfg.sealed_dir),
-    )?;
-    let report = sealdir.commit(&batch)?;
+    )
+    .and_then(|()| sealdir.commit(&batch).map_err(Failure::from));
+    let report = match committed {
+        Ok(r) => r,
+        Err(e) => {
+            volume::close_all(&opened);
+            return Err(e);
+        }
+    };
     for file in &report.files {
         info!("wrote {}/{}", cfg.sealed_dir, file);
     }
@@ -575,7 +780,7 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<(), Failure> {
         client.transport().connections_opened(),
         s.retries
     );
-    Ok(())
+    Ok(opened)
 }
 
 /// Everything to produce, with validated output paths, before any I/O on the network.
@@ -597,40 +802,9 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
         for (path, bytes) in inputs {
             let bytes = Zeroizing::new(bytes);
             let text = trim_ascii_end(&bytes);
-            let file = || format!("{dir}/{path}");
-            let sealed = match SealedSecret::parse(text) {
-                // The kid is checked here, before the first byte goes to the KBS: an
-                // input nobody has verified yet must not choose what the agent fetches.
-                // With the insecure flag, a bad kid leaves the secret unverifiable
-                // (accepted with a warning when it is unsealed), never fetched.
-                Ok(s) => match s.key_source() {
-                    Err(error) if !cfg.allow_unsigned => {
-                        return Err(Failure::SealedInput {
-                            file: file(),
-                            error,
-                        });
-                    }
-                    _ => Sealed::Signed(s),
-                },
-                Err(e) if cfg.allow_unsigned => {
-                    warn!(
-                        "INSECURE: {}: {e}; accepting it unverified as configured",
-                        file()
-                    );
-                    Sealed::Unverified(sealed::parse_unverified(text).map_err(|error| {
-                        Failure::SealedInput {
-                            file: file(),
-                            error,
-                        }
-                    })?)
-                }
-                Err(error) => {
-                    return Err(Failure::SealedInput {
-                        file: file(),
-                        error,
-                    });
-                }
-            };
+            let file = format!("{dir}/{path}");
+            let sealed = parse_sealed(cfg, text, &file)
+                .map_err(|error| Failure::SealedInput { file, error })?;
             plan.push((path, Source::Sealed(Box::new(sealed))));
         }
     }
@@ -641,6 +815,24 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
         }
     }
     Ok(plan)
+}
+
+/// Parses one sealed secret (`sealed.<JWS>`) of the input `what` names. The kid is checked
+/// here, before the first byte goes to the KBS: an input nobody has verified yet must not
+/// choose what the agent fetches. With the insecure flag, a bad kid leaves the secret
+/// unverifiable (accepted with a warning when it is unsealed), never fetched.
+fn parse_sealed(cfg: &Config, text: &[u8], what: &str) -> Result<Sealed, SealedError> {
+    match SealedSecret::parse(text) {
+        Ok(s) => match s.key_source() {
+            Err(error) if !cfg.allow_unsigned => Err(error),
+            _ => Ok(Sealed::Signed(s)),
+        },
+        Err(e) if cfg.allow_unsigned => {
+            warn!("INSECURE: {what}: {e}; accepting it unverified as configured");
+            Ok(Sealed::Unverified(sealed::parse_unverified(text)?))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// A sealed file written by an editor or `echo` ends in a newline; the JWS never does.
@@ -656,7 +848,7 @@ fn unseal_one(
     cfg: &Config,
     client: &mut Client<HttpTransport>,
     keys: &mut BTreeMap<String, Option<PublicJwk>>,
-    path: &RelPath,
+    path: &dyn fmt::Display,
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, SealedFailure> {
     let verified;
@@ -777,4 +969,173 @@ pub fn get_resource(opts: &Options, uri: &str) -> Result<(), Failure> {
     before_deadline(&cfg, deadline, "writing to stdout".into())?;
     sealgate_linux::stdio::write_all(sealgate_linux::stdio::stdout(), &secret)
         .map_err(Failure::Stdout)
+}
+
+/// The prefix of a sealed value, in an environment entry as in a file.
+const SEALED_PREFIX: &str = "sealed.";
+/// Where `exec` looks for a command without a `/` when the environment has no PATH.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The executable `command` names: itself if it contains a `/`, else the first executable
+/// regular file of that name in `path_var`'s directories (empty entries are skipped).
+pub fn resolve_command(command: &str, path_var: Option<&str>) -> Option<String> {
+    let executable = |p: &str| {
+        rustix::fs::stat(p)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+            && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok()
+    };
+    if command.is_empty() {
+        return None;
+    }
+    if command.contains('/') {
+        return executable(command).then(|| command.to_string());
+    }
+    path_var
+        .unwrap_or(DEFAULT_PATH)
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{}/{command}", d.trim_end_matches('/')))
+        .find(|p| executable(p))
+}
+
+/// `sealgate exec [--env-only] -- CMD ARGS...`: every environment value that starts with
+/// `sealed.` is unsealed through the KBS (the rules and failures of `unseal`); without
+/// `--env-only` the configured resources and sealed-secret files are unsealed into the
+/// sealed directory too, in the same session (all or nothing, as `unseal`). Then CMD is
+/// exec'ed with the plaintext values in place of the sealed ones and every other variable
+/// unchanged. Nothing is exec'ed if anything fails. Returns only on failure.
+pub fn exec(
+    opts: &Options,
+    sources: Sources,
+    spec: &crate::cli::ExecSpec,
+    env: &[String],
+) -> Failure {
+    let started = Instant::now();
+    match exec_prepare(opts, sources, spec, env, started) {
+        Ok((path, envp)) => {
+            let envp: Vec<&[u8]> = envp.iter().map(|e| e.as_slice()).collect();
+            let errno = sealgate_linux::process::exec(&path, &spec.argv, &envp);
+            Failure::Exec { path, errno }
+        }
+        Err(f) => f,
+    }
+}
+
+/// Everything `exec` does before the `execve`: the resolved command and the environment.
+fn exec_prepare(
+    opts: &Options,
+    sources: Sources,
+    spec: &crate::cli::ExecSpec,
+    env: &[String],
+    started: Instant,
+) -> Result<(String, Vec<Zeroizing<Vec<u8>>>), Failure> {
+    let Loaded {
+        config: cfg,
+        init_data,
+        attester,
+        ..
+    } = load_config(opts, sources)?;
+    let deadline = run_deadline(&cfg, started);
+    // Everything local first: the command, the sealed values' syntax, the plan.
+    let command = spec.argv.first().map(String::as_str).unwrap_or_default();
+    let path_var = env.iter().find_map(|kv| kv.strip_prefix("PATH="));
+    let path = resolve_command(command, path_var).ok_or_else(|| Failure::CommandNotFound {
+        command: command.to_string(),
+    })?;
+    let mut sealed_env: Vec<(usize, String, Sealed)> = Vec::new();
+    for (i, entry) in env.iter().enumerate() {
+        let Some((name, value)) = entry.split_once('=') else {
+            continue;
+        };
+        if !value.starts_with(SEALED_PREFIX) {
+            continue;
+        }
+        let what = format!("environment variable {}", escape(name, 128));
+        let sealed =
+            parse_sealed(&cfg, value.trim_ascii_end().as_bytes(), &what).map_err(|error| {
+                Failure::SealedEnv {
+                    name: name.to_string(),
+                    error,
+                }
+            })?;
+        sealed_env.push((i, name.to_string(), sealed));
+    }
+    let plan = if spec.env_only {
+        Vec::new()
+    } else {
+        plan(&cfg)?
+    };
+    let mut envp: Vec<Zeroizing<Vec<u8>>> = env
+        .iter()
+        .map(|e| Zeroizing::new(e.as_bytes().to_vec()))
+        .collect();
+    if sealed_env.is_empty() && plan.is_empty() {
+        info!(
+            "exec: no sealed value in the environment and nothing configured to unseal; exec {path}"
+        );
+        return Ok((path, envp));
+    }
+    let sealdir = if plan.is_empty() {
+        None
+    } else {
+        Some(SealDir::open(&cfg.sealed_dir, &seal_options(&cfg))?)
+    };
+    let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
+    let mut keys: BTreeMap<String, Option<PublicJwk>> = BTreeMap::new();
+    let mut secrets: Vec<(RelPath, Zeroizing<Vec<u8>>)> = Vec::with_capacity(plan.len());
+    for (path, source) in &plan {
+        let plaintext = match source {
+            Source::Resource(uri) => client.fetch(uri).map_err(|error| Failure::Fetch {
+                path: path.clone(),
+                error,
+            })?,
+            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, &path, sealed)
+                .map_err(|error| Failure::Sealed {
+                    path: path.clone(),
+                    error,
+                })?,
+        };
+        secrets.push((path.clone(), plaintext));
+    }
+    for (i, name, sealed) in &sealed_env {
+        let label = format!("environment variable {}", escape(name, 128));
+        let plaintext =
+            unseal_one(&cfg, &mut client, &mut keys, &label, sealed).map_err(|error| {
+                Failure::UnsealEnv {
+                    name: name.clone(),
+                    error,
+                }
+            })?;
+        if plaintext.contains(&0) {
+            return Err(Failure::EnvNul { name: name.clone() });
+        }
+        let mut entry = Zeroizing::new(Vec::with_capacity(name.len() + 1 + plaintext.len()));
+        entry.extend_from_slice(name.as_bytes());
+        entry.push(b'=');
+        entry.extend_from_slice(&plaintext);
+        envp[*i] = entry;
+    }
+    before_deadline(&cfg, deadline, format!("exec {path}"))?;
+    if let Some(sealdir) = sealdir {
+        let batch: Vec<(RelPath, &[u8])> = secrets
+            .iter()
+            .map(|(p, s)| (p.clone(), s.as_slice()))
+            .collect();
+        let report = sealdir.commit(&batch)?;
+        for file in &report.files {
+            info!("wrote {}/{}", cfg.sealed_dir, file);
+        }
+    }
+    let s = client.stats;
+    info!(
+        "exec: unsealed {} environment value(s){} ({} attestation(s)); exec {path}",
+        sealed_env.len(),
+        if secrets.is_empty() {
+            String::new()
+        } else {
+            format!(" and {} file(s) into {}", secrets.len(), cfg.sealed_dir)
+        },
+        s.attestations
+    );
+    Ok((path, envp))
 }

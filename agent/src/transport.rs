@@ -1,4 +1,5 @@
-//! The KBS client's calls over the HTTP/1.1 client and the kernel TCP stack.
+//! The KBS client's calls over the HTTP/1.1 client and the kernel TCP stack (with TLS over
+//! it for an `https://` KBS: `sealgate_linux::net`).
 
 use crate::client::{Response, Transport, TransportError};
 use alloc::format;

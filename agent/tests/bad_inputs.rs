@@ -111,7 +111,20 @@ fn other_usage_and_configuration_errors() {
         .run()
         .fails(
             1,
-            &["KBS URL 'https://127.0.0.1:1': https is not supported yet"],
+            // https:// works now (tls.rs), with a KBS certificate; without one it is refused.
+            &["the KBS URL https://127.0.0.1:1 is https://, but no KBS certificate is configured"],
+        );
+    w.unseal()
+        .args([
+            "--kbs",
+            "ftp://127.0.0.1:1",
+            "--resource",
+            "kbs:///default/a/b",
+        ])
+        .run()
+        .fails(
+            1,
+            &["KBS URL 'ftp://127.0.0.1:1': unsupported URL scheme: only http:// and https://"],
         );
     let help = w.bare().arg("--help").run();
     help.ok();

@@ -5,6 +5,8 @@
 //! "deadline of N s passed ..." within the deadline plus a wide margin, and writes nothing
 //! (the harness checks the sealed directory after every failed run).
 //!
+//! Each runs over plain HTTP and over HTTPS (the waits are the socket's, under TLS too).
+//!
 //! The margin is generous on purpose: these are correctness checks (does the deadline cut
 //! the wait at all?), not benchmarks. Without the deadline, each of these runs would take
 //! 30 s or more (the I/O timeout, resolv.conf's `timeout` × `attempts`), or succeed late.
@@ -26,8 +28,8 @@ const DEADLINE: u64 = 3;
 /// How long after the deadline a run may still end: wide, for a loaded machine.
 const MARGIN: Duration = Duration::from_secs(7);
 
-fn world(tag: &str) -> World {
-    let w = World::new(tag);
+fn world(tag: &str, scheme: Scheme) -> World {
+    let w = World::over(&format!("{tag}-{scheme:?}"), Config::default(), scheme);
     w.secret(A, A_VALUE);
     w.secret(B, B_VALUE);
     w.seed_sealed_dir();
@@ -90,13 +92,14 @@ fn steps() -> [(Step, &'static str); 3] {
 fn kbs_that_accepts_and_never_answers() {
     let scenarios = steps()
         .into_iter()
-        .map(|(step, call)| {
-            let name = format!("hang at {step:?}");
+        .flat_map(|(step, call)| SCHEMES.map(|scheme| (step.clone(), call, scheme)))
+        .map(|(step, call, scheme)| {
+            let name = format!("hang at {step:?} over {scheme:?}");
             let f = move || {
-                let w = world(&format!("hang-{}", call.split(' ').next_back().unwrap_or_default().len()));
+                let w = world(&format!("hang-{}", call.split(' ').next_back().unwrap_or_default().len()), scheme);
                 w.kbs.add_fault(Fault::new(step, FaultKind::Hang)).unwrap();
                 let ran = unseal_a_b(&w, &[]);
-                let peer = w.url().trim_start_matches("http://").to_string();
+                let peer = w.url().split_once("://").unwrap().1.to_string();
                 ran.fails(
                     1,
                     &[
@@ -122,10 +125,11 @@ fn kbs_that_accepts_and_never_answers() {
 fn kbs_that_drips_one_byte_at_a_time() {
     let scenarios = steps()
         .into_iter()
-        .map(|(step, call)| {
-            let name = format!("drip at {step:?}");
+        .flat_map(|(step, call)| SCHEMES.map(|scheme| (step.clone(), call, scheme)))
+        .map(|(step, call, scheme)| {
+            let name = format!("drip at {step:?} over {scheme:?}");
             let f = move || {
-                let w = world(&format!("drip-{}", call.split(' ').next_back().unwrap_or_default().len()));
+                let w = world(&format!("drip-{}", call.split(' ').next_back().unwrap_or_default().len()), scheme);
                 w.kbs
                     .add_fault(Fault::new(
                         step,
@@ -133,7 +137,7 @@ fn kbs_that_drips_one_byte_at_a_time() {
                     ))
                     .unwrap();
                 let ran = unseal_a_b(&w, &[]);
-                let peer = w.url().trim_start_matches("http://").to_string();
+                let peer = w.url().split_once("://").unwrap().1.to_string();
                 ran.fails(
                     1,
                     &[
@@ -156,7 +160,21 @@ fn kbs_that_drips_one_byte_at_a_time() {
 /// the deadline bounded the run, this succeeded late.)
 #[test]
 fn kbs_that_answers_every_step_just_under_the_io_timeout() {
-    let w = world("slow");
+    in_parallel(
+        SCHEMES
+            .map(|scheme| {
+                let f = move || slow_steps(scheme);
+                (
+                    format!("slow over {scheme:?}"),
+                    Box::new(f) as Box<dyn FnOnce() + Send>,
+                )
+            })
+            .into(),
+    );
+}
+
+fn slow_steps(scheme: Scheme) {
+    let w = world("slow", scheme);
     for step in [Step::Auth, Step::Attest, Step::Resource(None)] {
         w.kbs
             .add_fault(Fault::new(
@@ -180,7 +198,13 @@ fn kbs_that_answers_every_step_just_under_the_io_timeout() {
 /// `get-resource` is bounded the same way, and prints nothing.
 #[test]
 fn get_resource_is_bounded_too() {
-    let w = world("get-resource");
+    for scheme in SCHEMES {
+        get_resource_bounded(scheme);
+    }
+}
+
+fn get_resource_bounded(scheme: Scheme) {
+    let w = world("get-resource", scheme);
     w.kbs
         .add_fault(Fault::new(Step::Auth, FaultKind::Hang))
         .unwrap();
@@ -256,7 +280,7 @@ fn silent_nameserver_helper() {
         }
     });
 
-    let w = world("dns");
+    let w = world("dns", Scheme::Http);
     let ran = w
         .bare()
         .args(["unseal", "--kbs", "http://kbs.deadline.test:8080"])

@@ -7,7 +7,9 @@
 //! The harness (`common`) checks after every failed run that the sealed directory, seeded
 //! with earlier content, is exactly as before, and that no secret reached the logs.
 //!
-//! Scenarios of one test run concurrently (they wait on timers, not on the CPU).
+//! Every scenario runs over plain HTTP and over HTTPS (the test KBS with a test CA's
+//! certificate, sealgate with `--kbs-cert`): the same faults, the same recoveries, the same
+//! counters. Scenarios of one test run concurrently (they wait on timers, not on the CPU).
 
 mod common;
 
@@ -41,8 +43,8 @@ impl At {
     }
 }
 
-fn world(tag: &str, config: Config) -> World {
-    let w = World::with_kbs(tag, config);
+fn world(tag: &str, config: Config, scheme: Scheme) -> World {
+    let w = World::over(&format!("{tag}-{scheme:?}"), config, scheme);
     w.secret(A, A_VALUE);
     w.secret(B, B_VALUE);
     w.seed_sealed_dir();
@@ -105,8 +107,12 @@ struct Transient {
 }
 
 /// One occurrence: sealgate recovers, with exactly the expected extra requests.
-fn transient_once(t: &Transient, at: At) {
-    let w = world(&format!("{}-once-{at:?}", t.name), Config::default());
+fn transient_once(t: &Transient, at: At, scheme: Scheme) {
+    let w = world(
+        &format!("{}-once-{at:?}", t.name),
+        Config::default(),
+        scheme,
+    );
     w.kbs
         .add_fault(Fault::new(at.step(), t.kind.clone()).times(1))
         .unwrap();
@@ -135,6 +141,19 @@ fn transient_once(t: &Transient, at: At) {
         "{}",
         ran.dump()
     );
+    if scheme == Scheme::Https {
+        // Every connection was TLS, and every reconnect resumed the session.
+        assert_eq!(
+            (stats.tls_handshakes, stats.tls_resumed, stats.tls_failed),
+            (want_connections, want_connections - 1, 0),
+            "TLS handshakes (all, resumed, failed): {stats:?}{}",
+            ran.dump()
+        );
+        ran.says(&["TLS 1.3 with https://127.0.0.1:", "full handshake"]);
+        if want_connections > 1 {
+            ran.says(&["session resumed"]);
+        }
+    }
     if want_retries > 0 {
         ran.says(&[t.says, "; retrying in "]);
     } else {
@@ -145,8 +164,12 @@ fn transient_once(t: &Transient, at: At) {
 }
 
 /// Forever: sealgate gives up once the (short) deadline has passed, writes nothing.
-fn transient_forever(t: &Transient, at: At) {
-    let w = world(&format!("{}-forever-{at:?}", t.name), Config::default());
+fn transient_forever(t: &Transient, at: At, scheme: Scheme) {
+    let w = world(
+        &format!("{}-forever-{at:?}", t.name),
+        Config::default(),
+        scheme,
+    );
     w.kbs
         .add_fault(Fault::new(at.step(), t.kind.clone()))
         .unwrap();
@@ -186,15 +209,17 @@ fn transient_forever(t: &Transient, at: At) {
 fn transient(t: Transient) {
     let t = &t;
     let mut scenarios: Vec<(String, Box<dyn FnOnce() + Send + '_>)> = Vec::new();
-    for at in STEPS {
-        scenarios.push((
-            format!("{} once at {at:?}", t.name),
-            Box::new(move || transient_once(t, at)),
-        ));
-        scenarios.push((
-            format!("{} forever at {at:?}", t.name),
-            Box::new(move || transient_forever(t, at)),
-        ));
+    for scheme in SCHEMES {
+        for at in STEPS {
+            scenarios.push((
+                format!("{} once at {at:?} over {scheme:?}", t.name),
+                Box::new(move || transient_once(t, at, scheme)),
+            ));
+            scenarios.push((
+                format!("{} forever at {at:?} over {scheme:?}", t.name),
+                Box::new(move || transient_forever(t, at, scheme)),
+            ));
+        }
     }
     in_parallel(scenarios);
 }
@@ -271,11 +296,14 @@ fn server_error_5xx() {
 #[test]
 fn other_5xx_statuses_are_transient_too() {
     let mut scenarios: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
-    for code in [500u16, 502, 504] {
+    for (code, scheme) in [500u16, 502, 504]
+        .into_iter()
+        .flat_map(|c| SCHEMES.map(|s| (c, s)))
+    {
         scenarios.push((
-            format!("status {code}"),
+            format!("status {code} over {scheme:?}"),
             Box::new(move || {
-                let w = world(&format!("status-{code}"), Config::default());
+                let w = world(&format!("status-{code}"), Config::default(), scheme);
                 w.kbs
                     .add_fault(Fault::new(Step::Resource(None), FaultKind::Status(code)).times(2))
                     .unwrap();
@@ -296,12 +324,15 @@ fn other_5xx_statuses_are_transient_too() {
 fn non_retryable(name: &str, kind: FaultKind, config: Config, says: [&'static str; 3]) {
     let mut scenarios: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
     for (i, at) in STEPS.into_iter().enumerate() {
-        for count in [Some(1), None] {
+        for (count, scheme) in [Some(1), None]
+            .into_iter()
+            .flat_map(|c| SCHEMES.map(|s| (c, s)))
+        {
             let (kind, config, name) = (kind.clone(), config.clone(), name.to_string());
             scenarios.push((
-                format!("{name} {count:?} at {at:?}"),
+                format!("{name} {count:?} at {at:?} over {scheme:?}"),
                 Box::new(move || {
-                    let w = world(&format!("{name}-{at:?}"), config);
+                    let w = world(&format!("{name}-{at:?}"), config, scheme);
                     let mut fault = Fault::new(at.step(), kind);
                     if let Some(n) = count {
                         fault = fault.times(n);
@@ -372,7 +403,13 @@ fn oversize_body_is_refused_at_the_limit_without_a_retry_storm() {
 
 #[test]
 fn expired_session_at_resource_time_falls_back_to_the_bearer_token() {
-    let w = world("expire-resource", Config::default());
+    for scheme in SCHEMES {
+        expired_session_at_resource_time(scheme);
+    }
+}
+
+fn expired_session_at_resource_time(scheme: Scheme) {
+    let w = world("expire-resource", Config::default(), scheme);
     // Every GET finds its session gone (as after Trustee's 5-minute session timeout).
     w.kbs
         .add_fault(Fault::new(Step::Resource(None), FaultKind::ExpireSession))
@@ -394,11 +431,14 @@ fn expired_session_between_auth_and_attest_starts_a_new_handshake() {
     // another replica may have answered), MAX_ATTEST_SENDS (10) sends per handshake, then
     // starts a new handshake, at most MAX_HANDSHAKE_ATTEMPTS (3) in all.
     let mut scenarios: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
-    for step in [Step::Auth, Step::Attest] {
+    for (step, scheme) in [Step::Auth, Step::Attest]
+        .into_iter()
+        .flat_map(|st| SCHEMES.map(|s| (st.clone(), s)))
+    {
         scenarios.push((
-            format!("expire-session at {step:?} once"),
+            format!("expire-session at {step:?} once over {scheme:?}"),
             Box::new(move || {
-                let w = world(&format!("expire-{step:?}"), Config::default());
+                let w = world(&format!("expire-{step:?}"), Config::default(), scheme);
                 w.kbs
                     .add_fault(Fault::new(step, FaultKind::ExpireSession).times(1))
                     .unwrap();
@@ -409,101 +449,105 @@ fn expired_session_between_auth_and_attest_starts_a_new_handshake() {
             }),
         ));
     }
-    scenarios.push((
-        "expire-session at Attest always".into(),
-        Box::new(|| {
-            let w = world("expire-always", Config::default());
-            w.kbs
-                .add_fault(Fault::new(Step::Attest, FaultKind::ExpireSession))
-                .unwrap();
-            let ran = unseal_a_b(&w).run();
-            ran.fails(
-                1,
-                &[
-                    "the KBS refused the attest step with HTTP 401",
-                    "AttestationError",
-                    "nothing was written",
-                ],
-            );
-            assert_eq!(requests(&w.kbs.stats()), (3, 30, 0), "{}", ran.dump());
-        }),
-    ));
+    for scheme in SCHEMES {
+        scenarios.push((
+            format!("expire-session at Attest always over {scheme:?}"),
+            Box::new(move || {
+                let w = world("expire-always", Config::default(), scheme);
+                w.kbs
+                    .add_fault(Fault::new(Step::Attest, FaultKind::ExpireSession))
+                    .unwrap();
+                let ran = unseal_a_b(&w).run();
+                ran.fails(
+                    1,
+                    &[
+                        "the KBS refused the attest step with HTTP 401",
+                        "AttestationError",
+                        "nothing was written",
+                    ],
+                );
+                assert_eq!(requests(&w.kbs.stats()), (3, 30, 0), "{}", ran.dump());
+            }),
+        ));
+    }
     in_parallel(scenarios);
 }
 
 #[test]
 fn invalid_token_makes_sealgate_attest_again() {
     let mut scenarios: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
-    // The GET of B is refused with TokenVerifierError once: attest again, GET again.
-    scenarios.push((
-        "resource once".into(),
-        Box::new(|| {
-            let w = world("token-resource-once", Config::default());
-            w.kbs
-                .add_fault(Fault::new(At::ResourceB.step(), FaultKind::InvalidToken).times(1))
-                .unwrap();
-            let ran = unseal_a_b(&w).run();
-            ran.ok()
-                .says(&["HTTP 401 TokenVerifierError", "attesting again"]);
-            assert_written(&w, &ran);
-            let stats = w.kbs.stats();
-            assert_eq!(requests(&stats), (2, 2, 3), "{stats:?}{}", ran.dump());
-            assert_eq!(stats.resource.count(401), 1);
-            let sum = ran.summary();
-            assert_eq!((sum.attestations, sum.connections), (2, 1), "{sum:?}");
-        }),
-    ));
-    // /attest issues an already expired token once: the first GET is refused, the second
-    // attestation's token works.
-    scenarios.push((
-        "attest once".into(),
-        Box::new(|| {
-            let w = world("token-attest-once", Config::default());
-            w.kbs
-                .add_fault(Fault::new(Step::Attest, FaultKind::InvalidToken).times(1))
-                .unwrap();
-            let ran = unseal_a_b(&w).run();
-            ran.ok()
-                .says(&["HTTP 401 TokenVerifierError", "attesting again"]);
-            assert_written(&w, &ran);
-            assert_eq!(requests(&w.kbs.stats()), (2, 2, 3), "{}", ran.dump());
-            assert_eq!(ran.summary().attestations, 2);
-        }),
-    ));
-    // Always invalid: three GETs of the resource, each after a fresh attestation, then a
-    // clear error naming the KBS error type.
-    for step in [At::ResourceB.step(), Step::Attest] {
+    for scheme in SCHEMES {
+        // The GET of B is refused with TokenVerifierError once: attest again, GET again.
         scenarios.push((
-            format!("{step:?} forever"),
+            format!("resource once over {scheme:?}"),
             Box::new(move || {
-                let w = world("token-forever", Config::default());
-                let first_get_fails = step == Step::Attest;
+                let w = world("token-resource-once", Config::default(), scheme);
                 w.kbs
-                    .add_fault(Fault::new(step, FaultKind::InvalidToken))
+                    .add_fault(Fault::new(At::ResourceB.step(), FaultKind::InvalidToken).times(1))
                     .unwrap();
                 let ran = unseal_a_b(&w).run();
-                let uri = if first_get_fails {
-                    "kbs:///default/fault/a"
-                } else {
-                    "kbs:///default/fault/b"
-                };
-                ran.fails(
-                    1,
-                    &[
-                        &format!("{uri}: refused after 3 attempts"),
-                        "TokenVerifierError",
-                    ],
-                )
-                .never_says(&["retrying"]);
+                ran.ok()
+                    .says(&["HTTP 401 TokenVerifierError", "attesting again"]);
+                assert_written(&w, &ran);
                 let stats = w.kbs.stats();
-                assert_eq!(stats.resource.count(401), 3, "{stats:?}");
-                assert_eq!(
-                    (stats.auth.requests, stats.attest.requests),
-                    (3, 3),
-                    "{stats:?}"
-                );
+                assert_eq!(requests(&stats), (2, 2, 3), "{stats:?}{}", ran.dump());
+                assert_eq!(stats.resource.count(401), 1);
+                let sum = ran.summary();
+                assert_eq!((sum.attestations, sum.connections), (2, 1), "{sum:?}");
             }),
         ));
+        // /attest issues an already expired token once: the first GET is refused, the second
+        // attestation's token works.
+        scenarios.push((
+            format!("attest once over {scheme:?}"),
+            Box::new(move || {
+                let w = world("token-attest-once", Config::default(), scheme);
+                w.kbs
+                    .add_fault(Fault::new(Step::Attest, FaultKind::InvalidToken).times(1))
+                    .unwrap();
+                let ran = unseal_a_b(&w).run();
+                ran.ok()
+                    .says(&["HTTP 401 TokenVerifierError", "attesting again"]);
+                assert_written(&w, &ran);
+                assert_eq!(requests(&w.kbs.stats()), (2, 2, 3), "{}", ran.dump());
+                assert_eq!(ran.summary().attestations, 2);
+            }),
+        ));
+        // Always invalid: three GETs of the resource, each after a fresh attestation, then a
+        // clear error naming the KBS error type.
+        for step in [At::ResourceB.step(), Step::Attest] {
+            scenarios.push((
+                format!("{step:?} forever over {scheme:?}"),
+                Box::new(move || {
+                    let w = world("token-forever", Config::default(), scheme);
+                    let first_get_fails = step == Step::Attest;
+                    w.kbs
+                        .add_fault(Fault::new(step, FaultKind::InvalidToken))
+                        .unwrap();
+                    let ran = unseal_a_b(&w).run();
+                    let uri = if first_get_fails {
+                        "kbs:///default/fault/a"
+                    } else {
+                        "kbs:///default/fault/b"
+                    };
+                    ran.fails(
+                        1,
+                        &[
+                            &format!("{uri}: refused after 3 attempts"),
+                            "TokenVerifierError",
+                        ],
+                    )
+                    .never_says(&["retrying"]);
+                    let stats = w.kbs.stats();
+                    assert_eq!(stats.resource.count(401), 3, "{stats:?}");
+                    assert_eq!(
+                        (stats.auth.requests, stats.attest.requests),
+                        (3, 3),
+                        "{stats:?}"
+                    );
+                }),
+            ));
+        }
     }
     in_parallel(scenarios);
 }
@@ -513,7 +557,13 @@ fn invalid_token_makes_sealgate_attest_again() {
 
 #[test]
 fn kbs_that_comes_up_late_is_waited_for() {
-    let w = World::new("late");
+    for scheme in SCHEMES {
+        kbs_up_late(scheme);
+    }
+}
+
+fn kbs_up_late(scheme: Scheme) {
+    let w = World::over("late", Config::default(), scheme);
     w.seed_sealed_dir();
     w.remember(A_VALUE);
     // A port on which nothing listens (yet).
@@ -523,15 +573,20 @@ fn kbs_that_comes_up_late_is_waited_for() {
         .unwrap();
     let running = w
         .unseal()
-        .args(["--kbs", &format!("http://{addr}"), "--deadline", "8"])
+        .args([
+            "--kbs",
+            &format!("{}://{addr}", scheme.name()),
+            "--deadline",
+            "8",
+        ])
         .resource(&format!("kbs:///{A}"), "fault/a")
         .spawn();
     std::thread::sleep(Duration::from_millis(1_000));
-    let late = start_kbs(Config {
+    let late = start_kbs(scheme.serve(Config {
         listen: addr,
         resources: vec![(A.into(), A_VALUE.into())],
         ..Config::default()
-    });
+    }));
     let ran = running.wait();
     ran.ok().says(&["Connection refused", "; retrying in "]);
     assert!(ran.summary().retries >= 1, "{}", ran.dump());
@@ -542,7 +597,13 @@ fn kbs_that_comes_up_late_is_waited_for() {
 
 #[test]
 fn kbs_that_never_comes_up_fails_at_the_deadline() {
-    let w = World::new("never");
+    for scheme in SCHEMES {
+        kbs_never_up(scheme);
+    }
+}
+
+fn kbs_never_up(scheme: Scheme) {
+    let w = World::over("never", Config::default(), scheme);
     w.seed_sealed_dir();
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -550,7 +611,12 @@ fn kbs_that_never_comes_up_fails_at_the_deadline() {
         .unwrap();
     let ran = w
         .unseal()
-        .args(["--kbs", &format!("http://{addr}"), "--deadline", "1"])
+        .args([
+            "--kbs",
+            &format!("{}://{addr}", scheme.name()),
+            "--deadline",
+            "1",
+        ])
         .resource("kbs:///default/x/y", "x")
         .run();
     ran.fails(

@@ -42,6 +42,7 @@ fn unseal_at(
         .bare()
         .watch(sealed)
         .args(["unseal", "--kbs", url, "--tee", "sample"])
+        .args(w.cert_args())
         .args(["--sealed-dir", s(sealed)])
         .args(["--no-mount", "--insecure-allow-non-tmpfs"])
         .args(["--kernel-cmdline", "/dev/null", "--config", "/dev/null"])
@@ -63,18 +64,24 @@ fn fleet_with(config: Config, replicas: usize, balance: Balance) -> Fleet {
 
 #[test]
 fn one_guest_through_a_per_request_round_robin_of_three_replicas() {
-    // Content-Length and chunked responses (the front relays both framings).
-    for chunked in [false, true] {
-        one_guest_per_request(Config {
-            chunked,
-            ..Config::default()
-        });
+    // Content-Length and chunked responses (the front relays both framings); over HTTPS
+    // the front terminates TLS, as an L7 balancer does.
+    for scheme in SCHEMES {
+        for chunked in [false, true] {
+            one_guest_per_request(
+                Config {
+                    chunked,
+                    ..Config::default()
+                },
+                scheme,
+            );
+        }
     }
 }
 
-fn one_guest_per_request(config: Config) {
-    let w = World::new("fleet-one");
-    let f = fleet_with(config, 3, Balance::PerRequest);
+fn one_guest_per_request(config: Config, scheme: Scheme) {
+    let w = World::over("fleet-one", Config::default(), scheme);
+    let f = fleet_with(scheme.serve(config), 3, Balance::PerRequest);
     let mut resources = Vec::new();
     for i in 0..3 {
         let value = format!("fleet-secret-{i}-4be1c0");
@@ -112,14 +119,23 @@ fn one_guest_per_request(config: Config) {
     let served: Vec<u64> = per_replica.iter().map(|s| s.resource.count(200)).collect();
     assert_eq!(served, [1, 1, 1], "{per_replica:?}");
     assert_eq!(f.handed(), [3, 2, 2]);
+    if scheme == Scheme::Https {
+        assert_eq!(f.stats().tls_handshakes, 1, "one connection to the front");
+    }
 }
 
 #[test]
 fn one_guest_through_a_per_connection_round_robin() {
+    for scheme in SCHEMES {
+        one_guest_per_connection(scheme);
+    }
+}
+
+fn one_guest_per_connection(scheme: Scheme) {
     // An L4 balancer: sealgate's keep-alive connection keeps the whole exchange on one
-    // replica; nothing is refused.
-    let w = World::new("fleet-conn");
-    let f = fleet(3, Balance::PerConnection);
+    // replica; nothing is refused. Over HTTPS the front passes TLS through to the replica.
+    let w = World::over("fleet-conn", Config::default(), scheme);
+    let f = fleet_with(scheme.serve(Config::default()), 3, Balance::PerConnection);
     f.add_resource("default/fleet/c", "fleet-conn-secret-77a1")
         .unwrap();
     w.remember("fleet-conn-secret-77a1");
@@ -129,6 +145,13 @@ fn one_guest_through_a_per_connection_round_robin() {
         .never_says(&["sending the attestation again", "starting a new handshake"]);
     assert_eq!(w.read("c"), b"fleet-conn-secret-77a1");
     assert_eq!(requests(&f.stats()), (1, 1, 1));
+    if scheme == Scheme::Https {
+        assert_eq!(
+            f.stats().tls_handshakes,
+            1,
+            "one connection, to one replica"
+        );
+    }
 }
 
 /// What one guest of a load run did.

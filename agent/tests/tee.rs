@@ -303,3 +303,74 @@ fn explicit_tee_without_its_interface_fails_before_the_network() {
     }
     assert_eq!(w.kbs.stats().connections, 0);
 }
+
+/// A sysfs tree with the simulated firmware's CCEL and an empty event-log directory:
+/// `(sysfs, eventlog dir)`.
+fn eventlog_dirs(w: &World, ccel: &[u8]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let sysfs = w.tmp.mkdir("sys");
+    w.tmp.write("sys/firmware/acpi/tables/data/CCEL", ccel);
+    (sysfs, w.tmp.mkdir("run/attestation-agent"))
+}
+
+#[test]
+fn tdx_event_log_is_sent_and_replayed_by_the_kbs() {
+    use sealgate_core::eventlog::{AaelEvent, pcr_to_mr};
+    let ccel = TdxConfig::from_seed(DEFAULT_SEED).ccel;
+
+    // The firmware's CCEL alone: RTMR0..2 replay.
+    let w = world("tdx-ccel", kbs_config());
+    let (sysfs, run) = eventlog_dirs(&w, &ccel);
+    let provider = tdx(|_| {});
+    let tsm = mount(provider.clone());
+    let with_log = |w: &World, tsm: &TsmMount| {
+        unseal(w, tsm).args(["--sysfs", s(&sysfs), "--eventlog-dir", s(&run)])
+    };
+    let ran = with_log(&w, &tsm).run();
+    assert_unsealed(&w, &ran);
+    ran.says(&["TDX event log: "]);
+
+    // An AAEL entry after an extend of RTMR3 (as the hub's ExtendRuntimeMeasurement
+    // writes it): the KBS replays RTMR3 too.
+    let event = AaelEvent::new(
+        "github.com/confidential-containers",
+        "PullImage",
+        "{\"image\":\"busybox\"}",
+        pcr_to_mr(17),
+    )
+    .unwrap();
+    provider.with_sim(|sim| sim.extend_rtmr(3, &event.digest()));
+    std::fs::write(run.join("eventlog"), event.record()).unwrap();
+    let w2 = world("tdx-aael", kbs_config());
+    let ran = with_log(&w2, &tsm).run();
+    assert_unsealed(&w2, &ran);
+
+    // A tampered AAEL record (its digest): RTMR3 does not replay, the KBS refuses.
+    let mut bad = event.record();
+    bad[20] ^= 1;
+    std::fs::write(run.join("eventlog"), &bad).unwrap();
+    let w3 = world("tdx-aael-bad", kbs_config());
+    with_log(&w3, &tsm).run().fails(
+        1,
+        &[
+            "the KBS refused the attest step with HTTP 401",
+            "nothing was written",
+        ],
+    );
+
+    // A log the firmware never wrote (the record without the extend): refused too.
+    let w4 = world("tdx-aael-unextended", kbs_config());
+    let fresh = mount(tdx(|_| {}));
+    std::fs::write(run.join("eventlog"), event.record()).unwrap();
+    let ran = unseal(&w4, &fresh)
+        .args(["--sysfs", s(&sysfs), "--eventlog-dir", s(&run)])
+        .run();
+    ran.fails(1, &["HTTP 401", "nothing was written"]);
+
+    // A malformed CCEL (cut inside its second event: no end marker): the evidence fails
+    // here, before /attest, as upstream's GetEvidence does.
+    let w5 = world("tdx-ccel-bad", kbs_config());
+    std::fs::write(sysfs.join("firmware/acpi/tables/data/CCEL"), &ccel[..100]).unwrap();
+    let ran = with_log(&w5, &tsm).run();
+    ran.fails(1, &["TDX event log", "CCEL"]);
+    assert_eq!(w5.kbs.stats().attest.requests, 0, "{}", ran.dump());
+}

@@ -25,6 +25,10 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("sealgate.next_init", "/bin/sh"),
     ("sealgate.on_failure", "continue"),
     ("sealgate.modules", "evil"),
+    // TLS trust: used, either would make the run refuse its http:// URL (and over https://
+    // would let the host choose whom sealgate trusts).
+    ("sealgate.kbs_cert", "/nonexistent/kbs.pem"),
+    ("sealgate.kbs_ca_bundle", "/nonexistent/ca.pem"),
 ];
 
 fn cmdline(w: &World, extra: &str) -> String {

@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(url) = Url::parse(text) {
         let _ = url.authority.host_header();
+        let _ = url.host_header();
+        let _ = url.to_string();
         let target = url.target("/kbs/v0/auth");
         assert!(!target.bytes().any(|b| b <= b' ' || b == 0x7f));
     }

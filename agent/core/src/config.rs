@@ -95,6 +95,254 @@ impl ResourceSpec {
     }
 }
 
+/// How a volume's device is found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceMatch {
+    /// A path (`/dev/vdb`, `/dev/disk/by-id/...` where something made it).
+    Path(String),
+    /// The block device whose LUKS header has this UUID (`uuid=...`, lower case), found
+    /// by reading the first 4 KiB of every block device in `/sys/class/block`: no udev
+    /// needed. Exactly one device must match.
+    LuksUuid(String),
+}
+
+impl DeviceMatch {
+    /// Parses `/dev/...` or `uuid=<UUID>`.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        if let Some(uuid) = s.strip_prefix("uuid=").or_else(|| s.strip_prefix("UUID=")) {
+            let uuid = uuid.to_ascii_lowercase();
+            let ok = uuid.len() == 36
+                && uuid.bytes().enumerate().all(|(i, b)| {
+                    if matches!(i, 8 | 13 | 18 | 23) {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_hexdigit()
+                    }
+                });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "volume device",
+                    s,
+                    "expected uuid=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+                ));
+            }
+            return Ok(DeviceMatch::LuksUuid(uuid));
+        }
+        if !s.starts_with('/')
+            || s.len() > 4096
+            || s.split('/').any(|c| c == "..")
+            || s.contains('\0')
+        {
+            return Err(ConfigError::invalid(
+                "volume device",
+                s,
+                "expected an absolute path (/dev/vdb) or uuid=<LUKS UUID>",
+            ));
+        }
+        Ok(DeviceMatch::Path(s.into()))
+    }
+}
+
+impl fmt::Display for DeviceMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceMatch::Path(p) => f.write_str(p),
+            DeviceMatch::LuksUuid(u) => write!(f, "uuid={u}"),
+        }
+    }
+}
+
+/// The parameters of a plain dm-crypt volume (no header: the KBS resource is the key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlainParams {
+    /// dm-crypt cipher specification (`aes-xts-plain64`).
+    pub cipher: String,
+    /// Key size, bits (the resource must be exactly this long).
+    pub key_bits: u32,
+    /// Encryption sector size, bytes (512 or 4096).
+    pub sector_size: u32,
+    /// Where the encrypted data starts on the device, 512-byte sectors.
+    pub offset_sectors: u64,
+}
+
+/// What is on a volume's device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeType {
+    /// A LUKS2 header; the KBS resource is a keyslot's passphrase.
+    Luks2,
+    /// Plain dm-crypt; the KBS resource is the volume key itself.
+    Plain(PlainParams),
+}
+
+/// One `[[volume]]`: an encrypted block device opened with a key from the KBS, mapped
+/// as `/dev/mapper/NAME`, optionally mounted, optionally the next root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The mapped name (`/dev/mapper/NAME`).
+    pub name: String,
+    /// The encrypted device.
+    pub device: DeviceMatch,
+    /// The KBS resource holding the passphrase (LUKS2) or the key (plain).
+    pub resource: ResourceUri,
+    /// LUKS2 or plain.
+    pub kind: VolumeType,
+    /// Where to mount the opened volume (`None`: mapped only). A root volume defaults to
+    /// [`DEFAULT_ROOT_MOUNT`].
+    pub mount: Option<String>,
+    /// Filesystem type (default `ext4`).
+    pub fstype: String,
+    /// Mount options passed to the filesystem (`data=`), e.g. `errors=remount-ro`.
+    pub options: String,
+    /// Map and mount read-only.
+    pub read_only: bool,
+    /// The init stage switches into it as the new root (`switch_root`).
+    pub root: bool,
+}
+
+/// The dm-crypt ciphers accepted for plain volumes (what LUKS2 volumes use by default).
+pub const PLAIN_CIPHERS: [&str; 1] = ["aes-xts-plain64"];
+/// The default plain cipher.
+pub const DEFAULT_PLAIN_CIPHER: &str = "aes-xts-plain64";
+/// Where a root volume is mounted before the switch, unless `mount` says otherwise.
+pub const DEFAULT_ROOT_MOUNT: &str = "/sysroot";
+/// The default filesystem of a volume.
+pub const DEFAULT_VOLUME_FSTYPE: &str = "ext4";
+/// The most volumes one configuration may declare.
+pub const MAX_VOLUMES: usize = 16;
+
+/// Whether `name` is a usable mapped name: 1 to 64 of `A-Z a-z 0-9 _ - . +`, not `.`,
+/// `..` or `control`.
+pub fn valid_volume_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+'))
+        && !matches!(name, "." | ".." | "control")
+}
+
+impl VolumeSpec {
+    /// Checks one volume on its own.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !valid_volume_name(&self.name) {
+            return Err(ConfigError::invalid(
+                "volume name",
+                &self.name,
+                "expected 1 to 64 of A-Z a-z 0-9 _ - . +",
+            ));
+        }
+        if let Some(m) = &self.mount
+            && (!m.starts_with('/')
+                || m == "/"
+                || m.split('/').any(|c| c == "..")
+                || m.len() > 4096)
+        {
+            return Err(ConfigError::invalid(
+                "volume mount",
+                m,
+                "expected an absolute path other than / (without ..)",
+            ));
+        }
+        let fs_ok = (1..=32).contains(&self.fstype.len())
+            && self
+                .fstype
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !fs_ok {
+            return Err(ConfigError::invalid(
+                "volume fstype",
+                &self.fstype,
+                "expected e.g. ext4",
+            ));
+        }
+        if self.options.len() > 1024 || self.options.contains('\0') {
+            return Err(ConfigError::invalid(
+                "volume options",
+                &self.options,
+                "at most 1024 bytes",
+            ));
+        }
+        if self.root && self.mount.is_none() {
+            return Err(ConfigError::Missing("mount point of the root volume"));
+        }
+        if let VolumeType::Plain(p) = &self.kind {
+            if !PLAIN_CIPHERS.contains(&p.cipher.as_str()) {
+                return Err(ConfigError::invalid(
+                    "volume cipher",
+                    &p.cipher,
+                    "expected aes-xts-plain64",
+                ));
+            }
+            if !matches!(p.key_bits, 256 | 512) {
+                return Err(ConfigError::invalid(
+                    "volume key_size",
+                    &p.key_bits.to_string(),
+                    "expected 256 or 512 (bits; AES-128 or AES-256 in XTS)",
+                ));
+            }
+            if !matches!(p.sector_size, 512 | 4096) {
+                return Err(ConfigError::invalid(
+                    "volume sector_size",
+                    &p.sector_size.to_string(),
+                    "expected 512 or 4096",
+                ));
+            }
+            if p.offset_sectors % u64::from(p.sector_size / 512) != 0 {
+                return Err(ConfigError::invalid(
+                    "volume offset",
+                    &p.offset_sectors.to_string(),
+                    "must be a multiple of the sector size (in 512-byte sectors)",
+                ));
+            }
+            if matches!(self.device, DeviceMatch::LuksUuid(_)) {
+                return Err(ConfigError::invalid(
+                    "volume device",
+                    &self.device.to_string(),
+                    "a plain volume has no header to find it by: give its path",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a list of volumes together: at most [`MAX_VOLUMES`], unique names and mount
+/// points, at most one root.
+pub fn check_volumes(volumes: &[VolumeSpec]) -> Result<(), ConfigError> {
+    if volumes.len() > MAX_VOLUMES {
+        return Err(ConfigError::invalid(
+            "volume",
+            &volumes.len().to_string(),
+            "at most 16 volumes",
+        ));
+    }
+    if volumes.iter().filter(|v| v.root).count() > 1 {
+        return Err(ConfigError::invalid(
+            "volume root",
+            "true",
+            "at most one volume can be the new root",
+        ));
+    }
+    for (i, v) in volumes.iter().enumerate() {
+        for w in &volumes[..i] {
+            if w.name == v.name {
+                return Err(ConfigError::invalid(
+                    "volume name",
+                    &v.name,
+                    "declared twice",
+                ));
+            }
+            if v.mount.is_some() && w.mount == v.mount {
+                return Err(ConfigError::invalid(
+                    "volume mount",
+                    v.mount.as_deref().unwrap_or_default(),
+                    "two volumes mounted there",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One source of settings; `None` means "not set here".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -102,8 +350,13 @@ pub struct Settings {
     /// RTMRs): let it set what only measured sources may ([`crate::trust`]). Only the
     /// image's config file sets it.
     pub trust_kernel_cmdline: Option<bool>,
-    /// KBS base URL (`http://host:port[/base]`).
+    /// KBS base URL (`http[s]://host:port[/base]`).
     pub kbs_url: Option<String>,
+    /// The KBS's certificate (PEM): trust anchor and exact pin for `https://`. A file
+    /// from the image (`kbs_cert`, `--kbs-cert`), or init-data's `aa.toml`/`cdh.toml`.
+    pub kbs_cert: Option<KbsCert>,
+    /// A PEM bundle of CA certificates to trust for `https://` (a KBS behind a public CA).
+    pub kbs_ca_bundle: Option<String>,
     /// TEE selection.
     pub tee: Option<TeeChoice>,
     /// Tee key algorithm.
@@ -123,6 +376,8 @@ pub struct Settings {
     pub allow_non_tmpfs: Option<bool>,
     /// Resources to fetch.
     pub resources: Option<Vec<ResourceSpec>>,
+    /// Encrypted volumes to open (and mount) with keys from the KBS.
+    pub volumes: Option<Vec<VolumeSpec>>,
     /// Directory of sealed-secret files to unseal.
     pub sealed_secrets_dir: Option<String>,
     /// Directory of local verification keys for sealed secrets whose kid is a name.
@@ -141,6 +396,10 @@ pub struct Settings {
     pub init_data: Option<String>,
     /// The configfs-tsm report directory.
     pub configfs_tsm: Option<String>,
+    /// The sysfs root (CCEL, TDX measurement files, RTMR extends).
+    pub sysfs: Option<String>,
+    /// The event-log directory (the AAEL and its write-ahead record).
+    pub eventlog_dir: Option<String>,
     /// Init stage: what runs once the secrets are in place.
     pub init_mode: Option<InitMode>,
     /// Init stage: the program exec'ed next (`InitMode::Exec`).
@@ -178,6 +437,8 @@ impl Settings {
             lower,
             trust_kernel_cmdline,
             kbs_url,
+            kbs_cert,
+            kbs_ca_bundle,
             tee,
             key_algorithm,
             sealed_dir,
@@ -187,6 +448,7 @@ impl Settings {
             mount_tmpfs,
             allow_non_tmpfs,
             resources,
+            volumes,
             sealed_secrets_dir,
             sealed_secret_keys_dir,
             allow_unsigned,
@@ -196,6 +458,8 @@ impl Settings {
             log_level,
             init_data,
             configfs_tsm,
+            sysfs,
+            eventlog_dir,
             init_mode,
             next_init,
             on_failure,
@@ -268,6 +532,11 @@ impl Settings {
         let kbs_url = self.kbs_url.ok_or(ConfigError::Missing(
             "KBS URL (--kbs, kbs_url in the config file, sealgate.kbs= or agent.aa_kbc_params=cc_kbc::<url> on the kernel command line)",
         ))?;
+        check_kbs_trust(
+            &kbs_url,
+            self.kbs_cert.as_ref(),
+            self.kbs_ca_bundle.as_deref(),
+        )?;
         for (key, value) in [
             ("connect timeout", self.connect_timeout_ms),
             ("I/O timeout", self.io_timeout_ms),
@@ -278,6 +547,8 @@ impl Settings {
         }
         Ok(Config {
             kbs_url,
+            kbs_cert: self.kbs_cert,
+            kbs_ca_bundle: self.kbs_ca_bundle,
             tee: self.tee.unwrap_or(TeeChoice::Auto),
             key_algorithm: self.key_algorithm.unwrap_or_default(),
             sealed_dir: self
@@ -289,6 +560,7 @@ impl Settings {
             mount_tmpfs: self.mount_tmpfs.unwrap_or(true),
             allow_non_tmpfs: self.allow_non_tmpfs.unwrap_or(false),
             resources: self.resources.unwrap_or_default(),
+            volumes: self.volumes.unwrap_or_default(),
             sealed_secrets_dir: self.sealed_secrets_dir,
             sealed_secret_keys_dir: self
                 .sealed_secret_keys_dir
@@ -302,7 +574,62 @@ impl Settings {
             configfs_tsm: self
                 .configfs_tsm
                 .unwrap_or_else(|| DEFAULT_CONFIGFS_TSM.to_string()),
+            sysfs: self.sysfs.unwrap_or_else(|| DEFAULT_SYSFS.to_string()),
+            eventlog_dir: self
+                .eventlog_dir
+                .unwrap_or_else(|| DEFAULT_EVENTLOG_DIR.to_string()),
         })
+    }
+}
+
+/// The KBS certificate as a measured source names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KbsCert {
+    /// A PEM file of the image (`kbs_cert = FILE`, `--kbs-cert FILE`).
+    File(String),
+    /// PEM text from init-data (`aa.toml` `[token_configs.kbs] cert`, or `cdh.toml`
+    /// `[kbc] kbs_cert`).
+    InitData(String),
+}
+
+impl KbsCert {
+    /// Where it comes from, for messages (never the certificate itself).
+    pub fn describe(&self) -> String {
+        match self {
+            KbsCert::File(path) => format!("kbs_cert file {}", crate::escape::escape(path, 256)),
+            KbsCert::InitData(_) => "init-data's KBS certificate".into(),
+        }
+    }
+}
+
+/// The KBS URL against its trust settings: a configured certificate or CA bundle means
+/// the operator meant TLS, so `http://` is refused; `https://` needs at least one trust
+/// anchor (no system roots are ever used).
+fn check_kbs_trust(
+    url: &str,
+    cert: Option<&KbsCert>,
+    bundle: Option<&str>,
+) -> Result<(), ConfigError> {
+    let scheme = url.trim().split_once("://").map(|(s, _)| s);
+    let https = scheme.is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    let http = scheme.is_some_and(|s| s.eq_ignore_ascii_case("http"));
+    let anchor = match (cert, bundle) {
+        (Some(c), _) => Some(c.describe()),
+        (None, Some(b)) => Some(format!(
+            "kbs_ca_bundle file {}",
+            crate::escape::escape(b, 256)
+        )),
+        (None, None) => None,
+    };
+    match anchor {
+        Some(anchor) if http => Err(ConfigError::PlainHttpWithCert {
+            url: crate::escape::escape(url.trim(), 256),
+            anchor,
+        }),
+        None if https => Err(ConfigError::HttpsWithoutTrust {
+            url: crate::escape::escape(url.trim(), 256),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -314,6 +641,11 @@ pub const DEFAULT_TMPFS_SIZE: u64 = 16 << 20;
 pub const DEFAULT_SEALED_SECRET_KEYS_DIR: &str = "/run/confidential-containers/cdh/sealed-secret";
 /// Where the kernel's configfs-tsm report interface lives.
 pub const DEFAULT_CONFIGFS_TSM: &str = "/sys/kernel/config/tsm/report";
+/// The sysfs root: the CCEL (`firmware/acpi/tables/data/CCEL`) and the TDX measurement
+/// files (`devices/virtual/misc/tdx_guest/measurements`) are under it.
+pub const DEFAULT_SYSFS: &str = "/sys";
+/// Where guest-components keeps the AA event log (`eventlog`) and its write-ahead record.
+pub const DEFAULT_EVENTLOG_DIR: &str = "/run/attestation-agent";
 /// Default config file, read if it exists and no other is named.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/sealgate/config.toml";
 /// Init stage: the next init when none is configured (if it exists), as kata images have it.
@@ -560,6 +892,10 @@ pub struct InitConfig {
 pub struct Config {
     /// KBS base URL.
     pub kbs_url: String,
+    /// The KBS certificate (anchor and pin), for `https://`.
+    pub kbs_cert: Option<KbsCert>,
+    /// A CA bundle file, for `https://`.
+    pub kbs_ca_bundle: Option<String>,
     /// TEE selection.
     pub tee: TeeChoice,
     /// Tee key algorithm.
@@ -578,6 +914,8 @@ pub struct Config {
     pub allow_non_tmpfs: bool,
     /// Resources to fetch.
     pub resources: Vec<ResourceSpec>,
+    /// Volumes to open.
+    pub volumes: Vec<VolumeSpec>,
     /// Sealed-secret input directory.
     pub sealed_secrets_dir: Option<String>,
     /// Local verification keys directory.
@@ -596,6 +934,10 @@ pub struct Config {
     pub init_data: Option<String>,
     /// configfs-tsm report directory.
     pub configfs_tsm: String,
+    /// sysfs root.
+    pub sysfs: String,
+    /// Event-log directory.
+    pub eventlog_dir: String,
 }
 
 /// Configuration errors. They quote the offending value: configuration is not secret.
@@ -616,6 +958,18 @@ pub enum ConfigError {
     Uri(UriError),
     /// The config file is not valid TOML of the expected shape (position, never content).
     File(TomlError),
+    /// A KBS certificate or CA bundle is configured, but the KBS URL is plain HTTP.
+    PlainHttpWithCert {
+        /// The URL.
+        url: String,
+        /// What names the certificate (never its content).
+        anchor: String,
+    },
+    /// The KBS URL is `https://`, but no certificate and no CA bundle is configured.
+    HttpsWithoutTrust {
+        /// The URL.
+        url: String,
+    },
 }
 
 impl ConfigError {
@@ -639,6 +993,18 @@ impl fmt::Display for ConfigError {
             } => write!(f, "invalid {key} '{value}': {expected}"),
             Self::Uri(e) => write!(f, "{e}"),
             Self::File(e) => write!(f, "{e}"),
+            Self::PlainHttpWithCert { url, anchor } => write!(
+                f,
+                "the KBS URL {url} is plain HTTP, but {anchor} is configured: use https:// \
+                 (a configured KBS certificate means the KBS must be authenticated over TLS)"
+            ),
+            Self::HttpsWithoutTrust { url } => write!(
+                f,
+                "the KBS URL {url} is https://, but no KBS certificate is configured: set \
+                 init-data's aa.toml [token_configs.kbs] cert (or cdh.toml [kbc] kbs_cert), or \
+                 kbs_cert / kbs_ca_bundle in the image's config (--kbs-cert, --kbs-ca-bundle); \
+                 system roots are never used"
+            ),
         }
     }
 }
@@ -691,6 +1057,8 @@ pub fn parse_key_algorithm(s: &str) -> Result<KeyAlgorithm, ConfigError> {
 struct FileConfig {
     trust_kernel_cmdline: Option<bool>,
     kbs_url: Option<String>,
+    kbs_cert: Option<String>,
+    kbs_ca_bundle: Option<String>,
     tee: Option<String>,
     tee_key_algorithm: Option<String>,
     sealed_dir: Option<String>,
@@ -708,8 +1076,12 @@ struct FileConfig {
     log_level: Option<String>,
     init_data: Option<String>,
     configfs_tsm: Option<String>,
+    sysfs: Option<String>,
+    eventlog_dir: Option<String>,
     #[serde(default)]
     resource: Vec<FileResource>,
+    #[serde(default)]
+    volume: Vec<FileVolume>,
     init: Option<FileInit>,
 }
 
@@ -736,6 +1108,81 @@ struct FileResource {
     path: Option<String>,
 }
 
+/// A `[[volume]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVolume {
+    name: String,
+    device: String,
+    resource: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    cipher: Option<String>,
+    key_size: Option<u32>,
+    sector_size: Option<u32>,
+    offset: Option<u64>,
+    mount: Option<String>,
+    fstype: Option<String>,
+    options: Option<String>,
+    read_only: Option<bool>,
+    root: Option<bool>,
+}
+
+impl FileVolume {
+    fn resolve(self) -> Result<VolumeSpec, ConfigError> {
+        let kind = match self.kind.as_deref().unwrap_or("luks2") {
+            "luks2" => VolumeType::Luks2,
+            "plain" => VolumeType::Plain(PlainParams {
+                cipher: self
+                    .cipher
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_PLAIN_CIPHER.into()),
+                key_bits: self.key_size.unwrap_or(512),
+                sector_size: self.sector_size.unwrap_or(512),
+                offset_sectors: self.offset.unwrap_or(0),
+            }),
+            other => {
+                return Err(ConfigError::invalid(
+                    "volume type",
+                    other,
+                    "expected luks2 or plain",
+                ));
+            }
+        };
+        if kind == VolumeType::Luks2
+            && (self.cipher.is_some()
+                || self.key_size.is_some()
+                || self.sector_size.is_some()
+                || self.offset.is_some())
+        {
+            return Err(ConfigError::invalid(
+                "volume",
+                &self.name,
+                "cipher, key_size, sector_size and offset are for type = \"plain\"; a LUKS2 header states them",
+            ));
+        }
+        let root = self.root.unwrap_or(false);
+        let mount = match (self.mount, root) {
+            (Some(m), _) => Some(m),
+            (None, true) => Some(DEFAULT_ROOT_MOUNT.into()),
+            (None, false) => None,
+        };
+        let v = VolumeSpec {
+            name: self.name,
+            device: DeviceMatch::parse(&self.device)?,
+            resource: ResourceUri::parse(&self.resource).map_err(ConfigError::Uri)?,
+            kind,
+            mount,
+            fstype: self.fstype.unwrap_or_else(|| DEFAULT_VOLUME_FSTYPE.into()),
+            options: self.options.unwrap_or_default(),
+            read_only: self.read_only.unwrap_or(false),
+            root,
+        };
+        v.validate()?;
+        Ok(v)
+    }
+}
+
 /// Parses the TOML config file.
 pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
     let f: FileConfig =
@@ -746,10 +1193,18 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         let path = r.path.unwrap_or_else(|| uri.segments().join("/"));
         resources.push(ResourceSpec { uri, path });
     }
+    let volumes = f
+        .volume
+        .into_iter()
+        .map(FileVolume::resolve)
+        .collect::<Result<Vec<_>, _>>()?;
+    check_volumes(&volumes)?;
     let init = f.init.unwrap_or_default();
     Ok(Settings {
         trust_kernel_cmdline: f.trust_kernel_cmdline,
         kbs_url: f.kbs_url,
+        kbs_cert: f.kbs_cert.map(KbsCert::File),
+        kbs_ca_bundle: f.kbs_ca_bundle,
         tee: f.tee.as_deref().map(TeeChoice::parse).transpose()?,
         key_algorithm: f
             .tee_key_algorithm
@@ -767,6 +1222,11 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         } else {
             Some(resources)
         },
+        volumes: if volumes.is_empty() {
+            None
+        } else {
+            Some(volumes)
+        },
         sealed_secrets_dir: f.sealed_secrets_dir,
         sealed_secret_keys_dir: f.sealed_secret_keys_dir,
         allow_unsigned: f.allow_unsigned_sealed_secrets,
@@ -776,6 +1236,8 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         log_level: f.log_level,
         init_data: f.init_data,
         configfs_tsm: f.configfs_tsm,
+        sysfs: f.sysfs,
+        eventlog_dir: f.eventlog_dir,
         init_mode: init.mode.as_deref().map(InitMode::parse).transpose()?,
         next_init: init.next_init,
         on_failure: init
@@ -861,6 +1323,8 @@ pub fn kernel_params(cmdline: &str) -> Vec<String> {
 pub fn cmdline_key(param: &str) -> Option<Key> {
     Some(match param {
         "agent.aa_kbc_params" | "sealgate.kbs" => Key::KbsUrl,
+        "sealgate.kbs_cert" => Key::KbsCert,
+        "sealgate.kbs_ca_bundle" => Key::KbsCaBundle,
         "sealgate.config" => Key::ConfigFile,
         "sealgate.tee" => Key::Tee,
         "sealgate.key" => Key::KeyAlgorithm,
@@ -928,6 +1392,8 @@ pub fn parse_cmdline(cmdline: &str, trusted: bool) -> Result<(Settings, Vec<Stri
                 )),
             },
             "sealgate.kbs" => s.kbs_url = Some(value.to_string()),
+            "sealgate.kbs_cert" => s.kbs_cert = Some(KbsCert::File(value.to_string())),
+            "sealgate.kbs_ca_bundle" => s.kbs_ca_bundle = Some(value.to_string()),
             "sealgate.tee" => s.tee = Some(TeeChoice::parse(value)?),
             "sealgate.key" => s.key_algorithm = Some(parse_key_algorithm(value)?),
             "sealgate.resource" => resources.push(ResourceSpec::parse(value)?),
@@ -1247,5 +1713,230 @@ mod tests {
             Ipv4Cidr::parse("10.0.2.15/32").unwrap().broadcast(),
             Ipv4Addr::new(10, 0, 2, 15)
         );
+    }
+
+    #[test]
+    fn volumes_from_the_config_file() {
+        let s = parse_file(
+            r#"
+[[volume]]
+name = "data"
+device = "uuid=16DCCB90-64f0-4482-affe-c0ead93bc0f5"
+resource = "kbs:///default/disk/pass"
+mount = "/mnt/data"
+options = "errors=remount-ro"
+read_only = true
+
+[[volume]]
+name = "scratch"
+type = "plain"
+device = "/dev/vdc"
+resource = "kbs:///default/disk/raw"
+key_size = 256
+sector_size = 4096
+offset = 8
+
+[[volume]]
+name = "root"
+device = "/dev/vdd"
+resource = "kbs:///default/disk/root"
+root = true
+"#,
+        )
+        .unwrap();
+        let v = s.volumes.unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].name, "data");
+        assert_eq!(
+            v[0].device,
+            DeviceMatch::LuksUuid("16dccb90-64f0-4482-affe-c0ead93bc0f5".into())
+        );
+        assert_eq!(v[0].resource.to_string(), "kbs:///default/disk/pass");
+        assert_eq!(v[0].kind, VolumeType::Luks2);
+        assert_eq!(v[0].mount.as_deref(), Some("/mnt/data"));
+        assert_eq!(
+            (v[0].fstype.as_str(), v[0].options.as_str()),
+            ("ext4", "errors=remount-ro")
+        );
+        assert!(v[0].read_only && !v[0].root);
+        assert_eq!(
+            v[1].kind,
+            VolumeType::Plain(PlainParams {
+                cipher: "aes-xts-plain64".into(),
+                key_bits: 256,
+                sector_size: 4096,
+                offset_sectors: 8,
+            })
+        );
+        assert_eq!(v[1].mount, None);
+        assert!(v[2].root);
+        assert_eq!(v[2].mount.as_deref(), Some(DEFAULT_ROOT_MOUNT));
+        // It resolves into the run's configuration.
+        let cfg = Settings {
+            kbs_url: Some("http://kbs".into()),
+            volumes: Some(v),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.volumes.len(), 3);
+    }
+
+    #[test]
+    fn bad_volumes_are_refused_by_name() {
+        let vol = |extra: &str| {
+            parse_file(&format!(
+                "[[volume]]\nname = \"v\"\ndevice = \"/dev/vdb\"\nresource = \"kbs:///a/b/c\"\n{extra}"
+            ))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+        };
+        for (extra, needle) in [
+            ("type = \"luks1\"", "expected luks2 or plain"),
+            ("cipher = \"aes-xts-plain64\"", "are for type = \"plain\""),
+            (
+                "type = \"plain\"\ncipher = \"cipher_null-ecb\"",
+                "expected aes-xts-plain64",
+            ),
+            ("type = \"plain\"\nkey_size = 128", "expected 256 or 512"),
+            (
+                "type = \"plain\"\nsector_size = 1024",
+                "expected 512 or 4096",
+            ),
+            (
+                "type = \"plain\"\nsector_size = 4096\noffset = 3",
+                "multiple of the sector size",
+            ),
+            ("mount = \"relative\"", "absolute path"),
+            ("mount = \"/\"", "absolute path"),
+            ("mount = \"/mnt/../etc\"", "absolute path"),
+            ("fstype = \"ext4 -o x\"", "expected e.g. ext4"),
+            ("bogus = 1", "unknown field"),
+        ] {
+            let e = vol(extra);
+            assert!(e.contains(needle), "{extra}: {e}");
+        }
+        for (device, needle) in [
+            ("vdb", "absolute path"),
+            ("/dev/../etc/shadow", "absolute path"),
+            ("uuid=1234", "uuid=xxxxxxxx"),
+        ] {
+            let e = parse_file(&format!(
+                "[[volume]]\nname = \"v\"\ndevice = \"{device}\"\nresource = \"kbs:///a/b/c\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(needle), "{device}: {e}");
+        }
+        let e = parse_file(
+            "[[volume]]\nname = \"v\"\ntype = \"plain\"\ndevice = \"uuid=16dccb90-64f0-4482-affe-c0ead93bc0f5\"\nresource = \"kbs:///a/b/c\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no header to find it by"), "{e}");
+        for name in ["", "a/b", "..", "control", "x y"] {
+            let e = parse_file(&format!(
+                "[[volume]]\nname = \"{name}\"\ndevice = \"/dev/vdb\"\nresource = \"kbs:///a/b/c\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("volume name"), "{name}: {e}");
+        }
+        let two = |a: &str, b: &str| {
+            parse_file(&format!(
+                "[[volume]]\nname = \"a\"\ndevice = \"/dev/vdb\"\nresource = \"kbs:///a/b/c\"\n{a}\n\
+                 [[volume]]\nname = \"b\"\ndevice = \"/dev/vdc\"\nresource = \"kbs:///a/b/d\"\n{b}\n"
+            ))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(two("root = true", "root = true").contains("at most one volume"));
+        assert!(two("mount = \"/m\"", "mount = \"/m\"").contains("two volumes mounted there"));
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    fn settings(url: &str, cert: Option<KbsCert>, bundle: Option<&str>) -> Settings {
+        Settings {
+            kbs_url: Some(url.into()),
+            kbs_cert: cert,
+            kbs_ca_bundle: bundle.map(String::from),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_configured_certificate_refuses_plain_http() {
+        for (cert, bundle, names) in [
+            (
+                Some(KbsCert::File("/etc/kbs.pem".into())),
+                None,
+                "kbs_cert file /etc/kbs.pem",
+            ),
+            (
+                Some(KbsCert::InitData("-----BEGIN CERTIFICATE-----".into())),
+                None,
+                "init-data's KBS certificate",
+            ),
+            (None, Some("/etc/ca.pem"), "kbs_ca_bundle file /etc/ca.pem"),
+        ] {
+            for url in ["http://10.0.2.2:8080", "HTTP://kbs"] {
+                let e = settings(url, cert.clone(), bundle).resolve().unwrap_err();
+                assert!(matches!(e, ConfigError::PlainHttpWithCert { .. }), "{e:?}");
+                let text = e.to_string();
+                assert!(text.contains("is plain HTTP"), "{text}");
+                assert!(text.contains(names), "{text}");
+                assert!(text.contains("use https://"), "{text}");
+                assert!(!text.contains("BEGIN"), "never the certificate: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn https_needs_a_trust_anchor_and_takes_either() {
+        let e = settings("https://kbs:8443", None, None)
+            .resolve()
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::HttpsWithoutTrust { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("no KBS certificate is configured"), "{text}");
+        assert!(text.contains("system roots are never used"), "{text}");
+        let c = settings(
+            "https://kbs:8443",
+            Some(KbsCert::File("/c.pem".into())),
+            None,
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(c.kbs_cert, Some(KbsCert::File("/c.pem".into())));
+        let c = settings("HTTPS://kbs", None, Some("/ca.pem"))
+            .resolve()
+            .unwrap();
+        assert_eq!(c.kbs_ca_bundle.as_deref(), Some("/ca.pem"));
+        // Plain HTTP without any certificate stays as it was.
+        assert!(settings("http://kbs", None, None).resolve().is_ok());
+    }
+
+    #[test]
+    fn config_file_and_trusted_command_line_name_files() {
+        let s = parse_file("kbs_url = \"https://kbs\"\nkbs_cert = \"/etc/sealgate/kbs.pem\"\nkbs_ca_bundle = \"/etc/ssl/ca.pem\"\n").unwrap();
+        assert_eq!(
+            s.kbs_cert,
+            Some(KbsCert::File("/etc/sealgate/kbs.pem".into()))
+        );
+        assert_eq!(s.kbs_ca_bundle.as_deref(), Some("/etc/ssl/ca.pem"));
+        let line = "sealgate.kbs_cert=/k.pem sealgate.kbs_ca_bundle=/ca.pem";
+        let (s, notes) = parse_cmdline(line, true).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(s.kbs_cert, Some(KbsCert::File("/k.pem".into())));
+        assert_eq!(s.kbs_ca_bundle.as_deref(), Some("/ca.pem"));
+        let (s, notes) = parse_cmdline(line, false).unwrap();
+        assert_eq!((s.kbs_cert, s.kbs_ca_bundle), (None, None));
+        assert_eq!(notes.len(), 2, "{notes:?}");
     }
 }

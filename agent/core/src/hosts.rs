@@ -1,4 +1,4 @@
-//! Where the KBS is: `http://host[:port][/base]` URLs, `host:port` authorities and
+//! Where the KBS is: `http[s]://host[:port][/base]` URLs, `host:port` authorities and
 //! `/etc/hosts` lookups. Pure parsing; the transport reads the files and opens sockets.
 
 use alloc::string::{String, ToString};
@@ -8,6 +8,8 @@ use core::net::{IpAddr, Ipv6Addr};
 
 /// Port used when a URL or authority gives none.
 pub const DEFAULT_PORT: u16 = 80;
+/// Port used when an `https://` URL gives none.
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
 
 /// Why a URL or authority was refused. Messages are static; the caller adds which setting
 /// held the bad value.
@@ -16,8 +18,6 @@ pub const DEFAULT_PORT: u16 = 80;
 pub enum AddrError {
     /// Nothing to parse.
     Empty,
-    /// `https://`: TLS is not implemented yet.
-    HttpsUnsupported,
     /// A scheme other than `http`/`https`.
     UnsupportedScheme,
     /// No `scheme://` in front of the host.
@@ -42,11 +42,10 @@ impl fmt::Display for AddrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AddrError::Empty => "empty address",
-            AddrError::HttpsUnsupported => {
-                "https is not supported yet: use an http:// KBS URL (the KBS protocol protects the secrets end to end)"
+            AddrError::UnsupportedScheme => {
+                "unsupported URL scheme: only http:// and https:// are supported"
             }
-            AddrError::UnsupportedScheme => "unsupported URL scheme: only http:// is supported",
-            AddrError::MissingScheme => "the URL must start with http://",
+            AddrError::MissingScheme => "the URL must start with http:// or https://",
             AddrError::UserInfo => "credentials in the URL (user@host) are not supported",
             AddrError::InvalidHost => "invalid host: expected an IP address or a DNS name",
             AddrError::UnbracketedIpv6 => {
@@ -182,9 +181,14 @@ impl Authority {
         })
     }
 
-    /// The `Host` header value: the port is left out when it is 80.
+    /// The `Host` header value of a plain-HTTP URL: the port is left out when it is 80.
     pub fn host_header(&self) -> String {
-        if self.port == DEFAULT_PORT {
+        self.host_header_for(DEFAULT_PORT)
+    }
+
+    /// The `Host` header value: the port is left out when it is the scheme's `default`.
+    pub fn host_header_for(&self, default: u16) -> String {
+        if self.port == default {
             self.host.to_string()
         } else {
             self.to_string()
@@ -209,9 +213,11 @@ fn parse_port(p: &str) -> Result<u16, AddrError> {
     }
 }
 
-/// A KBS URL: `http://host[:port][/base/path]`.
+/// A KBS URL: `http://host[:port][/base/path]` or `https://...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: the connection is TLS, the host is the server name it verifies.
+    pub tls: bool,
     /// Where to connect.
     pub authority: Authority,
     /// Path prefix put in front of every request target: `""` or `/segment[/...]`, without
@@ -220,9 +226,9 @@ pub struct Url {
 }
 
 impl Url {
-    /// Parses an `http://` URL. The scheme is case-insensitive; `https://` gives
-    /// [`AddrError::HttpsUnsupported`]. The port defaults to 80. A trailing `/` is dropped
-    /// from the path; query, fragment and user info are refused.
+    /// Parses an `http://` or `https://` URL. The scheme is case-insensitive. The port
+    /// defaults to 80 (http) or 443 (https). A trailing `/` is dropped from the path;
+    /// query, fragment and user info are refused.
     pub fn parse(s: &str) -> Result<Url, AddrError> {
         let s = s.trim();
         if s.is_empty() {
@@ -231,12 +237,13 @@ impl Url {
         let Some((scheme, rest)) = s.split_once("://") else {
             return Err(AddrError::MissingScheme);
         };
-        if scheme.eq_ignore_ascii_case("https") {
-            return Err(AddrError::HttpsUnsupported);
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
+        let tls = if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else {
             return Err(AddrError::UnsupportedScheme);
-        }
+        };
         if rest.contains('?') || rest.contains('#') {
             return Err(AddrError::QueryOrFragment);
         }
@@ -244,11 +251,12 @@ impl Url {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
-        let authority = Authority::parse(authority, DEFAULT_PORT)?;
+        let authority = Authority::parse(authority, default_port(tls))?;
         if !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             return Err(AddrError::InvalidPath);
         }
         Ok(Url {
+            tls,
             authority,
             base_path: String::from(path.trim_end_matches('/')),
         })
@@ -261,11 +269,35 @@ impl Url {
         t.push_str(path);
         t
     }
+
+    /// The `Host` header value: the port is left out when it is the scheme's default.
+    pub fn host_header(&self) -> String {
+        self.authority.host_header_for(default_port(self.tls))
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+}
+
+fn default_port(tls: bool) -> u16 {
+    if tls {
+        DEFAULT_HTTPS_PORT
+    } else {
+        DEFAULT_PORT
+    }
 }
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.base_path)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme(),
+            self.authority,
+            self.base_path
+        )
     }
 }
 
@@ -393,14 +425,37 @@ mod tests {
             Url::parse("http://my_kbs").unwrap().authority.host,
             name("my_kbs")
         );
+        assert!(!Url::parse("http://kbs").unwrap().tls);
+    }
+
+    #[test]
+    fn https_urls() {
+        let u = Url::parse("HTTPS://KBS.example").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.authority.port, 443);
+        assert_eq!(u.host_header(), "kbs.example");
+        assert_eq!(u.to_string(), "https://kbs.example:443");
+        let u = Url::parse("https://10.0.2.2:8443/base/").unwrap();
+        assert_eq!(
+            (u.authority.port, u.host_header(), u.base_path.as_str()),
+            (8443, "10.0.2.2:8443".to_string(), "/base")
+        );
+        assert_eq!(u.to_string(), "https://10.0.2.2:8443/base");
+        // Port 80 is not the default of https: it stays in the Host header.
+        assert_eq!(
+            Url::parse("https://kbs:80").unwrap().host_header(),
+            "kbs:80"
+        );
+        assert_eq!(
+            Url::parse("http://kbs:443").unwrap().host_header(),
+            "kbs:443"
+        );
     }
 
     #[test]
     fn bad_urls() {
         let cases = [
             ("", AddrError::Empty),
-            ("https://kbs:8080", AddrError::HttpsUnsupported),
-            ("HTTPS://kbs", AddrError::HttpsUnsupported),
             ("ftp://kbs", AddrError::UnsupportedScheme),
             ("kbs:8080", AddrError::MissingScheme),
             ("http://", AddrError::Empty),
@@ -429,9 +484,10 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(Url::parse(url), Err(want), "{url:?}");
         }
-        assert_eq!(
-            AddrError::HttpsUnsupported.to_string().get(..25),
-            Some("https is not supported ye")
+        assert!(
+            AddrError::UnsupportedScheme
+                .to_string()
+                .contains("https://")
         );
         let long = alloc::format!("http://{}.example", "a".repeat(64));
         assert_eq!(Url::parse(&long), Err(AddrError::InvalidHost));

@@ -154,55 +154,81 @@ impl InitData {
     }
 
     /// The KBS settings it carries: `aa.toml` `[token_configs.kbs]` (url, cert) first,
-    /// else `cdh.toml` `[kbc]` (url, kbs_cert) when its `name` is `cc_kbc`.
+    /// else `cdh.toml` `[kbc]` (url, kbs_cert) when its `name` is `cc_kbc`. When `aa.toml`
+    /// names the KBS without a certificate and `cdh.toml` names the same URL with one, that
+    /// certificate is used (upstream's attestation agent and CDH each read their own; sealgate
+    /// is both).
     pub fn kbs(&self) -> Result<Option<KbsEndpoint>, InitDataError> {
-        if let Some(aa) = self.entry("aa.toml") {
-            #[derive(Deserialize)]
-            struct Aa {
-                token_configs: Option<TokenConfigs>,
+        let aa = self.aa_kbs()?;
+        let cdh = self.cdh_kbs()?;
+        Ok(match (aa, cdh) {
+            (Some(mut aa), Some(cdh)) => {
+                if aa.cert.is_none() && same_url(&aa.url, &cdh.url) {
+                    aa.cert = cdh.cert;
+                }
+                Some(aa)
             }
-            #[derive(Deserialize)]
-            struct TokenConfigs {
-                kbs: Option<KbsConf>,
-            }
-            #[derive(Deserialize)]
-            struct KbsConf {
-                url: String,
-                cert: Option<String>,
-            }
-            let aa: Aa = toml::from_str(aa).map_err(|e| {
-                InitDataError::Embedded("aa.toml", TomlError::new(&e, aa).to_string())
-            })?;
-            if let Some(kbs) = aa.token_configs.and_then(|t| t.kbs) {
-                return Ok(Some(KbsEndpoint {
-                    url: kbs.url,
-                    cert: kbs.cert,
-                }));
-            }
-        }
-        if let Some(cdh) = self.entry("cdh.toml") {
-            #[derive(Deserialize)]
-            struct Cdh {
-                kbc: Option<Kbc>,
-            }
-            #[derive(Deserialize)]
-            struct Kbc {
-                name: String,
-                url: String,
-                kbs_cert: Option<String>,
-            }
-            let cdh: Cdh = toml::from_str(cdh).map_err(|e| {
-                InitDataError::Embedded("cdh.toml", TomlError::new(&e, cdh).to_string())
-            })?;
-            if let Some(kbc) = cdh.kbc.filter(|k| k.name == "cc_kbc") {
-                return Ok(Some(KbsEndpoint {
-                    url: kbc.url,
-                    cert: kbc.kbs_cert,
-                }));
-            }
-        }
-        Ok(None)
+            (Some(aa), None) => Some(aa),
+            (None, cdh) => cdh,
+        })
     }
+
+    fn aa_kbs(&self) -> Result<Option<KbsEndpoint>, InitDataError> {
+        let Some(aa) = self.entry("aa.toml") else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        struct Aa {
+            token_configs: Option<TokenConfigs>,
+        }
+        #[derive(Deserialize)]
+        struct TokenConfigs {
+            kbs: Option<KbsConf>,
+        }
+        #[derive(Deserialize)]
+        struct KbsConf {
+            url: String,
+            cert: Option<String>,
+        }
+        let aa: Aa = toml::from_str(aa)
+            .map_err(|e| InitDataError::Embedded("aa.toml", TomlError::new(&e, aa).to_string()))?;
+        Ok(aa.token_configs.and_then(|t| t.kbs).map(|kbs| KbsEndpoint {
+            url: kbs.url,
+            cert: kbs.cert.filter(|c| !c.trim().is_empty()),
+        }))
+    }
+
+    fn cdh_kbs(&self) -> Result<Option<KbsEndpoint>, InitDataError> {
+        let Some(cdh) = self.entry("cdh.toml") else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        struct Cdh {
+            kbc: Option<Kbc>,
+        }
+        #[derive(Deserialize)]
+        struct Kbc {
+            name: String,
+            url: String,
+            kbs_cert: Option<String>,
+        }
+        let cdh: Cdh = toml::from_str(cdh).map_err(|e| {
+            InitDataError::Embedded("cdh.toml", TomlError::new(&e, cdh).to_string())
+        })?;
+        Ok(cdh
+            .kbc
+            .filter(|k| k.name == "cc_kbc")
+            .map(|kbc| KbsEndpoint {
+                url: kbc.url,
+                cert: kbc.kbs_cert.filter(|c| !c.trim().is_empty()),
+            }))
+    }
+}
+
+/// Two spellings of one KBS URL (case of the scheme and host, a trailing slash).
+fn same_url(a: &str, b: &str) -> bool {
+    let norm = |u: &str| u.trim().trim_end_matches('/').to_ascii_lowercase();
+    norm(a) == norm(b)
 }
 
 /// The KBS named in init-data.
@@ -210,7 +236,8 @@ impl InitData {
 pub struct KbsEndpoint {
     /// Base URL.
     pub url: String,
-    /// PEM certificate to trust for HTTPS (kept for TLS support; plain HTTP ignores it).
+    /// PEM certificate of the KBS (trust anchor and exact pin) for `https://`; with it,
+    /// an `http://` URL is refused.
     pub cert: Option<String>,
 }
 
@@ -291,6 +318,33 @@ mod tests {
         assert_eq!(d.tdx_mrconfigid()[32..], [0u8; 16]);
         assert_eq!(d.snp_host_data()[..], d.digest()[..]);
         assert_eq!(d.kbs().unwrap(), None);
+    }
+
+    #[test]
+    fn the_kbs_certificate_comes_from_aa_toml_else_cdh_toml_for_the_same_url() {
+        let kbs = |aa: &str, cdh: &str| {
+            let doc = alloc::format!(
+                "version = \"0.1.0\"\nalgorithm = \"sha384\"\n[data]\n\"aa.toml\" = '''\n{aa}'''\n\"cdh.toml\" = '''\n{cdh}'''\n"
+            );
+            InitData::parse(doc.as_bytes())
+                .unwrap()
+                .kbs()
+                .unwrap()
+                .unwrap()
+        };
+        let aa_cert = "[token_configs.kbs]\nurl = \"https://kbs:8443\"\ncert = \"AA PEM\"\n";
+        let aa_bare = "[token_configs.kbs]\nurl = \"https://kbs:8443\"\n";
+        let cdh_same =
+            "[kbc]\nname = \"cc_kbc\"\nurl = \"https://KBS:8443/\"\nkbs_cert = \"CDH PEM\"\n";
+        let cdh_other =
+            "[kbc]\nname = \"cc_kbc\"\nurl = \"https://other:8443\"\nkbs_cert = \"CDH PEM\"\n";
+        assert_eq!(kbs(aa_cert, cdh_same).cert.as_deref(), Some("AA PEM"));
+        assert_eq!(kbs(aa_bare, cdh_same).cert.as_deref(), Some("CDH PEM"));
+        assert_eq!(kbs(aa_bare, cdh_other).cert, None);
+        assert_eq!(kbs(aa_bare, cdh_other).url, "https://kbs:8443");
+        // An empty certificate is none.
+        let aa_empty = "[token_configs.kbs]\nurl = \"https://kbs:8443\"\ncert = \"\"\n";
+        assert_eq!(kbs(aa_empty, "").cert, None);
     }
 
     #[test]

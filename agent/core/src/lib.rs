@@ -15,6 +15,7 @@ pub mod config;
 pub mod dns;
 pub mod errno;
 pub mod escape;
+pub mod eventlog;
 pub mod gzip;
 pub mod hosts;
 pub mod http;
@@ -36,6 +37,7 @@ pub mod trust;
 pub mod ttrpc;
 pub mod upstream;
 pub mod uri;
+pub mod volume;
 
 #[cfg(test)]
 mod vector_tests;

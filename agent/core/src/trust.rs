@@ -74,6 +74,8 @@ pub enum Key {
     /// The opt-in that makes the kernel command line measured.
     TrustKernelCmdline,
     KbsUrl,
+    KbsCert,
+    KbsCaBundle,
     Tee,
     KeyAlgorithm,
     SealedDir,
@@ -83,6 +85,7 @@ pub enum Key {
     MountTmpfs,
     AllowNonTmpfs,
     Resources,
+    Volumes,
     SealedSecretsDir,
     SealedSecretKeysDir,
     AllowUnsigned,
@@ -92,6 +95,8 @@ pub enum Key {
     LogLevel,
     InitData,
     ConfigfsTsm,
+    Sysfs,
+    EventlogDir,
     InitMode,
     NextInit,
     OnFailure,
@@ -112,6 +117,8 @@ impl Key {
             Key::ConfigFile => "config file (--config)",
             Key::TrustKernelCmdline => "trust_kernel_cmdline",
             Key::KbsUrl => "kbs_url",
+            Key::KbsCert => "kbs_cert",
+            Key::KbsCaBundle => "kbs_ca_bundle",
             Key::Tee => "tee",
             Key::KeyAlgorithm => "tee_key_algorithm",
             Key::SealedDir => "sealed_dir",
@@ -121,6 +128,7 @@ impl Key {
             Key::MountTmpfs => "mount_tmpfs",
             Key::AllowNonTmpfs => "allow_non_tmpfs",
             Key::Resources => "resource",
+            Key::Volumes => "volume",
             Key::SealedSecretsDir => "sealed_secrets_dir",
             Key::SealedSecretKeysDir => "sealed_secret_keys_dir",
             Key::AllowUnsigned => "allow_unsigned_sealed_secrets",
@@ -130,6 +138,8 @@ impl Key {
             Key::LogLevel => "log_level",
             Key::InitData => "init_data",
             Key::ConfigfsTsm => "configfs_tsm",
+            Key::Sysfs => "sysfs",
+            Key::EventlogDir => "eventlog_dir",
             Key::InitMode => "init.mode",
             Key::NextInit => "init.next_init",
             Key::OnFailure => "init.on_failure",
@@ -210,6 +220,18 @@ pub const RULES: &[Rule] = &[
         "kata passes it as agent.aa_kbc_params; the JWE still binds secrets to this TEE",
     ),
     rule(
+        Key::KbsCert,
+        Never,
+        true,
+        "the TLS trust anchor: whoever sets it can impersonate the KBS",
+    ),
+    rule(
+        Key::KbsCaBundle,
+        Never,
+        true,
+        "TLS trust anchors: whoever sets them can impersonate the KBS",
+    ),
+    rule(
         Key::Tee,
         Never,
         false,
@@ -247,6 +269,12 @@ pub const RULES: &[Rule] = &[
         Never,
         true,
         "decides which secret lands at which path",
+    ),
+    rule(
+        Key::Volumes,
+        Never,
+        true,
+        "decides which disk is opened with which key, mounted where, and what becomes the root",
     ),
     rule(
         Key::SealedSecretsDir,
@@ -296,6 +324,18 @@ pub const RULES: &[Rule] = &[
         Never,
         false,
         "the host would choose where evidence comes from",
+    ),
+    rule(
+        Key::Sysfs,
+        Never,
+        false,
+        "the host would choose the event log sent and the RTMRs extended",
+    ),
+    rule(
+        Key::EventlogDir,
+        Never,
+        false,
+        "the host would choose the event log sent and where records are written",
     ),
     rule(
         Key::InitMode,
@@ -429,6 +469,8 @@ macro_rules! each_field {
             $m, $s,
             TrustKernelCmdline => trust_kernel_cmdline,
             KbsUrl => kbs_url,
+            KbsCert => kbs_cert,
+            KbsCaBundle => kbs_ca_bundle,
             Tee => tee,
             KeyAlgorithm => key_algorithm,
             SealedDir => sealed_dir,
@@ -438,6 +480,7 @@ macro_rules! each_field {
             MountTmpfs => mount_tmpfs,
             AllowNonTmpfs => allow_non_tmpfs,
             Resources => resources,
+            Volumes => volumes,
             SealedSecretsDir => sealed_secrets_dir,
             SealedSecretKeysDir => sealed_secret_keys_dir,
             AllowUnsigned => allow_unsigned,
@@ -447,6 +490,8 @@ macro_rules! each_field {
             LogLevel => log_level,
             InitData => init_data,
             ConfigfsTsm => configfs_tsm,
+            Sysfs => sysfs,
+            EventlogDir => eventlog_dir,
             InitMode => init_mode,
             NextInit => next_init,
             OnFailure => on_failure,
@@ -496,11 +541,78 @@ pub fn keys_set(settings: &Settings) -> Vec<Key> {
     keys
 }
 
+/// One setting of the upstream guest components' config files, which the server
+/// (`sealgate serve`, and sealgate started as `attestation-agent` or
+/// `confidential-data-hub`) reads, and the only source it accepts it from.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamRule {
+    /// `aa.toml`, `cdh.toml` or the argument.
+    pub file: &'static str,
+    /// The key.
+    pub key: &'static str,
+    /// Where it counts from (always a measured source).
+    pub source: &'static str,
+    /// Why.
+    pub why: &'static str,
+}
+
+/// Init-data's entry, and a `-c` file only when its content is that entry.
+const FROM_INIT_DATA: &str =
+    "verified init-data's entry (a -c file counts only when its content is that entry)";
+
+/// The upstream config files' settings: every one counts only from verified init-data
+/// (kata writes `-c /run/confidential-containers/initdata/{aa,cdh}.toml` from it); a `-c`
+/// file with other content is ignored whole, with a warning.
+pub const UPSTREAM_RULES: &[UpstreamRule] = &[
+    UpstreamRule {
+        file: "aa.toml",
+        key: "[token_configs.kbs] url",
+        source: FROM_INIT_DATA,
+        why: "the KBS (as kbs_url: sealgate's own measured config outranks it)",
+    },
+    UpstreamRule {
+        file: "aa.toml",
+        key: "[token_configs.kbs] cert",
+        source: FROM_INIT_DATA,
+        why: "a trust anchor for the KBS",
+    },
+    UpstreamRule {
+        file: "aa.toml",
+        key: "[eventlog_config] enable_eventlog, init_pcr",
+        source: FROM_INIT_DATA,
+        why: "which runtime events are measured, into which register",
+    },
+    UpstreamRule {
+        file: "cdh.toml",
+        key: "[kbc] name, url",
+        source: FROM_INIT_DATA,
+        why: "the KBS (used when aa.toml names none)",
+    },
+    UpstreamRule {
+        file: "cdh.toml",
+        key: "[kbc] kbs_cert",
+        source: FROM_INIT_DATA,
+        why: "a trust anchor for the KBS",
+    },
+    UpstreamRule {
+        file: "cdh.toml",
+        key: "skip_sealed_secret_verification",
+        source: FROM_INIT_DATA,
+        why: "an insecure flag, like allow_unsigned_sealed_secrets",
+    },
+    UpstreamRule {
+        file: "attestation-agent argument",
+        key: "--initdata-toml PATH",
+        source: "the kata agent's argument (the image's code); the file is checked against HOST_DATA / MRCONFIGID before use",
+        why: "as init_data: what is checked and sent",
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{
-        InitMode, Ipv4Cidr, ModuleSpec, OnFailure, ResourceSpec, TeeChoice, parse_cmdline,
+        InitMode, Ipv4Cidr, KbsCert, ModuleSpec, OnFailure, ResourceSpec, TeeChoice, parse_cmdline,
     };
     use crate::teekey::KeyAlgorithm;
     use alloc::string::ToString;
@@ -520,6 +632,8 @@ mod tests {
         Settings {
             trust_kernel_cmdline: Some(true),
             kbs_url: Some("http://kbs".into()),
+            kbs_cert: Some(KbsCert::File("/etc/kbs.pem".into())),
+            kbs_ca_bundle: Some("/etc/ca.pem".into()),
             tee: Some(TeeChoice::Sample),
             key_algorithm: Some(KeyAlgorithm::default()),
             sealed_dir: Some("/s".into()),
@@ -529,6 +643,14 @@ mod tests {
             mount_tmpfs: Some(false),
             allow_non_tmpfs: Some(true),
             resources: Some(vec![ResourceSpec::parse("kbs:///a/b/c").unwrap()]),
+            volumes: Some(
+                crate::config::parse_file(
+                    "[[volume]]\nname = \"v\"\ndevice = \"/dev/vdb\"\nresource = \"kbs:///a/b/v\"\n",
+                )
+                .unwrap()
+                .volumes
+                .unwrap(),
+            ),
             sealed_secrets_dir: Some("/in".into()),
             sealed_secret_keys_dir: Some("/keys".into()),
             allow_unsigned: Some(true),
@@ -538,6 +660,8 @@ mod tests {
             log_level: Some("debug".into()),
             init_data: Some("scan".into()),
             configfs_tsm: Some("/x".into()),
+            sysfs: Some("/sysx".into()),
+            eventlog_dir: Some("/runx".into()),
             init_mode: Some(InitMode::Report),
             next_init: Some("/bin/sh".into()),
             on_failure: Some(OnFailure::Continue),
@@ -549,6 +673,18 @@ mod tests {
             gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
             dns: Some(vec![Ipv4Addr::new(10, 0, 0, 1)]),
             net_wait_secs: Some(1),
+        }
+    }
+
+    #[test]
+    fn upstream_settings_count_only_from_measured_sources() {
+        assert!(UPSTREAM_RULES.len() >= 6);
+        for r in UPSTREAM_RULES {
+            assert!(
+                r.source.contains("init-data") || r.source.contains("image"),
+                "{r:?}"
+            );
+            assert!(!r.why.is_empty() && !r.key.is_empty(), "{r:?}");
         }
     }
 
@@ -572,6 +708,8 @@ mod tests {
             (Key::ConfigFile, Never),
             (Key::TrustKernelCmdline, Never),
             (Key::KbsUrl, LowestFallback),
+            (Key::KbsCert, Never),
+            (Key::KbsCaBundle, Never),
             (Key::Tee, Never),
             (Key::KeyAlgorithm, Never),
             (Key::SealedDir, Never),
@@ -581,6 +719,7 @@ mod tests {
             (Key::MountTmpfs, Never),
             (Key::AllowNonTmpfs, Never),
             (Key::Resources, Never),
+            (Key::Volumes, Never),
             (Key::SealedSecretsDir, Never),
             (Key::SealedSecretKeysDir, Never),
             (Key::AllowUnsigned, Never),
@@ -590,6 +729,8 @@ mod tests {
             (Key::LogLevel, Allowed),
             (Key::InitData, Never),
             (Key::ConfigfsTsm, Never),
+            (Key::Sysfs, Never),
+            (Key::EventlogDir, Never),
             (Key::InitMode, Never),
             (Key::NextInit, Never),
             (Key::OnFailure, Never),
@@ -672,6 +813,8 @@ mod tests {
                 Key::Tee,
                 Key::InitData,
                 Key::ConfigfsTsm,
+                Key::Sysfs,
+                Key::EventlogDir,
                 Key::Modules,
                 Key::ModuleOptions,
                 Key::Net,
@@ -733,6 +876,7 @@ mod tests {
                     sealgate.sealed_dir=/tmp sealgate.sealed_secrets=/mnt sealgate.configfs_tsm=/x \
                     sealgate.modules=evil sealgate.key=RSA-OAEP-256 sealgate.tmpfs_size=1g \
                     sealgate.deadline=1 sealgate.owner=root:root \
+                    sealgate.kbs_cert=/evil.pem sealgate.kbs_ca_bundle=/evil-ca.pem \
                     sealgate.kbs=http://fallback sealgate.log=debug sealgate.ip=10.0.0.2/8 \
                     sealgate.gw=10.0.0.1 sealgate.dns=10.0.0.1 sealgate.net=on sealgate.ifname=eth1 \
                     sealgate.net_wait=2 virtio_net.napi_tx=1";
@@ -754,6 +898,8 @@ mod tests {
             "sealgate.key",
             "sealgate.tmpfs_size",
             "sealgate.deadline",
+            "sealgate.kbs_cert",
+            "sealgate.kbs_ca_bundle",
         ] {
             assert!(
                 notes

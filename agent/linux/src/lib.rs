@@ -8,10 +8,13 @@
 
 extern crate alloc;
 
+pub mod blockdev;
+pub mod dm;
 pub mod event;
 pub mod fs;
 pub mod hygiene;
 pub mod inputdir;
+pub mod keyring;
 pub mod log;
 pub mod modules;
 pub mod mounts;

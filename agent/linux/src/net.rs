@@ -35,11 +35,20 @@
 //!
 //! [`TcpConnection`] implements embedded-io's blocking [`Read`] and [`Write`] (and
 //! [`ReadReady`], for the keep-alive check), and the exchange itself is written against
-//! those traits only: a TLS session that implements them over a [`TcpConnection`] can sit
-//! between the HTTP codec and the socket without touching the codec or the socket code.
+//! those traits only, so for an `https://` URL a [`TlsStream`] over the [`TcpConnection`]
+//! sits between the HTTP codec and the socket: the handshake happens right after the TCP
+//! connect (its waits bounded like an exchange's: the read and write timeouts, the
+//! exchange's time and the run's deadline), and everything above (keep-alive, the resend
+//! on a connection the server closed, timeouts, the deadline) works the same. The server
+//! name is the URL's host (an IP literal: no SNI, the certificate must name the address).
+//! Reconnects resume the TLS session where the server allows it (the session cache lives
+//! in the [`TlsClientConfig`]). A TLS failure on the socket keeps the socket's own error
+//! (a timeout stays a timeout); the others are [`NetErrorKind::Tls`], transient or not as
+//! [`TlsError::is_transient`] says (a rejected certificate never is).
 //!
 //! Errors name the peer and the phase, never request or response content.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -56,6 +65,7 @@ use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use sealgate_core::dns::ResolvConf;
 use sealgate_core::hosts::{Host, Url, lookup_hosts};
 use sealgate_core::http::{HttpError, Limits, Progress, Request, Response, ResponseParser};
+use sealgate_tls::{TlsClientConfig, TlsError, TlsStream, TlsTrust, UnixTime};
 use zeroize::Zeroize;
 
 use crate::time::Instant;
@@ -98,6 +108,24 @@ pub struct ClientConfig {
     /// connect, send, receive) goes past it, whatever its own timeout, and a wait that it
     /// cuts short fails with [`NetErrorKind::Deadline`]. Default `None`.
     pub deadline: Option<Instant>,
+    /// TLS for an `https://` URL: the trust and the session cache ([`tls_config`]). An
+    /// `https://` URL without it fails to connect. Default `None`.
+    pub tls: Option<TlsClientConfig>,
+}
+
+/// The TLS configuration of an [`HttpClient`] trusting `trust`, with the platform's
+/// randomness (getrandom(2)) and wall clock (`CLOCK_REALTIME`, for certificate validity).
+pub fn tls_config(trust: &TlsTrust) -> Result<TlsClientConfig, TlsError> {
+    TlsClientConfig::new(trust, tls_rng, tls_now)
+}
+
+fn tls_rng(buf: &mut [u8]) -> Result<(), ()> {
+    crate::os_rng::fill(buf);
+    Ok(())
+}
+
+fn tls_now() -> Option<UnixTime> {
+    crate::time::unix_time().map(|s| UnixTime::since_unix_epoch(Duration::from_secs(s)))
 }
 
 impl Default for ClientConfig {
@@ -113,6 +141,7 @@ impl Default for ClientConfig {
             resolv_conf: "/etc/resolv.conf".into(),
             resolver: None,
             deadline: None,
+            tls: None,
         }
     }
 }
@@ -124,6 +153,8 @@ pub enum Phase {
     Resolve,
     /// Opening the TCP connection.
     Connect,
+    /// The TLS handshake (`https://`).
+    Handshake,
     /// Encoding or writing the request.
     Send,
     /// Reading and parsing the response.
@@ -146,6 +177,9 @@ pub enum NetErrorKind {
     Io(Errno),
     /// The request could not be encoded or the response was not acceptable HTTP.
     Http(HttpError),
+    /// TLS failed: the certificate, the protocol, the clock, the configuration, or the
+    /// peer closing mid-handshake or without close_notify.
+    Tls(TlsError),
 }
 
 impl From<SocketError> for NetErrorKind {
@@ -188,6 +222,7 @@ impl NetError {
         let mut text = match self.phase {
             Phase::Resolve => format!("resolving {peer}"),
             Phase::Connect => format!("connecting to {peer}"),
+            Phase::Handshake => format!("negotiating TLS with {peer}"),
             Phase::Send => format!("sending to {peer}"),
             Phase::Receive => format!("waiting for {peer} to answer"),
         };
@@ -217,6 +252,7 @@ impl NetError {
                     | HttpError::UnexpectedUpgrade
             ),
             NetErrorKind::NotFound(_) | NetErrorKind::Timeout(_) | NetErrorKind::Io(_) => true,
+            NetErrorKind::Tls(e) => e.is_transient(),
             // Retrying cannot help: there is no time left.
             NetErrorKind::Deadline(_) => false,
         }
@@ -228,6 +264,7 @@ impl fmt::Display for NetError {
         let phase = match self.phase {
             Phase::Resolve => "resolve",
             Phase::Connect => "connect to",
+            Phase::Handshake => "KBS",
             Phase::Send => "send to",
             Phase::Receive => "receive from",
         };
@@ -242,6 +279,7 @@ impl fmt::Display for NetError {
             NetErrorKind::Deadline(detail) => write!(f, "the run's deadline passed ({detail})"),
             NetErrorKind::Io(errno) => write!(f, "{errno}", errno = crate::os(errno)),
             NetErrorKind::Http(e) => write!(f, "{e}"),
+            NetErrorKind::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -438,18 +476,126 @@ impl Write for TcpConnection {
     }
 }
 
+/// The byte stream under HTTP: the socket, or TLS over it.
+enum Stream {
+    Plain(TcpConnection),
+    Tls(Box<TlsStream<TcpConnection>>),
+}
+
+impl Stream {
+    fn tcp(&mut self) -> &mut TcpConnection {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_mut(),
+        }
+    }
+
+    fn peer(&self) -> SocketAddr {
+        match self {
+            Stream::Plain(s) => s.peer(),
+            Stream::Tls(s) => s.get_ref().peer(),
+        }
+    }
+}
+
+/// A failure of a [`Stream`]: the socket's own, or TLS's (with the socket error under it,
+/// when that is what failed).
+#[derive(Debug)]
+enum StreamError {
+    Socket(SocketError),
+    Tls(TlsError, Option<SocketError>),
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Socket(e) | StreamError::Tls(_, Some(e)) => write!(f, "{e}"),
+            StreamError::Tls(e, None) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for StreamError {}
+
+impl embedded_io::Error for StreamError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StreamError::Socket(e) | StreamError::Tls(_, Some(e)) => e.kind(),
+            StreamError::Tls(e, None) => embedded_io::Error::kind(e),
+        }
+    }
+}
+
+impl From<StreamError> for NetErrorKind {
+    /// A socket error stays what it is (a timeout, the deadline, an errno), under TLS too.
+    fn from(e: StreamError) -> NetErrorKind {
+        match e {
+            StreamError::Socket(e) | StreamError::Tls(_, Some(e)) => e.into(),
+            StreamError::Tls(e, None) => NetErrorKind::Tls(e),
+        }
+    }
+}
+
+impl ErrorType for Stream {
+    type Error = StreamError;
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        match self {
+            Stream::Plain(s) => s.read(buf).map_err(StreamError::Socket),
+            Stream::Tls(s) => s.read(buf).map_err(|e| {
+                let io = s.take_io_error();
+                StreamError::Tls(e, io)
+            }),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, StreamError> {
+        match self {
+            Stream::Plain(s) => s.write(buf).map_err(StreamError::Socket),
+            Stream::Tls(s) => s.write(buf).map_err(|e| {
+                let io = s.take_io_error();
+                StreamError::Tls(e, io)
+            }),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        match self {
+            Stream::Plain(s) => s.flush().map_err(StreamError::Socket),
+            Stream::Tls(s) => s.flush().map_err(|e| {
+                let io = s.take_io_error();
+                StreamError::Tls(e, io)
+            }),
+        }
+    }
+}
+
 /// A kept-alive connection and since when it has been idle.
 struct Connection {
-    stream: TcpConnection,
+    stream: Stream,
     idle_since: Instant,
 }
 
 impl Connection {
     /// Whether a kept-alive connection may carry the next request: not idle for longer
-    /// than `max_idle`, and nothing to read on it (a readable idle connection is either
-    /// closed by the server or out of step with us).
+    /// than `max_idle`, and nothing to read on its socket (a readable idle connection is
+    /// either closed by the server or out of step with us; under TLS, an unread record
+    /// counts as out of step too, and the reconnect resumes the session).
     fn reusable(&mut self, max_idle: Duration) -> bool {
-        self.idle_since.elapsed() <= max_idle && matches!(self.stream.read_ready(), Ok(false))
+        self.idle_since.elapsed() <= max_idle && matches!(self.stream.tcp().read_ready(), Ok(false))
+    }
+}
+
+impl Drop for Connection {
+    /// A TLS connection ends with close_notify (best effort; a failed one says nothing).
+    fn drop(&mut self) {
+        if let Stream::Tls(s) = &mut self.stream {
+            s.close();
+        }
     }
 }
 
@@ -479,7 +625,7 @@ impl HttpClient {
     /// A client for `url` with `config`.
     pub fn with_config(url: Url, config: ClientConfig) -> HttpClient {
         HttpClient {
-            host_header: url.authority.host_header(),
+            host_header: url.host_header(),
             url,
             config,
             conn: None,
@@ -545,13 +691,13 @@ impl HttpClient {
         }
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
-            None => self.connect()?,
+            None => self.connect(deadline)?,
         };
         let first = self.exchange_on(&mut conn, bytes, deadline);
         let result = match first {
             Err(failure) if reused && failure.resendable => {
                 drop(conn);
-                conn = self.connect()?;
+                conn = self.connect(deadline)?;
                 self.exchange_on(&mut conn, bytes, deadline)
             }
             other => other,
@@ -579,22 +725,34 @@ impl HttpClient {
         bytes: &[u8],
         deadline: Instant,
     ) -> Result<Response, Failure> {
-        let stream = &mut conn.stream;
-        stream.set_timeouts(self.config.read_timeout, self.config.write_timeout);
-        stream.set_deadline(Some((deadline, self.config.request_timeout)));
-        stream.set_run_deadline(self.config.deadline);
-        exchange(stream, bytes, self.config.limits)
+        self.bound(conn.stream.tcp(), deadline);
+        exchange(&mut conn.stream, bytes, self.config.limits)
     }
 
-    /// Resolves the host and connects to the first address that answers.
-    fn connect(&mut self) -> Result<Connection, NetError> {
+    /// Bounds every wait on `tcp` by the timeouts, the exchange ending at `deadline` and
+    /// the run's deadline.
+    fn bound(&self, tcp: &mut TcpConnection, deadline: Instant) {
+        tcp.set_timeouts(self.config.read_timeout, self.config.write_timeout);
+        tcp.set_deadline(Some((deadline, self.config.request_timeout)));
+        tcp.set_run_deadline(self.config.deadline);
+    }
+
+    /// Resolves the host and connects to the first address that answers; for `https://`,
+    /// then does the TLS handshake (its waits bounded as an exchange ending at
+    /// `deadline`).
+    fn connect(&mut self, deadline: Instant) -> Result<Connection, NetError> {
         let addrs = self.resolve()?;
         let mut last = None;
         for &addr in &addrs {
-            let deadline = self.config.deadline;
-            match TcpConnection::connect_until(addr, self.config.connect_timeout, deadline) {
-                Ok(stream) => {
+            let run_deadline = self.config.deadline;
+            match TcpConnection::connect_until(addr, self.config.connect_timeout, run_deadline) {
+                Ok(tcp) => {
                     self.opened += 1;
+                    let stream = if self.url.tls {
+                        Stream::Tls(Box::new(self.handshake(tcp, deadline)?))
+                    } else {
+                        Stream::Plain(tcp)
+                    };
                     return Ok(Connection {
                         stream,
                         idle_since: Instant::now(),
@@ -623,6 +781,51 @@ impl HttpClient {
             },
             None => self.resolve_error(String::new()),
         })
+    }
+
+    /// The TLS handshake over `tcp`: the server name is the URL's host. Logs the version
+    /// and whether the session was resumed.
+    fn handshake(
+        &self,
+        mut tcp: TcpConnection,
+        deadline: Instant,
+    ) -> Result<TlsStream<TcpConnection>, NetError> {
+        let addr = tcp.peer();
+        let fail = |kind: NetErrorKind| NetError {
+            peer: format!("{} ({addr})", self.url),
+            phase: Phase::Handshake,
+            kind,
+        };
+        let Some(config) = &self.config.tls else {
+            return Err(fail(NetErrorKind::Tls(TlsError::Config(
+                "no certificate configured to trust the server with".into(),
+            ))));
+        };
+        self.bound(&mut tcp, deadline);
+        let name = match &self.url.authority.host {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(name) => name.clone(),
+        };
+        let mut tls = TlsStream::new(config, &name, tcp).map_err(|e| fail(NetErrorKind::Tls(e)))?;
+        if let Err(e) = tls.handshake() {
+            let io = tls.take_io_error();
+            return Err(fail(StreamError::Tls(e, io).into()));
+        }
+        let version = match tls.protocol_version() {
+            Some(sealgate_tls::rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
+            Some(sealgate_tls::rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2",
+            _ => "TLS",
+        };
+        crate::info!(
+            "{version} with {} ({addr}): {}",
+            self.url,
+            if tls.resumed() {
+                "session resumed"
+            } else {
+                "full handshake"
+            }
+        );
+        Ok(tls)
     }
 
     fn resolve(&self) -> Result<Vec<SocketAddr>, NetError> {
@@ -1489,6 +1692,31 @@ mod tests {
     }
 
     #[test]
+    fn https_without_a_tls_configuration_fails_for_good_before_sending() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = Url::parse(&format!("https://{addr}")).unwrap();
+        let mut c = HttpClient::with_config(url, config());
+        let err = c.send(&Request::get("/")).unwrap_err();
+        assert_eq!(err.phase, Phase::Handshake);
+        assert!(
+            matches!(err.kind, NetErrorKind::Tls(TlsError::Config(_))),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
+        assert!(
+            err.to_string()
+                .starts_with(&format!("KBS https://{addr} ({addr}): TLS configuration: ")),
+            "{err}"
+        );
+        // Not one byte was sent.
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
     fn invalid_request_fails_before_connecting() {
         let mut c = client("127.0.0.1:9".parse().unwrap(), config());
         let err = c.send(&Request::get("/a b")).unwrap_err();
@@ -1682,6 +1910,59 @@ mod tests {
             })
             .to_string(),
             "resolve kbs.example:8080: no nameserver configured"
+        );
+    }
+
+    /// Under TLS a socket error stays what it is (a timeout, the deadline, a reset: the
+    /// same messages, retries and resends as over plain TCP); TLS's own errors are
+    /// transient or not as TLS says (a certificate never is), and name the KBS.
+    #[test]
+    fn tls_errors_keep_the_socket_error_under_them() {
+        use sealgate_tls::IoFailure;
+        let io = |kind| {
+            TlsError::Io(IoFailure {
+                kind,
+                message: "x".into(),
+                transient: true,
+            })
+        };
+        let timeout = SocketError::Timeout(Duration::from_millis(1500));
+        let e = StreamError::Tls(io(ErrorKind::TimedOut), Some(timeout));
+        assert_eq!(embedded_io::Error::kind(&e), ErrorKind::TimedOut);
+        assert_eq!(
+            NetErrorKind::from(e),
+            NetErrorKind::Timeout(Duration::from_millis(1500))
+        );
+        let e = StreamError::Tls(io(ErrorKind::TimedOut), Some(SocketError::Deadline));
+        assert_eq!(NetErrorKind::from(e), NetErrorKind::Deadline(String::new()));
+        let reset = SocketError::Os(Errno::CONNRESET);
+        let e = StreamError::Tls(io(ErrorKind::ConnectionReset), Some(reset));
+        assert!(closed_by_peer(embedded_io::Error::kind(&e)));
+        assert_eq!(NetErrorKind::from(e), NetErrorKind::Io(Errno::CONNRESET));
+        // The peer closing without close_notify: resendable before any response byte.
+        let e = StreamError::Tls(io(ErrorKind::ConnectionAborted), None);
+        assert!(closed_by_peer(embedded_io::Error::kind(&e)));
+
+        let handshake = |kind| NetError {
+            peer: "https://kbs.test:8443 (10.0.2.2:8443)".into(),
+            phase: Phase::Handshake,
+            kind,
+        };
+        let cert = handshake(NetErrorKind::Tls(TlsError::Certificate(
+            "certificate expired at 2020-01-01T00:00:00Z".into(),
+        )));
+        assert!(!cert.is_transient());
+        assert_eq!(
+            cert.to_string(),
+            "KBS https://kbs.test:8443 (10.0.2.2:8443): TLS server certificate rejected: \
+             certificate expired at 2020-01-01T00:00:00Z"
+        );
+        assert!(!handshake(NetErrorKind::Tls(TlsError::Clock("c".into()))).is_transient());
+        assert!(handshake(NetErrorKind::Tls(io(ErrorKind::ConnectionReset))).is_transient());
+        let deadline = handshake(NetErrorKind::Deadline(String::new()));
+        assert_eq!(
+            deadline.doing(),
+            "negotiating TLS with https://kbs.test:8443 (10.0.2.2:8443)"
         );
     }
 

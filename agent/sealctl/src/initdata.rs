@@ -12,7 +12,8 @@ use sealgate_core::trust::{self, Source};
 const COMMAND: &str = "initdata";
 
 const HELP: &str = "\
-Usage: sealctl initdata new [--algorithm ALG] [--sealgate-toml FILE] [--kbs URL]
+Usage: sealctl initdata new [--algorithm ALG] [--sealgate-toml FILE]
+                            [--kbs-url URL [--kbs-cert PEM]]
                             [--aa-toml FILE] [--cdh-toml FILE] OUTPUT
        sealctl initdata digest FILE
        sealctl initdata image FILE OUTPUT
@@ -21,8 +22,12 @@ Usage: sealctl initdata new [--algorithm ALG] [--sealgate-toml FILE] [--kbs URL]
            (sha256, sha384 (default) or sha512), and its [data] entries: sealgate.toml
            (sealgate's own settings, in its config file's format: resources, owner, mode,
            [init] next_init/on_failure/mode, ...; checked here, and keys that init-data
-           cannot set are named), aa.toml and cdh.toml from files, or with --kbs a cdh.toml
-           naming the KBS ([kbc] name = \"cc_kbc\", url). Then run digest and image on it.
+           cannot set are named), aa.toml and cdh.toml from files, or with --kbs-url (or
+           --kbs) both of them naming the KBS: aa.toml [token_configs.kbs] url and cdh.toml
+           [kbc] name = \"cc_kbc\", url. --kbs-cert PEM adds the KBS's certificate to both
+           (aa.toml cert, cdh.toml kbs_cert): sealgate then connects over HTTPS with it as the
+           trust anchor and exact pin, and refuses an http:// URL. Prints the digest (as
+           digest does). Then run image on it, or bind the digest.
 
   digest   Validate an init-data TOML document and print its digest and the values the
            host binds it with: SNP HOST_DATA (32 bytes) and TDX MRCONFIGID (48 bytes), in hex
@@ -43,6 +48,8 @@ pub fn run(argv: &[String]) -> Result<(), Failure> {
             "--algorithm",
             "--sealgate-toml",
             "--kbs",
+            "--kbs-url",
+            "--kbs-cert",
             "--aa-toml",
             "--cdh-toml",
         ],
@@ -86,8 +93,73 @@ fn digest(file: &str) -> Result<(), Failure> {
     );
     if let Ok(Some(kbs)) = d.kbs() {
         println!("kbs url:        {}", crate::show(&kbs.url));
+        if let Some(cert) = &kbs.cert {
+            println!(
+                "kbs cert:       PEM, {} certificate(s)",
+                cert.matches(PEM_BEGIN).count()
+            );
+        }
     }
     Ok(())
+}
+
+const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+
+/// Reads `--kbs-cert`: PEM certificates only, each block's body base64 (the guest checks
+/// the rest; a mistake caught here is one less boot). Returns the text, normalised to end
+/// in a newline.
+fn read_kbs_cert(file: &str) -> Result<String, Failure> {
+    let raw = crate::read_limited(file, 256 << 10, "KBS certificate")?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| Failure::failed(format!("{file}: not a PEM file (not UTF-8)")))?;
+    let mut blocks = 0;
+    let mut body: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        match (&mut body, line) {
+            (None, PEM_BEGIN) => body = Some(String::new()),
+            (None, l) if l.starts_with("-----BEGIN") => {
+                return Err(Failure::failed(format!(
+                    "{file}: holds something other than certificates ({l}): give the KBS's \
+                     certificate (or its CA's), never a key"
+                )));
+            }
+            (Some(b), "-----END CERTIFICATE-----") => {
+                if b.is_empty() || b64::std_decode(b).is_err() {
+                    return Err(Failure::failed(format!(
+                        "{file}: certificate {} is not valid base64",
+                        blocks + 1
+                    )));
+                }
+                blocks += 1;
+                body = None;
+            }
+            (Some(b), l) => b.push_str(l),
+            (None, _) => {}
+        }
+    }
+    if blocks == 0 || body.is_some() {
+        return Err(Failure::failed(format!(
+            "{file}: no complete PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
+        )));
+    }
+    let mut text = text.replace("\r\n", "\n");
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// A TOML string holding PEM text: a multi-line basic string (readable) when the text is
+/// plain PEM, else an escaped basic string.
+fn pem_string(pem: &str) -> String {
+    let plain = pem
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+/=- \n".contains(c));
+    if plain {
+        format!("\"\"\"\n{pem}\"\"\"")
+    } else {
+        basic_string(pem)
+    }
 }
 
 fn image(file: &str, output: &str) -> Result<(), Failure> {
@@ -120,22 +192,69 @@ fn new(parsed: &args::Parsed, output: &str) -> Result<(), Failure> {
             .transpose()
     };
     let mut entries: Vec<(&str, String)> = Vec::new();
-    if let Some(text) = read("--aa-toml")? {
-        entries.push(("aa.toml", text));
-    }
-    match (read("--cdh-toml")?, parsed.value("--kbs")) {
+    let url = match (parsed.value("--kbs"), parsed.value("--kbs-url")) {
         (Some(_), Some(_)) => {
             return Err(Failure::usage(
                 COMMAND,
-                "--kbs writes cdh.toml: give either --kbs or --cdh-toml",
+                "--kbs and --kbs-url are the same option: give one",
             ));
         }
-        (Some(text), None) => entries.push(("cdh.toml", text)),
-        (None, Some(url)) => entries.push((
-            "cdh.toml",
-            format!("[kbc]\nname = \"cc_kbc\"\nurl = {}\n", basic_string(url)),
-        )),
-        (None, None) => {}
+        (a, b) => a.or(b),
+    };
+    let cert = parsed.value("--kbs-cert").map(read_kbs_cert).transpose()?;
+    let aa = read("--aa-toml")?;
+    let cdh = read("--cdh-toml")?;
+    match url {
+        Some(url) => {
+            if aa.is_some() || cdh.is_some() {
+                return Err(Failure::usage(
+                    COMMAND,
+                    "--kbs-url writes aa.toml and cdh.toml: give either --kbs-url or --aa-toml/--cdh-toml",
+                ));
+            }
+            let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            match (scheme.as_deref(), &cert) {
+                (Some("http"), Some(_)) => {
+                    return Err(Failure::usage(
+                        COMMAND,
+                        "--kbs-cert needs an https:// URL: sealgate refuses http:// when a KBS certificate is configured",
+                    ));
+                }
+                (Some("https"), None) => crate::warn!(
+                    "{} is https:// without --kbs-cert: the image must then configure kbs_cert or kbs_ca_bundle, or sealgate refuses it",
+                    crate::show(url)
+                ),
+                (Some("http" | "https"), _) => {}
+                _ => {
+                    return Err(Failure::usage(
+                        COMMAND,
+                        format!(
+                            "KBS URL '{}' must start with http:// or https://",
+                            crate::show(url)
+                        ),
+                    ));
+                }
+            }
+            let mut aa = format!("[token_configs.kbs]\nurl = {}\n", basic_string(url));
+            let mut cdh = format!("[kbc]\nname = \"cc_kbc\"\nurl = {}\n", basic_string(url));
+            if let Some(pem) = &cert {
+                aa.push_str(&format!("cert = {}\n", pem_string(pem)));
+                cdh.push_str(&format!("kbs_cert = {}\n", pem_string(pem)));
+            }
+            entries.push(("aa.toml", aa));
+            entries.push(("cdh.toml", cdh));
+        }
+        None => {
+            if cert.is_some() {
+                return Err(Failure::usage(COMMAND, "--kbs-cert needs --kbs-url"));
+            }
+            if let Some(text) = aa {
+                entries.push(("aa.toml", text));
+            }
+            if let Some(text) = cdh {
+                entries.push(("cdh.toml", text));
+            }
+        }
     }
     if let Some(text) = read("--sealgate-toml")? {
         let file = parsed.value("--sealgate-toml").unwrap_or_default();
@@ -158,7 +277,20 @@ fn new(parsed: &args::Parsed, output: &str) -> Result<(), Failure> {
             )));
         }
     }
-    std::fs::write(output, doc).map_err(|e| Failure::failed(format!("cannot write {output}: {e}")))
+    let kbs = check
+        .kbs()
+        .map_err(|e| Failure::failed(format!("the document written would not parse: {e}")))?;
+    if let (Some(pem), Some(kbs)) = (&cert, &kbs)
+        && kbs.cert.as_deref() != Some(pem.as_str())
+    {
+        return Err(Failure::failed(
+            "the KBS certificate does not survive as an init-data entry",
+        ));
+    }
+    std::fs::write(output, doc)
+        .map_err(|e| Failure::failed(format!("cannot write {output}: {e}")))?;
+    println!("wrote {output}");
+    digest(output)
 }
 
 /// An init-data document: version, algorithm, and `[data]` entries as TOML literal

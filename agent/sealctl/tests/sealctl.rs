@@ -565,3 +565,88 @@ fn initdata_new_writes_sealgate_toml() {
     let o = run(&["initdata", "new", "--algorithm", "md5", path_str(&out)]);
     assert_exit(&o, 2);
 }
+
+#[test]
+fn initdata_new_with_a_kbs_certificate_writes_aa_and_cdh_toml() {
+    let dir = TempDir::new("initdata-kbs-cert");
+    let pem =
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\nAAECAwQ=\n-----END CERTIFICATE-----\n";
+    let cert = dir.write("kbs.pem", pem);
+    let out = dir.path("initdata.toml");
+    let o = run(&[
+        "initdata",
+        "new",
+        "--kbs-url",
+        "https://10.0.2.2:8443",
+        "--kbs-cert",
+        &cert,
+        path_str(&out),
+    ]);
+    assert_exit(&o, 0);
+    let printed = String::from_utf8_lossy(&o.stdout).into_owned();
+    for want in [
+        "snp host_data:",
+        "tdx mrconfigid:",
+        "kbs url:        https://10.0.2.2:8443",
+        "kbs cert:       PEM, 1 certificate(s)",
+    ] {
+        assert!(printed.contains(want), "{want}: {printed}");
+    }
+    let raw = std::fs::read(&out).unwrap();
+    let d = sealgate_core::initdata::InitData::parse(&raw).unwrap();
+    let kbs = d.kbs().unwrap().unwrap();
+    assert_eq!(kbs.url, "https://10.0.2.2:8443");
+    assert_eq!(kbs.cert.as_deref(), Some(pem));
+    // Both sections carry it, each in upstream's key.
+    let aa = d.entry("aa.toml").unwrap();
+    let cdh = d.entry("cdh.toml").unwrap();
+    assert!(
+        aa.contains("[token_configs.kbs]") && aa.contains("cert = \"\"\""),
+        "{aa}"
+    );
+    assert!(
+        cdh.contains("name = \"cc_kbc\"") && cdh.contains("kbs_cert = \"\"\""),
+        "{cdh}"
+    );
+    // The printed digest is the document's.
+    let digest: String = d.digest().iter().map(|b| format!("{b:02x}")).collect();
+    assert!(printed.contains(&digest), "{printed}");
+
+    // A certificate with http:// is what sealgate refuses: refused here first.
+    let o = run(&[
+        "initdata",
+        "new",
+        "--kbs-url",
+        "http://10.0.2.2:8080",
+        "--kbs-cert",
+        &cert,
+        path_str(&out),
+    ]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("needs an https:// URL"),
+        "{}",
+        stderr(&o)
+    );
+    // A private key is never taken for a certificate.
+    let key = dir.write(
+        "key.pem",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    let o = run(&[
+        "initdata",
+        "new",
+        "--kbs-url",
+        "https://kbs",
+        "--kbs-cert",
+        &key,
+        path_str(&out),
+    ]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("never a key"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("AAAA"), "{}", stderr(&o));
+    // https:// without a certificate: written, with a warning.
+    let o = run(&["initdata", "new", "--kbs", "https://kbs", path_str(&out)]);
+    assert_exit(&o, 0);
+    assert!(stderr(&o).contains("without --kbs-cert"), "{}", stderr(&o));
+}

@@ -18,8 +18,12 @@
 //! 5. unseal: exactly `sealgate unseal` ([`crate::run::unseal`]) with the same
 //!    configuration, init-data included (default `/etc/sealgate/initdata.toml` if it
 //!    exists), retrying an unreachable KBS until the deadline;
+//!    The same run opens the encrypted volumes (`[[volume]]`, [`crate::volume`]): mapped
+//!    through device-mapper, mounted;
 //! 6. exec the next init (`next_init`, default `/sbin/init`) with the remaining
-//!    arguments, or in report mode print the [`report`] on the console and power off;
+//!    arguments, after switching into the root volume if one is declared (`root = true`:
+//!    [`mounts::switch_root`], the next init is then looked up there), or in report mode
+//!    print the [`report`] (volumes included) on the console and power off;
 //! 7. on failure, print `SEALGATE-FAILED <reason>` and fail closed: power off (or halt);
 //!    only `on_failure=continue` starts the next stage anyway, announced by a
 //!    `SEALGATE-CONTINUING` line and an error in the log.
@@ -163,8 +167,12 @@ pub fn main<E: AsRef<[u8]>>(
         run::unseal_loaded(loaded, started)
     });
     let secrets_us = result.is_ok().then(report::boottime_us);
+    let mut volumes = Vec::new();
     let ok = match result {
-        Ok(()) => true,
+        Ok(opened) => {
+            volumes = opened;
+            true
+        }
         Err(failure) => {
             let reason = reason(&failure);
             console(&report::failed_line(&reason));
@@ -182,12 +190,43 @@ pub fn main<E: AsRef<[u8]>>(
             if !ok {
                 continuing("the report", &init);
             }
-            for line in report::build(sealed_dir, ok, start_us, secrets_us) {
+            let mut lines = report::build(sealed_dir, ok, start_us, secrets_us);
+            // The volume lines go before the closing timing and end lines.
+            let at = lines.len().saturating_sub(2);
+            lines.splice(at..at, report::volume_lines(&volumes));
+            for line in lines {
                 console(&line);
             }
             stop(Stop::PowerOff, pid1, if ok { EXIT_OK } else { EXIT_FAILED })
         }
         InitMode::Exec => {
+            if let Some(root) = volumes.iter().find(|v| v.root) {
+                let new_root = root.mount.clone().unwrap_or_default();
+                // The secrets and the other volumes follow into the new root.
+                let keep: Vec<&str> = core::iter::once(sealed_dir)
+                    .chain(
+                        volumes
+                            .iter()
+                            .filter(|v| !v.root)
+                            .filter_map(|v| v.mount.as_deref()),
+                    )
+                    .filter(|d| mounts::is_mount_point(d))
+                    .collect();
+                if let Err(e) = step("switch_root", || mounts::switch_root(&new_root, &keep)) {
+                    // The next init is looked up on the new root: without the switch
+                    // there is nothing sensible to start.
+                    // (`on_failure = "continue"` powers off here too.)
+                    return fail_and_stop(
+                        &format!("volume '{}' as the new root: {e}", root.name),
+                        Stop::after_failure(init.on_failure),
+                        pid1,
+                    );
+                }
+                info!(
+                    "init: switched root to volume '{}' ({})",
+                    root.name, root.node
+                );
+            }
             let next = match next_init(&init) {
                 Ok(path) => path,
                 Err(reason) => {

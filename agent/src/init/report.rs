@@ -11,6 +11,8 @@
 //! SEALGATE-REPORT secret path=/sealed/app/key size=12 mode=0400 owner=0:0 sha256=<64 hex>
 //! SEALGATE-REPORT other path=/sealed/x type=symlink|fifo|socket|char|block
 //! SEALGATE-REPORT sealed-dir path=/sealed tmpfs=yes|no magic=0x01021994 fstype=tmpfs mount_options=rw,nosuid,nodev,noexec,relatime super_options=rw,size=16384k,nr_inodes=1024,mode=700
+//! SEALGATE-REPORT volume name=data type=luks2 device=/dev/vdb mapper=/dev/mapper/data mount=/mnt/data fstype=ext4 open_us=81234 table=0%20204800%20crypt%20aes-xts-plain64%20:64:logon:cryptsetup:<uuid>-d0%200%20254:16%2032768
+//! SEALGATE-REPORT volume-file name=data path=/mnt/data/hello.txt size=12 mode=0644 owner=0:0 sha256=<64 hex>
 //! SEALGATE-REPORT timing start_us=812345 secrets_us=1234567 boot_to_secret_us=1234567 sealgate_us=422222
 //! SEALGATE-REPORT end secrets=1 status=ok|failed
 //! ```
@@ -21,6 +23,12 @@
 //! * `sealed-dir`: `tmpfs` from `fstatfs` (`TMPFS_MAGIC`), the options from the topmost
 //!   entry for the directory in `/proc/self/mountinfo` (`-` when it is not a mount point
 //!   or `/proc` is missing).
+//! * `volume`: one per encrypted volume opened (`[[volume]]`): the mapped device, where it
+//!   is mounted (`-` if not), the time to open it (KDF and device-mapper, mount
+//!   excluded) and its device-mapper table as the kernel shows it (`dmsetup table`: the
+//!   key appears as a keyring reference, never itself). `volume-file`: the regular files
+//!   among the first 64 entries (path order) of a mounted volume, as `secret` lines are
+//!   for the sealed directory.
 //! * `timing`: `CLOCK_BOOTTIME` in microseconds, i.e. time since the kernel started:
 //!   `start_us` when sealgate started, `secrets_us` when the secrets were committed to the
 //!   tmpfs; `boot_to_secret_us` = `secrets_us`; `sealgate_us` = `secrets_us - start_us`,
@@ -201,8 +209,22 @@ fn names(fd: &OwnedFd) -> Result<Vec<CString>, Errno> {
 /// UTF-8 are shown with U+FFFD in their place (and then percent-encoded); files are
 /// opened by their real names, relative to their directory.
 pub fn collect(dir: &str) -> Result<Vec<Entry>, Errno> {
-    fn walk(fd: &OwnedFd, shown_dir: &str, out: &mut Vec<Entry>, depth: u32) -> Result<(), Errno> {
+    collect_at_most(dir, usize::MAX)
+}
+
+/// [`collect`], stopping after `limit` entries (a mounted volume may hold a whole system).
+pub fn collect_at_most(dir: &str, limit: usize) -> Result<Vec<Entry>, Errno> {
+    fn walk(
+        fd: &OwnedFd,
+        shown_dir: &str,
+        out: &mut Vec<Entry>,
+        depth: u32,
+        limit: usize,
+    ) -> Result<(), Errno> {
         for name in names(fd)? {
+            if out.len() >= limit {
+                return Ok(());
+            }
             let st = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
             let sep = if shown_dir.ends_with('/') { "" } else { "/" };
             let shown = format!("{shown_dir}{sep}{}", name.to_string_lossy());
@@ -210,7 +232,7 @@ pub fn collect(dir: &str) -> Result<Vec<Entry>, Errno> {
                 FileType::Directory => {
                     if depth < 32 {
                         let sub = open_dir(fd, &name, false)?;
-                        walk(&sub, &shown, out, depth + 1)?;
+                        walk(&sub, &shown, out, depth + 1, limit)?;
                     }
                 }
                 FileType::RegularFile => out.push(Entry::Secret {
@@ -238,7 +260,7 @@ pub fn collect(dir: &str) -> Result<Vec<Entry>, Errno> {
     let path = CString::new(dir).map_err(|_| Errno::INVAL)?;
     let fd = open_dir(rustix::fs::CWD, &path, true)?;
     let mut out = Vec::new();
-    walk(&fd, dir, &mut out, 0)?;
+    walk(&fd, dir, &mut out, 0, limit)?;
     Ok(out)
 }
 
@@ -382,6 +404,8 @@ pub fn build(sealed_dir: &str, ok: bool, start_us: u64, secrets_us: Option<u64>)
     )];
     let entries = match collect(sealed_dir) {
         Ok(e) => e,
+        // Nothing was configured to go there (a run with volumes only).
+        Err(Errno::NOENT) => Vec::new(),
         Err(e) => {
             lines.push(failed_line(&format!("cannot list {sealed_dir}: {e}")));
             Vec::new()
@@ -398,6 +422,60 @@ pub fn build(sealed_dir: &str, ok: bool, start_us: u64, secrets_us: Option<u64>)
         "end",
         &[("secrets", secrets.to_string()), ("status", status)],
     ));
+    lines
+}
+
+/// The most entries of a mounted volume the report walks (and regular files it hashes).
+pub const VOLUME_FILES_LIMIT: usize = 64;
+
+/// The `volume` and `volume-file` lines of the volumes the run opened (the first
+/// [`VOLUME_FILES_LIMIT`] entries of each, in path order).
+pub fn volume_lines(volumes: &[crate::volume::Open]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for v in volumes {
+        lines.push(line(
+            "volume",
+            &[
+                ("name", v.name.clone()),
+                ("type", v.kind.to_string()),
+                ("device", v.device.clone()),
+                ("mapper", v.node.clone()),
+                ("mount", v.mount.clone().unwrap_or_else(|| "-".into())),
+                ("fstype", v.fstype.clone()),
+                ("open_us", v.open_us.to_string()),
+                ("table", v.table.clone()),
+            ],
+        ));
+        let Some(mount) = &v.mount else { continue };
+        match collect_at_most(mount, VOLUME_FILES_LIMIT) {
+            Ok(entries) => {
+                for e in entries {
+                    if let Entry::Secret {
+                        path,
+                        size,
+                        mode,
+                        uid,
+                        gid,
+                        sha256,
+                    } = e
+                    {
+                        lines.push(line(
+                            "volume-file",
+                            &[
+                                ("name", v.name.clone()),
+                                ("path", path),
+                                ("size", size.to_string()),
+                                ("mode", format!("{mode:04o}")),
+                                ("owner", format!("{uid}:{gid}")),
+                                ("sha256", sha256),
+                            ],
+                        ));
+                    }
+                }
+            }
+            Err(e) => lines.push(failed_line(&format!("cannot list {mount}: {e}"))),
+        }
+    }
     lines
 }
 
@@ -444,6 +522,19 @@ mod tests {
             failed_line("KBS unreachable:\nconnection refused "),
             "SEALGATE-FAILED KBS unreachable: connection refused"
         );
+    }
+
+    #[test]
+    fn a_walk_stops_at_its_limit() {
+        let dir = std::env::temp_dir().join(format!("sealgate-walk-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.join(format!("d/f{i}")), b"x").unwrap();
+        }
+        let d = dir.to_str().unwrap();
+        assert_eq!(collect(d).unwrap().len(), 5);
+        assert_eq!(collect_at_most(d, 3).unwrap().len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

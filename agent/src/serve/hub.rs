@@ -17,7 +17,8 @@
 
 use crate::cli::Options;
 use crate::client::{Client, ClientError};
-use crate::evidence::Attester;
+use crate::eventlog::{self, EventLogFailure};
+use crate::evidence::{Attester, AttesterError};
 use crate::prelude::*;
 use crate::run::{self, Failure, KeyFailure};
 use crate::transport::HttpTransport;
@@ -150,35 +151,22 @@ fn read_upstream(path: &str) -> Result<String, Failure> {
     String::from_utf8(bytes).map_err(|_| Failure::ConfigNotUtf8 { path: path.into() })
 }
 
-/// Whether the `-c` file `path` of component `entry` (`aa.toml`/`cdh.toml`) is measured:
-/// its content is verified init-data's entry of that name. Otherwise it is ignored whole,
+/// Checks whether the `-c` file `path` of component `entry` (`aa.toml`/`cdh.toml`) is
+/// measured: its content is verified init-data's entry of that name (whose settings the hub
+/// reads from init-data itself). Otherwise it is ignored whole,
 /// with a warning: kata writes these files from init-data, so a different file came from
 /// elsewhere, and its KBS, certificate or verification settings could weaken the guest.
-fn measured_entry<'a>(
-    path: &str,
-    text: &str,
-    entry: &str,
-    init_data: Option<&'a InitData>,
-) -> bool {
+fn check_entry(path: &str, text: &str, entry: &str, init_data: Option<&InitData>) {
     match init_data.and_then(|d| d.entry(entry)) {
-        Some(e) if e == text => {
-            debug!("{path} is init-data's {entry}");
-            true
-        }
-        Some(_) => {
-            warn!(
-                "ignoring {path}: it is not the verified init-data's {entry} (only measured \
-                 configuration may set the KBS, its certificate or the verification rules)"
-            );
-            false
-        }
-        None => {
-            warn!(
-                "ignoring {path}: there is no verified init-data {entry} it could be (pass \
-                 --initdata-toml, or set these in the image's /etc/sealgate/config.toml)"
-            );
-            false
-        }
+        Some(e) if e == text => debug!("{path} is init-data's {entry}"),
+        Some(_) => warn!(
+            "ignoring {path}: it is not the verified init-data's {entry} (only measured \
+             configuration may set the KBS, its certificate or the verification rules)"
+        ),
+        None => warn!(
+            "ignoring {path}: there is no verified init-data {entry} it could be (pass \
+             --initdata-toml, or set these in the image's /etc/sealgate/config.toml)"
+        ),
     }
 }
 
@@ -221,7 +209,7 @@ impl Hub {
         for (path, entry) in [(&aa_config, "aa.toml"), (&cdh_config, "cdh.toml")] {
             if let Some(path) = path {
                 let text = read_upstream(path)?;
-                measured_entry(path, &text, entry, init_data.as_ref());
+                check_entry(path, &text, entry, init_data.as_ref());
             }
         }
         if let Some(name) = &cdh.kbc_name
@@ -276,6 +264,9 @@ impl Hub {
                 "the runtime event log is enabled (init_pcr {})",
                 aa.init_pcr
             );
+            // As upstream's AA at start: finish an extend a crash interrupted.
+            eventlog::recover(tee, attester.eventlog_paths())
+                .map_err(|e| Failure::Attester(AttesterError::EventLog(e)))?;
         }
         Ok(Hub {
             cfg,
@@ -482,7 +473,10 @@ impl Hub {
 
     /// AA `ExtendRuntimeMeasurement`: NOT_ENABLED unless the event log is enabled
     /// (init-data's `aa.toml` `[eventlog_config] enable_eventlog`), NOT_SUPPORTED on a TEE
-    /// without runtime measurement registers (SNP, sample), as upstream means it.
+    /// without runtime measurement registers (SNP, sample, TDX without the kernel's sysfs
+    /// RTMR files), as upstream means it; on TDX the event goes to the register of
+    /// `register_index` (default `init_pcr`, 17: RTMR3) and into the AA event log
+    /// (`crate::eventlog`).
     pub fn extend_runtime_measurement(
         &mut self,
         domain: &str,
@@ -490,17 +484,30 @@ impl Hub {
         content: &str,
         register_index: Option<u64>,
     ) -> Result<Measurement, HubError> {
-        if !self.aa.enable_eventlog {
-            return Ok(Measurement::NotEnabled);
+        // The configured init_pcr is the default register, as upstream's.
+        let register = Some(register_index.unwrap_or(self.aa.init_pcr));
+        let result = eventlog::extend_runtime_measurement(
+            self.tee,
+            self.attester.eventlog_paths(),
+            self.aa.enable_eventlog,
+            domain,
+            operation,
+            content,
+            register,
+        );
+        match result {
+            Ok(eventlog::Measurement::Ok) => Ok(Measurement::Ok),
+            Ok(eventlog::Measurement::NotSupported) => Ok(Measurement::NotSupported),
+            Ok(eventlog::Measurement::NotEnabled) => Ok(Measurement::NotEnabled),
+            Err(e @ EventLogFailure::Format { .. }) => Err(HubError::new(
+                HubErrorKind::InvalidArgument,
+                format!("runtime measurement: {e}"),
+            )),
+            Err(e) => Err(HubError::new(
+                HubErrorKind::Internal,
+                format!("runtime measurement: {e}"),
+            )),
         }
-        if self.tee != Tee::Tdx {
-            return Ok(Measurement::NotSupported);
-        }
-        let _ = (domain, operation, content, register_index);
-        Err(HubError::new(
-            HubErrorKind::Unsupported,
-            "TDX runtime measurement (RTMR extend and the AA event log) is not available in this build",
-        ))
     }
 
     /// AA `GetTeeType`: `tdx`, `snp` or `sample`, as upstream.
@@ -607,6 +614,11 @@ fn renewal_margin(life: Duration) -> Duration {
 fn client_error(e: &ClientError) -> HubError {
     let kind = match e {
         DriverError::Kbs(k) => match k {
+            // Trustee answers 401 for nearly every failure; its error type tells them
+            // apart: a resource it does not hold fails in the resource plugin.
+            KbsClientError::Unauthorized {
+                error: Some(kbs), ..
+            } if kbs.kind == "PluginInternalError" => HubErrorKind::NotFound,
             KbsClientError::Refused { .. } | KbsClientError::Unauthorized { .. } => {
                 HubErrorKind::PermissionDenied
             }

@@ -31,7 +31,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
-pub use test_kbs::{Config, Effect, Fault, FaultKind, Policy, Rule, Server, Stats, Step};
+pub use test_kbs::{
+    Config, Effect, Fault, FaultKind, Policy, Rule, Server, Stats, Step, TlsSettings,
+};
 
 pub use bins::{sealctl_bin, sealgate_bin};
 
@@ -262,6 +264,70 @@ pub fn files(tree: &Tree) -> BTreeMap<String, Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------------------
+// HTTP or HTTPS
+
+/// How the KBS is spoken to. Tests of behaviour that does not depend on it (the fault
+/// matrix, the deadline) run over both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    /// HTTPS with a certificate for `127.0.0.1` and `localhost` from a test CA, which
+    /// sealgate gets as `--kbs-cert`.
+    Https,
+}
+
+/// Both schemes, for tests that run over each.
+pub const SCHEMES: [Scheme; 2] = [Scheme::Http, Scheme::Https];
+
+/// The test CA and the server certificate of [`Scheme::Https`] (made once per process).
+pub struct TestPki {
+    pub ca: test_kbs::certs::TestCa,
+    pub server: test_kbs::certs::Issued,
+}
+
+pub fn test_pki() -> &'static TestPki {
+    static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let ca = test_kbs::certs::TestCa::new("sealgate tests CA");
+        let server = ca.issue(&["127.0.0.1", "localhost"]);
+        TestPki { ca, server }
+    })
+}
+
+/// A TLS server configuration from `issued` (`tls12_only`: TLS 1.2 alone).
+pub fn tls_settings(issued: &test_kbs::certs::Issued, tls12_only: bool) -> TlsSettings {
+    TlsSettings::from_pem(
+        issued.cert_pem.as_bytes(),
+        issued.key_pem.as_bytes(),
+        tls12_only,
+    )
+    .unwrap()
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// `config` served over this scheme (HTTPS: with its own TLS settings if it has them,
+    /// else the test CA's server certificate).
+    pub fn serve(self, config: Config) -> Config {
+        match self {
+            Scheme::Http => config,
+            Scheme::Https if config.tls.is_some() => config,
+            Scheme::Https => Config {
+                tls: Some(tls_settings(&test_pki().server, false)),
+                ..config
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The world of one test: scratch space, a sealed directory, a KBS, the secrets
 
 /// Everything one test needs.
@@ -272,6 +338,8 @@ pub struct World {
     pub sealed: PathBuf,
     /// The test KBS (stopped on drop).
     pub kbs: Server,
+    /// The KBS certificate file passed as `--kbs-cert` (HTTPS).
+    pub kbs_cert: Option<PathBuf>,
     secrets: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -282,14 +350,35 @@ impl World {
     }
 
     pub fn with_kbs(tag: &str, config: Config) -> World {
+        World::over(tag, config, Scheme::Http)
+    }
+
+    /// A KBS with `config`, spoken to over `scheme` (HTTPS: with the test CA's certificate
+    /// as `--kbs-cert`).
+    pub fn over(tag: &str, config: Config, scheme: Scheme) -> World {
         let tmp = TempDir::new(tag);
         let sealed = tmp.mkdir("sealed");
         std::fs::set_permissions(&sealed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let kbs_cert = match (&config.tls, scheme) {
+            (Some(_), _) | (None, Scheme::Https) => {
+                Some(tmp.write("kbs-ca.pem", &test_pki().ca.cert_pem))
+            }
+            (None, Scheme::Http) => None,
+        };
         World {
+            kbs: start_kbs(scheme.serve(config)),
             tmp,
             sealed,
-            kbs: start_kbs(config),
+            kbs_cert,
             secrets: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `--kbs-cert FILE` when the KBS is HTTPS, else nothing.
+    pub fn cert_args(&self) -> Vec<String> {
+        match &self.kbs_cert {
+            Some(p) => vec!["--kbs-cert".into(), s(p).into()],
+            None => Vec::new(),
         }
     }
 
@@ -323,6 +412,7 @@ impl World {
     pub fn unseal(&self) -> Sealgate {
         self.bare()
             .args(["unseal", "--kbs", &self.url(), "--tee", "sample"])
+            .args(self.cert_args())
             .args(["--sealed-dir", s(&self.sealed)])
             .args(["--no-mount", "--insecure-allow-non-tmpfs"])
             .args(["--kernel-cmdline", "/dev/null", "--config", "/dev/null"])
@@ -334,6 +424,7 @@ impl World {
         let mut cmd = self
             .bare()
             .args(["get-resource", "--kbs", &self.url(), "--tee", "sample"])
+            .args(self.cert_args())
             .args(["--kernel-cmdline", "/dev/null", "--config", "/dev/null"])
             .args(["--log-level", "debug", "--deadline", "10", uri]);
         cmd.stdout_is_secret = true;
@@ -349,6 +440,7 @@ impl World {
             secrets: self.secrets.lock().unwrap().clone(),
             watch: vec![self.sealed.clone()],
             stdout_is_secret: false,
+            envs: Vec::new(),
         }
     }
 
@@ -411,6 +503,8 @@ pub struct Sealgate {
     watch: Vec<PathBuf>,
     /// get-resource: stdout carries the secret by design.
     pub stdout_is_secret: bool,
+    /// Extra environment variables (`exec`).
+    envs: Vec<(OsString, OsString)>,
 }
 
 impl Sealgate {
@@ -425,6 +519,12 @@ impl Sealgate {
         A: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable of the process.
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((name.into(), value.into()));
         self
     }
 
@@ -467,6 +567,7 @@ impl Sealgate {
         let child = Command::new(&self.program)
             .args(&self.args)
             .env_remove("SEALGATE_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

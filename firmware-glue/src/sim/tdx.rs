@@ -297,8 +297,11 @@ pub struct TdxConfig {
     pub mr_owner: [u8; 48],
     /// MROWNERCONFIG.
     pub mr_owner_config: [u8; 48],
-    /// RTMR0..3 (default: derived from the seed).
+    /// RTMR0..3 (default: what [`TdxConfig::ccel`] replays to; RTMR3 zero).
     pub rtmr: [[u8; 48]; 4],
+    /// The CCEL log area the firmware publishes (`/sys/firmware/acpi/tables/data/CCEL`):
+    /// default [`sample_ccel`] of the seed.
+    pub ccel: Vec<u8>,
     /// TEE_TCB_SVN2 (TDX 1.5 body).
     pub tee_tcb_svn2: [u8; 16],
     /// MRSERVICETD (TDX 1.5 body).
@@ -331,12 +334,8 @@ impl TdxConfig {
             mr_config_id: [0; 48],
             mr_owner: [0; 48],
             mr_owner_config: [0; 48],
-            rtmr: [
-                keys::derive_array(seed, "tdx/rtmr0"),
-                keys::derive_array(seed, "tdx/rtmr1"),
-                keys::derive_array(seed, "tdx/rtmr2"),
-                [0; 48],
-            ],
+            rtmr: ccel_rtmrs(&sample_ccel(seed)),
+            ccel: sample_ccel(seed),
             tee_tcb_svn2: [5, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             mr_servicetd: [0; 48],
             header_user_data: user,
@@ -350,6 +349,57 @@ impl Default for TdxConfig {
     fn default() -> Self {
         TdxConfig::from_seed(keys::DEFAULT_SEED)
     }
+}
+
+/// Size of the simulated CCEL log area (the rest after the log is 0xFF, as TDVF leaves it).
+pub const CCEL_AREA_LEN: usize = 4096;
+
+/// A small, well-formed CCEL log area as TDVF writes one: the SpecID header (SHA-384), then
+/// one event per RTMR0..2 (firmware blob, kernel, kernel command line; each SHA-384 digest
+/// is the hash of its event data, which names the seed), then 0xFF up to
+/// [`CCEL_AREA_LEN`].
+pub fn sample_ccel(seed: &[u8]) -> Vec<u8> {
+    use sealgate_core::eventlog::{self as el, ALG_SHA384};
+    let mut log = el::spec_id_header(&[(ALG_SHA384, 48)]);
+    let tag = |text: &[u8]| {
+        let mut data = Vec::from(text);
+        data.extend_from_slice(b" seed:");
+        data.extend_from_slice(&keys::derive_bytes(seed, "tdx/ccel", 8));
+        data
+    };
+    let events: [(u32, u32, Vec<u8>); 3] = [
+        (1, el::EV_EFI_PLATFORM_FIRMWARE_BLOB2, tag(b"TDHOB")),
+        (
+            2,
+            el::EV_EFI_BOOT_SERVICES_APPLICATION,
+            tag(b"File(kernel)"),
+        ),
+        (
+            3,
+            el::EV_EVENT_TAG,
+            el::tagged_event(0x8F3B_22ED, &tag(b"LOADED_IMAGE::LoadOptions")),
+        ),
+    ];
+    for (mr, ty, data) in events {
+        let digest: [u8; 48] = Sha384::digest(&data).into();
+        log.extend(el::event2(mr, ty, &[(ALG_SHA384, &digest)], &data));
+    }
+    log.resize(CCEL_AREA_LEN.max(log.len() + 8), 0xFF);
+    log
+}
+
+/// RTMR0..3 as a CCEL area replays (from zero).
+pub fn ccel_rtmrs(ccel: &[u8]) -> [[u8; 48]; 4] {
+    use sealgate_core::eventlog::{self as el, EventLog};
+    el::trim_ccel(ccel)
+        .ok()
+        .and_then(|len| {
+            let mut log = Vec::from(&ccel[..len]);
+            log.extend_from_slice(&el::EL_END_FLAG);
+            EventLog::parse(&log).ok()
+        })
+        .map(|l| l.replay())
+        .unwrap_or([[0; 48]; 4])
 }
 
 /// A simulated TDX platform: the configuration and the certificates issued for it.
@@ -386,6 +436,17 @@ impl TdxSim {
     /// The fault knobs, to change between quotes.
     pub fn faults_mut(&mut self) -> &mut TdxFaults {
         &mut self.config.faults
+    }
+
+    /// Extends RTMR `index` (0..=3) by `digest` as the TDX module does (`SHA384(old ||
+    /// digest)`): later quotes and TDREPORTs carry the new value. An index above 3 is ignored.
+    pub fn extend_rtmr(&mut self, index: usize, digest: &[u8; 48]) {
+        if let Some(r) = self.config.rtmr.get_mut(index) {
+            let mut h = Sha384::new();
+            h.update(*r);
+            h.update(digest);
+            *r = h.finalize().into();
+        }
     }
 
     /// The root CA certificate (DER): a verifier's trust anchor.

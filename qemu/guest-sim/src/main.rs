@@ -5,7 +5,9 @@
 //! guest-sim init       the /init wrapper (also when run as PID 1 under any name)
 //! guest-sim daemon     answer /dev/tsm_sim requests with the configured firmware
 //! guest-sim selftest   check the tsm_sim module's ABI (echo firmware; powers off)
-//! next-stage           (as argv[0]) a stand-in workload init: prints NEXT_STAGE_MARKER, powers off
+//! next-stage           (as argv[0]) a stand-in workload init: prints NEXT_STAGE_MARKER, what
+//!                      its root is (GUEST-SIM-ROOT) and the SHA-256 of every file listed
+//!                      in /etc/next-stage-files (GUEST-SIM-FILE), powers off
 //! serve-check          (as argv[0]) the next stage of a serve boot: starts `sealgate serve`,
 //!                      unseals over ttrpc and fetches over REST as a client, powers off
 //! ```
@@ -51,6 +53,62 @@ fn fail_as_init(msg: &str) -> ! {
 
 /// What the stand-in next stage prints: a test asserts it is absent after a failure.
 const NEXT_STAGE_MARKER: &str = "GUEST-SIM-NEXT-STAGE-RAN";
+
+/// What the stand-in next stage reports about the system it was started in: its root's
+/// filesystem (from `/proc/self/mountinfo`, when /proc is there) and the digests of the
+/// files `/etc/next-stage-files` lists (one path per line).
+fn next_stage_report() {
+    use sha2::{Digest, Sha256};
+    if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+        let root = info.lines().rev().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            if f.get(4) != Some(&"/") {
+                return None;
+            }
+            Some(format!("fstype={} source={}", r.first()?, r.get(1)?))
+        });
+        println!(
+            "GUEST-SIM-ROOT {}",
+            root.unwrap_or_else(|| "unknown".into())
+        );
+        for mount in ["/proc", "/sys", "/dev", "/run", "/sealed"] {
+            let moved = info.lines().any(|l| l.split(' ').nth(4) == Some(mount));
+            println!(
+                "GUEST-SIM-MOUNT path={mount} mounted={}",
+                if moved { "yes" } else { "no" }
+            );
+        }
+    } else {
+        println!("GUEST-SIM-ROOT unknown (no /proc)");
+    }
+    let list = std::fs::read_to_string("/etc/next-stage-files").unwrap_or_default();
+    for path in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match std::fs::read(path) {
+            Ok(data) => {
+                let hex: String = Sha256::digest(&data)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                println!(
+                    "GUEST-SIM-FILE path={path} size={} sha256={hex}",
+                    data.len()
+                );
+            }
+            Err(e) => println!("GUEST-SIM-FILE path={path} error={}", e.kind()),
+        }
+    }
+    // The old root (the initramfs) is gone after switch_root: its sealgate binary too.
+    println!(
+        "GUEST-SIM-OLD-ROOT sealgate={}",
+        if std::path::Path::new("/sbin/sealgate").exists() {
+            "present"
+        } else {
+            "absent"
+        }
+    );
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -112,6 +170,7 @@ fn main() {
         }
         "next-stage" => {
             println!("{NEXT_STAGE_MARKER}");
+            next_stage_report();
             let _ = std::io::stdout().flush();
             if pid1 {
                 let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);

@@ -20,14 +20,25 @@ use std::path::Path;
 /// the image builder): virtio-net, virtio-blk (the init-data disk), configfs, configfs-tsm.
 pub const MODULES: [&str; 4] = ["virtio_net", "virtio_blk", "configfs", "tsm"];
 
+/// The modules an image with encrypted volumes adds: device-mapper, dm-crypt and the XTS
+/// template (AES itself is built into the Debian kernel; dm-crypt asks the crypto API for
+/// `xts(aes)`, which would need a modprobe helper the image does not have).
+pub const VOLUME_MODULES: [&str; 3] = ["dm_mod", "dm_crypt", "xts"];
+
 /// The sealgate image (see the module documentation), uncompressed so overlays can follow.
 pub fn base(a: &Artifacts) -> Vec<u8> {
+    base_with(a, &[])
+}
+
+/// [`base`] with `extra` modules loaded after [`MODULES`].
+pub fn base_with(a: &Artifacts, extra: &[&str]) -> Vec<u8> {
     let spec = Spec {
         sealgate: Some(a.sealgate.clone()),
         modules_dir: Some(a.kernel.modules.clone()),
         kernel_version: Some(a.kernel.version.clone()),
         modules: MODULES
             .iter()
+            .chain(extra)
             .map(|m| Request {
                 module: m.to_string(),
                 params: Vec::new(),

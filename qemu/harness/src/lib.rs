@@ -215,6 +215,9 @@ pub struct VmConfig {
     pub initrd: PathBuf,
     /// A kata init-data disk, attached read-only.
     pub initdata: Option<PathBuf>,
+    /// Raw disk images attached read-write after it (`/dev/vdb`... with init-data, else
+    /// from `/dev/vda`).
+    pub disks: Vec<PathBuf>,
     /// Kernel command line words after `console=ttyS0 panic=-1 quiet`.
     pub append: String,
     /// Where the console goes.
@@ -264,6 +267,9 @@ impl Vm {
             .arg(cfg.timeout.as_secs().max(1).to_string());
         if let Some(disk) = &cfg.initdata {
             cmd.arg("--initdata").arg(disk);
+        }
+        for disk in &cfg.disks {
+            cmd.arg("--disk").arg(disk);
         }
         let child = cmd.stdin(Stdio::null()).spawn()?;
         Ok(Vm {

@@ -1,11 +1,13 @@
 //! End to end: sealgate as PID 1 of a real 6.12 guest under QEMU, attesting to the test KBS
 //! on the host (reached at 10.0.2.2 through slirp) and unsealing secrets into its tmpfs.
 //!
-//! - the sample TEE (the plain image);
+//! - the sample TEE (the plain image), over HTTPS with the KBS's CA certificate from
+//!   init-data (`sealctl initdata new --kbs-url --kbs-cert`);
 //! - simulated SEV-SNP and TDX through the guest kernel's real configfs-tsm code: the
 //!   `tsm_sim` module registers as `sev_guest`/`tdx_guest` and `guest-sim` signs with the
 //!   seed's test keys, which the KBS trusts (`Verifiers::sim`); the SNP case also checks
-//!   the init-data disk against HOST_DATA, TDX against MRCONFIGID;
+//!   the init-data disk against HOST_DATA (and fetches over HTTPS, the KBS's self-signed
+//!   `CA:true` certificate pinned by init-data), TDX against MRCONFIGID;
 //! - faults: the KBS comes up only after the guest started asking; the KBS refuses by
 //!   policy (fail closed, no next stage); init-data that does not match the TEE (refused
 //!   before any KBS traffic).
@@ -37,6 +39,62 @@ fn init_data(port: u16) -> String {
          [kbc]\nname = \"cc_kbc\"\nurl = \"http://10.0.2.2:{port}\"\n'''\n"
     )
 }
+
+/// How the KBS serves HTTPS in a case: the server certificate and what init-data names.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Https {
+    /// A test CA issues the KBS's certificate for 10.0.2.2; init-data carries the CA.
+    Ca,
+    /// The KBS's certificate is self-signed with CA:true (`openssl req -x509`'s shape);
+    /// init-data carries it (a pin).
+    SelfSigned,
+}
+
+/// The server certificate and the PEM init-data carries, for `https`.
+fn https_certs(https: Https) -> (test_kbs::certs::Issued, String) {
+    match https {
+        Https::Ca => {
+            let ca = test_kbs::certs::TestCa::new("sealgate QEMU test CA");
+            (ca.issue(&["10.0.2.2"]), ca.cert_pem)
+        }
+        Https::SelfSigned => {
+            let own = test_kbs::certs::self_signed(&["10.0.2.2"], true);
+            let pem = own.cert_pem.clone();
+            (own, pem)
+        }
+    }
+}
+
+/// Init-data naming `https://10.0.2.2:PORT` with `cert`, written by the operator's tool
+/// (`sealctl initdata new --kbs-url URL --kbs-cert PEM`): aa.toml and cdh.toml.
+fn https_init_data(
+    sealctl: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    cert: &str,
+) -> String {
+    let pem = dir.join("kbs-cert.pem");
+    let out = dir.join("initdata-https.toml");
+    std::fs::write(&pem, cert).unwrap();
+    let o = std::process::Command::new(sealctl)
+        .args([
+            "initdata",
+            "new",
+            "--kbs-url",
+            &format!("https://10.0.2.2:{port}"),
+            "--kbs-cert",
+        ])
+        .arg(&pem)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "sealctl initdata new: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read_to_string(&out).unwrap()
+}
 /// What the stand-in next stage prints (guest-sim as `/sbin/next-stage`).
 const NEXT_STAGE_MARKER: &str = "GUEST-SIM-NEXT-STAGE-RAN";
 
@@ -63,6 +121,8 @@ struct Case {
     exec_next: bool,
     /// SNP: the stand-in module also provides `/dev/sev-guest` (sealgate then prefers it).
     sev_ioctl: bool,
+    /// Serve HTTPS, the certificate in init-data (which this implies).
+    https: Option<Https>,
 }
 
 impl Case {
@@ -76,6 +136,7 @@ impl Case {
             deny: false,
             exec_next: false,
             sev_ioctl: false,
+            https: None,
         }
     }
 }
@@ -93,10 +154,14 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn start_kbs(port: u16, deny: bool) -> Server {
+fn start_kbs(port: u16, deny: bool, tls: Option<&test_kbs::certs::Issued>) -> Server {
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let server = Server::start(Config {
         listen,
+        tls: tls.map(|c| {
+            test_kbs::TlsSettings::from_pem(c.cert_pem.as_bytes(), c.key_pem.as_bytes(), false)
+                .unwrap()
+        }),
         verifiers: Verifiers::sim(SEED),
         policy: if deny {
             Policy::deny_all()
@@ -141,8 +206,13 @@ fn run(case: &Case) -> Outcome {
             ),
         ]),
     ];
+    let scheme = if case.https.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut append = format!(
-        "sealgate.kbs=http://10.0.2.2:{port} sealgate.resource=kbs:///default/app/key1 \
+        "sealgate.kbs={scheme}://10.0.2.2:{port} sealgate.resource=kbs:///default/app/key1 \
          sealgate.resource=kbs:///default/app/key2 sealgate.sealed_secrets=/etc/sealed \
          sealgate.deadline=60 sealgate.log=info"
     );
@@ -151,7 +221,11 @@ fn run(case: &Case) -> Outcome {
     } else {
         " sealgate.mode=report"
     };
-    let init_data = init_data(port);
+    let tls = case.https.map(https_certs);
+    let init_data = match &tls {
+        Some((_, cert)) => https_init_data(&a.sealctl, &dir, port, cert),
+        None => init_data(port),
+    };
     let digest = Sha384::digest(init_data.as_bytes());
     let mut bound = digest.to_vec();
     if case.wrong_binding {
@@ -178,7 +252,7 @@ fn run(case: &Case) -> Outcome {
             }
         }
     }
-    let initdata = case.init_data.then(|| {
+    let initdata = (case.init_data || case.https.is_some()).then(|| {
         let toml = dir.join("initdata.toml");
         let disk = dir.join("initdata.img");
         std::fs::write(&toml, &init_data).unwrap();
@@ -196,11 +270,16 @@ fn run(case: &Case) -> Outcome {
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     image::write(&initrd, &refs);
 
-    let mut server = case.kbs_late.is_none().then(|| start_kbs(port, case.deny));
+    let server_cert = tls.as_ref().map(|(c, _)| c);
+    let mut server = case
+        .kbs_late
+        .is_none()
+        .then(|| start_kbs(port, case.deny, server_cert));
     let mut vm = Vm::start(&VmConfig {
         kernel: a.kernel.image.clone(),
         initrd,
         initdata,
+        disks: Vec::new(),
         append,
         log: dir.join("console.log"),
         timeout: Duration::from_secs(150),
@@ -208,7 +287,7 @@ fn run(case: &Case) -> Outcome {
     .expect("qemu/run");
     if let Some(delay) = case.kbs_late {
         std::thread::sleep(delay);
-        server = Some(start_kbs(port, case.deny));
+        server = Some(start_kbs(port, case.deny, server_cert));
     }
     let _ = vm.wait_for("SEALGATE-", Duration::from_secs(150));
     let boot = vm.wait();
@@ -281,8 +360,28 @@ fn assert_simulated(o: &Outcome, what: &str) {
 #[test]
 #[ignore = "boots QEMU: run qemu/test"]
 fn sample_tee_unseals() {
-    let o = run(&Case::new("e2e-sample", Tee::Sample));
+    let o = run(&Case {
+        https: Some(Https::Ca),
+        ..Case::new("e2e-sample", Tee::Sample)
+    });
     assert_unsealed(&o);
+    assert_https(&o);
+}
+
+/// The secrets came over HTTPS (TLS 1.3, the KBS's certificate from init-data).
+fn assert_https(o: &Outcome) {
+    let ctx = context(o);
+    assert!(
+        o.boot
+            .console
+            .contains("trusting init-data's KBS certificate"),
+        "{ctx}"
+    );
+    assert!(
+        o.boot.console.contains("TLS 1.3 with https://10.0.2.2:"),
+        "{ctx}"
+    );
+    assert!(o.stats.tls_handshakes >= 1, "{ctx}");
 }
 
 #[test]
@@ -290,9 +389,11 @@ fn sample_tee_unseals() {
 fn simulated_snp_through_configfs_tsm_unseals_with_init_data() {
     let o = run(&Case {
         init_data: true,
+        https: Some(Https::SelfSigned),
         ..Case::new("e2e-snp", Tee::Snp)
     });
     assert_unsealed(&o);
+    assert_https(&o);
     assert_simulated(&o, "SNP report via configfs-tsm");
     assert!(
         o.boot.console.contains("init-data matches SNP HOST_DATA"),
@@ -453,11 +554,12 @@ fn untrusted_kernel_command_line_cannot_steer_sealgate() {
          -- unseal --owner 4242:4242 --kbs http://10.0.2.2:1 --resource kbs:///default/app/key2",
         FORBIDDEN_ON_CMDLINE.join(" ")
     );
-    let server = start_kbs(port, false);
+    let server = start_kbs(port, false, None);
     let mut vm = Vm::start(&VmConfig {
         kernel: a.kernel.image.clone(),
         initrd,
         initdata: None,
+        disks: Vec::new(),
         append,
         log: dir.join("console.log"),
         timeout: Duration::from_secs(150),

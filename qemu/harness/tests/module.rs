@@ -20,6 +20,7 @@ fn selftest(name: &str, module_params: &str) {
         kernel: a.kernel.image.clone(),
         initrd,
         initdata: None,
+        disks: Vec::new(),
         append: module_params.into(),
         log: dir.join("console.log"),
         timeout: Duration::from_secs(120),

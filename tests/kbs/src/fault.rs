@@ -4,7 +4,10 @@
 //! Spec syntax (the binary's `--fault`, [`Fault::from_str`]): `STEP:KIND[:ARG][:COUNT]`
 //!
 //! - `STEP`: `auth`, `attest`, `resource` (any resource GET) or `resource=REPO/TYPE/TAG`
-//!   (only that path).
+//!   (only that path), or `handshake` (the TLS handshake of a new connection, on an HTTPS
+//!   server; kinds `reset`: the ClientHello is read, then ECONNRESET; `close-mid-response`:
+//!   half of the server's first flight, then EOF; `hang`: nothing; `delay:MS`: nothing for
+//!   MS, then EOF).
 //! - `KIND` and its `ARG` (required for the kinds that take one, absent otherwise):
 //!
 //!   | kind | what the client sees | request processed? |
@@ -42,6 +45,8 @@ pub enum Step {
     Attest,
     /// `/kbs/v0/resource/...`; with a path (`repo/type/tag`), only that resource.
     Resource(Option<String>),
+    /// The TLS handshake of a new connection (HTTPS only).
+    Handshake,
 }
 
 /// What happens to the request.
@@ -107,6 +112,16 @@ impl Fault {
                 Err("invalid-token applies to attest or resource".into())
             }
             (_, FaultKind::Oversize(0)) => Err("oversize needs a positive size".into()),
+            (
+                Step::Handshake,
+                FaultKind::Reset
+                | FaultKind::CloseMidResponse
+                | FaultKind::Hang
+                | FaultKind::Delay(_),
+            ) => Ok(()),
+            (Step::Handshake, _) => {
+                Err("a handshake fault is reset, close-mid-response, hang or delay".into())
+            }
             _ if self.count == Some(0) => Err("count must be positive".into()),
             _ => Ok(()),
         }
@@ -123,6 +138,7 @@ impl FromStr for Fault {
             "auth" => Step::Auth,
             "attest" => Step::Attest,
             "resource" => Step::Resource(None),
+            "handshake" => Step::Handshake,
             other => match other.strip_prefix("resource=") {
                 Some(path) if !path.is_empty() => Step::Resource(Some(path.to_owned())),
                 _ => return Err(fail("unknown step")),
@@ -186,6 +202,7 @@ impl fmt::Display for Fault {
             Step::Attest => f.write_str("attest")?,
             Step::Resource(None) => f.write_str("resource")?,
             Step::Resource(Some(path)) => write!(f, "resource={path}")?,
+            Step::Handshake => f.write_str("handshake")?,
         }
         match &self.kind {
             FaultKind::Reset => f.write_str(":reset")?,
@@ -214,6 +231,8 @@ pub(crate) enum RequestStep {
     Attest,
     /// The path after `/kbs/v0/resource/`, without the query.
     Resource(String),
+    /// A new connection's TLS handshake.
+    Handshake,
 }
 
 impl Step {
@@ -222,6 +241,7 @@ impl Step {
             (Step::Auth, RequestStep::Auth) | (Step::Attest, RequestStep::Attest) => true,
             (Step::Resource(None), RequestStep::Resource(_)) => true,
             (Step::Resource(Some(want)), RequestStep::Resource(path)) => want == path,
+            (Step::Handshake, RequestStep::Handshake) => true,
             _ => false,
         }
     }

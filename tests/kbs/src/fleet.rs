@@ -23,7 +23,8 @@ use crate::fault::Fault;
 use crate::http::{Connection, Limits, Request};
 use crate::policy::Policy;
 use crate::server::{Config, Server, SharedParts, invalid, stop_listener};
-use crate::stats::{Arrival, Stats};
+use crate::stats::{Arrival, Stats, StatsCell};
+use crate::tls::{Handshake, Stream, TlsSettings};
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -48,6 +49,12 @@ struct Front {
     balance: Balance,
     limits: Limits,
     log: bool,
+    /// TLS terminated by the front (per request).
+    tls: Option<TlsSettings>,
+    /// The fleet serves HTTPS (terminated here or by the replicas).
+    https: bool,
+    /// The handshakes the front terminated.
+    tls_stats: StatsCell,
     next: AtomicUsize,
     /// Requests (per request) or connections (per connection) handed to each replica.
     handed: Vec<AtomicU64>,
@@ -73,10 +80,17 @@ impl Fleet {
             return Err(invalid("a fleet needs at least one replica".into()));
         }
         let parts = SharedParts::new(&config)?;
+        // HTTPS: an L7 front terminates TLS and talks plain HTTP to the replicas; an L4
+        // front passes the TLS bytes through to replicas that terminate it.
+        let (front_tls, replica_tls) = match balance {
+            Balance::PerRequest => (config.tls.clone(), None),
+            Balance::PerConnection => (None, config.tls.clone()),
+        };
         let servers = (0..replicas)
             .map(|_| {
                 let replica = Config {
                     listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                    tls: replica_tls.clone(),
                     ..config.clone()
                 };
                 Server::start_with(replica, parts.clone())
@@ -93,6 +107,9 @@ impl Fleet {
                 idle: config.keep_alive,
             },
             log: config.log,
+            tls: front_tls,
+            https: config.tls.is_some(),
+            tls_stats: StatsCell::default(),
             next: AtomicUsize::new(0),
             handed: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
             stopping: AtomicBool::new(false),
@@ -118,7 +135,8 @@ impl Fleet {
 
     /// `http://<front>`, the KBS URL to give a client.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.front.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The replicas, in round-robin order (each can also be reached directly).
@@ -154,6 +172,9 @@ impl Fleet {
             total.connections += s.connections;
             total.requests += s.requests;
             total.faults_injected += s.faults_injected;
+            total.tls_handshakes += s.tls_handshakes;
+            total.tls_resumed += s.tls_resumed;
+            total.tls_failed += s.tls_failed;
             for (sum, one) in [
                 (&mut total.auth, &s.auth),
                 (&mut total.attest, &s.attest),
@@ -165,6 +186,11 @@ impl Fleet {
                 }
             }
         }
+        // A front that terminates TLS counts the handshakes.
+        let front = self.front.tls_stats.snapshot();
+        total.tls_handshakes += front.tls_handshakes;
+        total.tls_resumed += front.tls_resumed;
+        total.tls_failed += front.tls_failed;
         total
     }
 
@@ -188,6 +214,7 @@ impl Fleet {
         for h in &self.front.handed {
             h.store(0, Ordering::Relaxed);
         }
+        self.front.tls_stats.reset();
     }
 
     /// Adds or replaces a resource in the shared store.
@@ -353,6 +380,15 @@ struct Upstream {
 fn per_request(front: &Front, client: TcpStream) {
     let _ = client.set_nodelay(true);
     let _ = client.set_write_timeout(Some(Duration::from_secs(30)));
+    let (client, handshake) = Stream::accept(client, front.tls.as_ref(), None, front.limits.idle);
+    match handshake {
+        Handshake::None => {}
+        Handshake::Done { resumed } => front.tls_stats.handshake(Some(resumed)),
+        Handshake::Failed => front.tls_stats.handshake(None),
+    }
+    let Some(client) = client else {
+        return;
+    };
     let mut conn = Connection::new(client);
     let mut upstreams: Vec<Option<Upstream>> = front.replicas.iter().map(|_| None).collect();
     loop {
@@ -382,7 +418,7 @@ fn per_request(front: &Front, client: TcpStream) {
                 return;
             }
             Err(Relay::Reset) => {
-                reset(&conn.stream);
+                reset(conn.stream.tcp());
                 return;
             }
             Err(Relay::Broken) => {
@@ -430,7 +466,7 @@ fn exchange(
     slot: &mut Option<Upstream>,
     i: usize,
     bytes: &[u8],
-    client: &mut TcpStream,
+    client: &mut Stream,
 ) -> Result<bool, Relay> {
     for attempt in 0..2 {
         let reused = slot.is_some();
@@ -485,7 +521,7 @@ struct Failure {
 const MAX_RESPONSE_HEAD: usize = 64 << 10;
 
 /// Relays one response; `Ok(keep_alive)`.
-fn relay(up: &mut BufReader<TcpStream>, client: &mut TcpStream) -> Result<bool, Failure> {
+fn relay(up: &mut BufReader<TcpStream>, client: &mut Stream) -> Result<bool, Failure> {
     let before = |error: io::Error| Failure {
         error,
         relayed: false,
@@ -546,7 +582,7 @@ fn relay(up: &mut BufReader<TcpStream>, client: &mut TcpStream) -> Result<bool, 
 }
 
 /// Relays a chunked body up to and including its trailer.
-fn relay_chunks(up: &mut BufReader<TcpStream>, client: &mut TcpStream) -> io::Result<()> {
+fn relay_chunks(up: &mut BufReader<TcpStream>, client: &mut Stream) -> io::Result<()> {
     let eof = || io::Error::from(io::ErrorKind::UnexpectedEof);
     loop {
         let mut line = Vec::new();

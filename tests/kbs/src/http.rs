@@ -7,8 +7,8 @@
 //! chunks of growing size (1, 7, 64, 512, then 4096 bytes) so that clients' chunk decoding
 //! is exercised. Header order follows actix: length, the handler's headers, `date`.
 
+use crate::tls::Stream;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, SystemTime};
 
 /// Request size limits and the idle timeout.
@@ -105,7 +105,7 @@ impl ReadError {
 
 /// A server-side connection with its read buffer (pipelined bytes stay for the next request).
 pub(crate) struct Connection {
-    pub stream: TcpStream,
+    pub stream: Stream,
     buf: Vec<u8>,
 }
 
@@ -120,7 +120,7 @@ struct Head {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream) -> Self {
+    pub(crate) fn new(stream: Stream) -> Self {
         Connection {
             stream,
             buf: Vec::new(),
@@ -129,7 +129,7 @@ impl Connection {
 
     /// Reads more bytes into the buffer; `Ok(false)` on EOF.
     fn fill(&mut self, idle: Duration) -> io::Result<bool> {
-        self.stream.set_read_timeout(Some(idle))?;
+        self.stream.tcp().set_read_timeout(Some(idle))?;
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.stream.read(&mut chunk) {
@@ -240,7 +240,7 @@ impl Connection {
     /// Says nothing and keeps the connection open until the client closes it (or the
     /// server shuts it down when it stops); what the client sends meanwhile is discarded.
     pub(crate) fn hold_until_closed(&mut self) {
-        let _ = self.stream.set_read_timeout(None);
+        let _ = self.stream.tcp().set_read_timeout(None);
         let mut sink = [0u8; 4096];
         while matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {}
     }
@@ -249,11 +249,12 @@ impl Connection {
     pub(crate) fn write_and_close(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes);
         let _ = self.stream.flush();
-        let _ = self.stream.shutdown(Shutdown::Write);
+        self.stream.shutdown_write();
         // Drain what the client may still send so that closing does not turn into a reset
         // that could destroy the bytes just written before the client reads them.
         let _ = self
             .stream
+            .tcp()
             .set_read_timeout(Some(Duration::from_millis(200)));
         let mut sink = [0u8; 4096];
         while matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {}
@@ -261,7 +262,7 @@ impl Connection {
 
     /// Resets the connection: SO_LINGER 0, then close, so the client sees ECONNRESET.
     pub(crate) fn reset(self) {
-        let _ = rustix::net::sockopt::set_socket_linger(&self.stream, Some(Duration::ZERO));
+        let _ = rustix::net::sockopt::set_socket_linger(self.stream.tcp(), Some(Duration::ZERO));
         drop(self.stream);
     }
 }

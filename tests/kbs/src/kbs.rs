@@ -81,6 +81,7 @@ impl Route {
             RequestStep::Auth => Some(Counter::Auth),
             RequestStep::Attest => Some(Counter::Attest),
             RequestStep::Resource(_) => Some(Counter::Resource),
+            RequestStep::Handshake => None,
         }
     }
 }

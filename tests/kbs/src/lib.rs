@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod certs;
 mod error;
 pub mod fault;
 mod fleet;
@@ -71,6 +72,7 @@ mod session;
 mod snp;
 mod stats;
 mod tdx;
+mod tls;
 mod token;
 pub mod verifier;
 mod x509;
@@ -81,6 +83,7 @@ pub use policy::{Effect, Policy, Rule};
 pub use rcar::Tee;
 pub use server::{Config, Server};
 pub use stats::{Arrival, MAX_ARRIVALS, Stats, StepStats};
+pub use tls::TlsSettings;
 pub use verifier::{
     Appraisal, EarStatus, Expected, SampleDeviceVerifier, SampleVerifier, SnpPolicy, SnpRoots,
     SnpVerifier, TdxPolicy, TdxVerifier, TrustVector, Verifier, Verifiers,

@@ -8,21 +8,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 use test_kbs::{
     Balance, Config, Fault, Fleet, Policy, Server, SnpPolicy, SnpRoots, SnpVerifier, TdxPolicy,
-    TdxVerifier, Tee,
+    TdxVerifier, Tee, TlsSettings,
 };
 
 const USAGE: &str = "\
 usage: test-kbs [--listen ADDR] [--resources DIR] [--policy FILE]
                 [--session-timeout SECS] [--token-lifetime SECS] [--token-leeway SECS]
                 [--keep-alive SECS] [--chunked] [--close-after-response]
+                [--tls-cert PEM --tls-key PEM [--tls12-only]]
                 [--fault STEP:KIND[:ARG][:COUNT]]... [--ready-file PATH] [--quiet]
                 [--replicas N [--balance request|connection]]
                 [--trust-sim-roots SEED]
                 [--snp-ark FILE [--snp-ask FILE] [--snp-asvk FILE]]
                 [--snp-measurement HEX]... [--snp-host-data HEX]...
                 [--tdx-root FILE] [--tdx-mrtd HEX]... [--tdx-rtmr N:HEX]...
+       test-kbs certs --out DIR [--name NAME]... [--self-signed-ca]
 
-A test Trustee KBS (RCAR 0.4.0) over plain HTTP/1.1.
+A test Trustee KBS (RCAR 0.4.0) over HTTP/1.1, plain or HTTPS.
 
   --listen ADDR            address to listen on (default 127.0.0.1:8080; port 0 = any free port)
   --resources DIR          serve DIR/<repo>/<type>/<tag> files as resources
@@ -33,10 +35,15 @@ A test Trustee KBS (RCAR 0.4.0) over plain HTTP/1.1.
   --keep-alive SECS        idle timeout of persistent connections (default 5)
   --chunked                send responses with Transfer-Encoding: chunked
   --close-after-response   close the connection after every response
+  --tls-cert PEM           serve HTTPS with this certificate chain (leaf first)...
+  --tls-key PEM            ...and its private key (rustls, ring provider; ALPN http/1.1)
+  --tls12-only             offer TLS 1.2 only (default: 1.3 and 1.2)
   --fault SPEC             inject a fault, e.g. resource:close-mid-response:1, auth:status:503:2,
                            attest:delay:500, resource=default/keys/k:oversize:64M:1
                            (kinds: reset close-mid-response delay:MS drip:MS hang status:CODE
-                           truncated-body garbage-body oversize:BYTES expire-session invalid-token)
+                           truncated-body garbage-body oversize:BYTES expire-session invalid-token;
+                           step 'handshake' breaks a TLS handshake: reset, close-mid-response,
+                           hang or delay:MS)
   --replicas N             run N replicas (sharing the token key, resources, policy and faults;
                            each with its own sessions) behind a round-robin front on ADDR
   --balance MODE           how the front balances: 'request' (each request to the next replica,
@@ -58,10 +65,27 @@ Evidence verifiers (sample and sampledevice always; snp and tdx once given trust
   --tdx-mrtd HEX           allowed MRTD (48 bytes; repeat; none = any)
   --tdx-rtmr N:HEX         required value of RTMR N (0..3)
 
-Prints the URL (http://ADDR) on stdout once listening, then serves until killed.";
+Prints the URL (http://ADDR or https://ADDR) on stdout once listening, then serves until
+killed.
+
+certs: writes test certificates (ECDSA P-256, valid 2000-2090) into DIR: ca.pem (the trust
+anchor to give sealgate), and server.pem + server-key.pem issued by it for the NAMEs (DNS
+names or IP addresses; default localhost and 127.0.0.1). With --self-signed-ca, server.pem is
+self-signed with CA:true instead (as `openssl req -x509` makes them: sealgate accepts it as
+an exact pin) and ca.pem is a copy of it.";
 
 fn main() -> ExitCode {
-    let config = match parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("certs") {
+        return match certs(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("test-kbs certs: {e}\n\n{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let config = match parse(args.into_iter()) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => {
             println!("{USAGE}");
@@ -101,6 +125,46 @@ fn main() -> ExitCode {
     loop {
         std::thread::park();
     }
+}
+
+/// `test-kbs certs --out DIR [--name NAME]... [--self-signed-ca]`.
+fn certs(args: &[String]) -> Result<(), String> {
+    let mut out = None;
+    let mut names: Vec<String> = Vec::new();
+    let mut self_signed_ca = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--out" => out = Some(PathBuf::from(value(arg)?)),
+            "--name" => names.push(value(arg)?),
+            "--self-signed-ca" => self_signed_ca = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let out = out.ok_or("--out DIR is required")?;
+    if names.is_empty() {
+        names = vec!["localhost".into(), "127.0.0.1".into()];
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (ca_pem, server) = if self_signed_ca {
+        let server = test_kbs::certs::self_signed(&names, true);
+        (server.cert_pem.clone(), server)
+    } else {
+        let ca = test_kbs::certs::TestCa::new("test-kbs CA");
+        let server = ca.issue(&names);
+        (ca.cert_pem, server)
+    };
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for (file, text) in [
+        ("ca.pem", ca_pem.as_str()),
+        ("server.pem", server.cert_pem.as_str()),
+        ("server-key.pem", server.key_pem.as_str()),
+    ] {
+        let path = out.join(file);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes `url` to `path` atomically (a temporary file renamed), so a watcher never reads half.
@@ -144,6 +208,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
     let mut replicas = None;
     let mut balance = Balance::default();
     let mut tees = TeeFlags::default();
+    let (mut tls_cert, mut tls_key, mut tls12_only) = (None, None, false);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -160,6 +225,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
             "--keep-alive" => config.keep_alive = seconds(&value(&arg)?)?,
             "--chunked" => config.chunked = true,
             "--close-after-response" => config.close_after_response = true,
+            "--tls-cert" => tls_cert = Some(value(&arg)?),
+            "--tls-key" => tls_key = Some(value(&arg)?),
+            "--tls12-only" => tls12_only = true,
             "--fault" => config.faults.push(value("--fault")?.parse::<Fault>()?),
             "--ready-file" => ready_file = Some(PathBuf::from(value("--ready-file")?)),
             "--quiet" => config.log = false,
@@ -205,6 +273,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Parsed>, Strin
         }
     }
     tees.install(&mut config)?;
+    config.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(TlsSettings::from_files(&cert, &key, tls12_only)?),
+        (None, None) if !tls12_only => None,
+        _ => return Err("HTTPS needs both --tls-cert and --tls-key".into()),
+    };
     if replicas.is_none() && balance != Balance::default() {
         return Err("--balance needs --replicas".into());
     }
@@ -378,6 +451,14 @@ mod tests {
             &["--bogus"],
             &["--fault", "auth:nope"],
             &["--keep-alive", "x"],
+            &["--tls-cert", "/nonexistent.pem"],
+            &["--tls12-only"],
+            &[
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                "/nonexistent.pem",
+            ],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

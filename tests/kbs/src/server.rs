@@ -1,13 +1,14 @@
 //! The listener, one thread per connection, the request loop with fault injection, and the
 //! [`Server`] handle tests drive.
 
-use crate::fault::{Fault, FaultKind, Faults};
+use crate::fault::{Fault, FaultKind, Faults, RequestStep};
 use crate::http::{Connection, Framing, Limits, Request, Response, chunk_frame};
 use crate::kbs::{Kbs, Outcome, Route, Twist};
 use crate::policy::Policy;
 use crate::resources::Resources;
 use crate::session::Sessions;
 use crate::stats::{Arrival, Stats, StatsCell};
+use crate::tls::{Handshake, Stream, TlsSettings};
 use crate::token::TokenService;
 use crate::verifier::Verifiers;
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub struct Config {
     pub faults: Vec<Fault>,
     /// Log each request (method, path, status, and the reason of an error) to stderr.
     pub log: bool,
+    /// Serve HTTPS with this certificate and key (`None`: plain HTTP).
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             close_after_response: false,
             faults: Vec::new(),
             log: false,
+            tls: None,
         }
     }
 }
@@ -106,6 +110,7 @@ impl std::fmt::Debug for Config {
             .field("close_after_response", &self.close_after_response)
             .field("faults", &self.faults)
             .field("log", &self.log)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -155,6 +160,7 @@ struct Shared {
     chunked: bool,
     close_after_response: bool,
     log: bool,
+    tls: Option<TlsSettings>,
     stopping: AtomicBool,
     next_id: AtomicU64,
     /// Live connections, to shut them down when the server stops.
@@ -201,6 +207,7 @@ impl Server {
             chunked: config.chunked,
             close_after_response: config.close_after_response,
             log: config.log,
+            tls: config.tls,
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             connections: Mutex::new(HashMap::new()),
@@ -221,9 +228,14 @@ impl Server {
         self.addr
     }
 
-    /// `http://<addr>`, the KBS URL to give a client.
+    /// `http://<addr>` (`https://` with TLS), the KBS URL to give a client.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Replaces the armed faults.
@@ -389,6 +401,24 @@ enum Next {
 fn serve(shared: &Shared, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+    let fault = shared
+        .tls
+        .as_ref()
+        .and_then(|_| shared.faults.take(&RequestStep::Handshake));
+    if let Some(f) = &fault {
+        shared.stats.fault();
+        shared.log_line(&format!("TLS handshake -> broken (fault: {f:?})"));
+    }
+    let (stream, handshake) =
+        Stream::accept(stream, shared.tls.as_ref(), fault, shared.limits.idle);
+    match handshake {
+        Handshake::None => {}
+        Handshake::Done { resumed } => shared.stats.handshake(Some(resumed)),
+        Handshake::Failed => shared.stats.handshake(None),
+    }
+    let Some(stream) = stream else {
+        return;
+    };
     let mut conn = Connection::new(stream);
     loop {
         let request = match conn.read_request(&shared.limits) {
@@ -560,7 +590,7 @@ fn stream_oversize(
     let head = Response::json(Vec::new()).head(framing, size, close);
     shared.stats.response(counter, 200);
     shared.stats.answered(arrival, 200);
-    let mut out = io::BufWriter::with_capacity(64 << 10, &conn.stream);
+    let mut out = io::BufWriter::with_capacity(64 << 10, &mut conn.stream);
     let written = write_oversize(&mut out, &head, size, framing);
     drop(out);
     match written {

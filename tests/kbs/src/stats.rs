@@ -36,6 +36,12 @@ pub struct Stats {
     pub resource: StepStats,
     /// Faults that fired.
     pub faults_injected: u64,
+    /// TLS handshakes completed (HTTPS), full or resumed.
+    pub tls_handshakes: u64,
+    /// Of those, the resumed ones (a session ticket or id from an earlier connection).
+    pub tls_resumed: u64,
+    /// TLS handshakes that failed or that a fault broke.
+    pub tls_failed: u64,
 }
 
 /// Which counter a request goes to.
@@ -111,6 +117,16 @@ impl StatsCell {
 
     pub(crate) fn connection(&self) {
         self.with(|s| s.connections += 1);
+    }
+
+    pub(crate) fn handshake(&self, done: Option<bool>) {
+        self.with(|s| match done {
+            Some(resumed) => {
+                s.tls_handshakes += 1;
+                s.tls_resumed += u64::from(resumed);
+            }
+            None => s.tls_failed += 1,
+        });
     }
 
     pub(crate) fn fault(&self) {

@@ -11,7 +11,10 @@
 //! REPORTDATA is SHA-256(attestation key ‖ QE authentication data) ‖ 32 zero bytes; the quote
 //! is signed by the attestation key over header ‖ body; REPORTDATA = regularize(binding, 64);
 //! MRCONFIGID = regularize(init-data digest, 48) when init-data was sent; the event log, when
-//! present, is decoded but not replayed; then the policy.
+//! present (`cc_eventlog` not null or empty), is parsed as Trustee parses it and replayed
+//! (SHA-384 per MR index 1..4) against RTMR0..3 of the quote, a mismatch failing the
+//! attestation (absent: a note only, as Trustee's warning), and its events become the
+//! `uefi_event_logs` claim; then the policy.
 //!
 //! Not checked (no collateral exists for simulated platforms, and the test KBS has no Intel
 //! PCS): TCB info and TCB status by FMSPC, QE identity, CRLs, certificate validity periods.
@@ -22,6 +25,7 @@ use firmware_glue::EvidenceJsonError;
 use firmware_glue::der::{Certificate, oid, tag};
 use firmware_glue::tdx::{self, Quote, QuoteError};
 use p256::ecdsa::signature::Verifier as _;
+use sealgate_core::eventlog::{self, EventLog};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -196,7 +200,65 @@ fn td_attributes(raw: &[u8; 8]) -> Value {
     })
 }
 
-/// Trustee's `generate_parsed_claim` (without event log claims).
+/// Trustee's `uefi_event_logs` claim (the fields the test KBS can fill): one object per
+/// event after the header, with the AAEL details for `EV_EVENT_TAG` events tagged `AAEL`.
+fn uefi_event_logs(log: &EventLog) -> Value {
+    let events: Vec<Value> = log
+        .events
+        .iter()
+        .skip(1)
+        .map(|e| {
+            let digests: Vec<Value> = e
+                .digests
+                .iter()
+                .map(|(alg, d)| {
+                    let name = match *alg {
+                        eventlog::ALG_SHA256 => "SHA-256".to_owned(),
+                        eventlog::ALG_SHA384 => "SHA-384".to_owned(),
+                        eventlog::ALG_SHA512 => "SHA-512".to_owned(),
+                        eventlog::ALG_SM3_256 => "SM3".to_owned(),
+                        other => format!("0x{other:04x}"),
+                    };
+                    json!({"alg": name, "digest": hex(d)})
+                })
+                .collect();
+            let mut details = Map::new();
+            if let Some(text) = e.aael_text() {
+                details.insert("string".into(), json!(text));
+                details.insert("unicode_name".into(), json!("AAEL"));
+                let mut parts = text.splitn(3, ' ');
+                let (domain, operation, content) = (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                );
+                let content =
+                    serde_json::from_str::<Value>(content).unwrap_or_else(|_| json!(content));
+                details.insert(
+                    "data".into(),
+                    json!({"domain": domain, "operation": operation, "content": content}),
+                );
+            } else if e.event_type == eventlog::EV_EVENT_TAG && e.data.len() >= 8 {
+                let text: String = String::from_utf8_lossy(&e.data[8..])
+                    .chars()
+                    .filter(|c| *c != '\0')
+                    .collect();
+                details.insert("string".into(), json!(text));
+            }
+            json!({
+                "index": e.mr_index,
+                "type_name": eventlog::event_type_name(e.event_type).unwrap_or("unknown"),
+                "digests": digests,
+                "event": sealgate_core::b64::std_encode(&e.data),
+                "details": Value::Object(details),
+                "digest_matches_event": e.digest_matches_event(),
+            })
+        })
+        .collect();
+    Value::Array(events)
+}
+
+/// Trustee's `generate_parsed_claim` (the event log claims are added by the caller).
 fn claims(quote: &Quote<&[u8]>, piid: Option<[u8; 16]>) -> Map<String, Value> {
     let raw = quote.as_bytes();
     let b = quote.body();
@@ -313,12 +375,30 @@ impl Verifier for TdxVerifier {
             }
         }
         let mut notes = Vec::new();
+        let mut event_logs = None;
         match &parsed.cc_eventlog {
             None => notes.push("no event log (cc_eventlog null): RTMRs not replayed".to_owned()),
-            Some(log) => notes.push(format!(
-                "cc_eventlog of {} bytes not replayed (the test KBS does not implement CCEL replay)",
-                log.len()
-            )),
+            Some(log) => {
+                let parsed = EventLog::parse(log)
+                    .map_err(|e| format!("TDX Verifier: parse CCEL failed: {e}"))?;
+                let replayed = parsed.replay();
+                for (i, want) in replayed.iter().enumerate() {
+                    let got = quote.rtmr(i).unwrap_or(&[0u8; 48]);
+                    if got != want {
+                        return Err(format!(
+                            "TDX Verifier: RTMR{i} of the quote is {}, the event log replays to {}",
+                            hex(got),
+                            hex(want)
+                        ));
+                    }
+                }
+                notes.push(format!(
+                    "cc_eventlog of {} bytes, {} events, replayed to the quote's RTMR0..3",
+                    log.len(),
+                    parsed.events.len()
+                ));
+                event_logs = Some(uefi_event_logs(&parsed));
+            }
         }
         if self.policy.mr_td.is_empty() {
             notes.push("any MRTD accepted".to_owned());
@@ -339,9 +419,13 @@ impl Verifier for TdxVerifier {
                 ));
             }
         }
+        let mut claims = claims(&quote, piid);
+        if let Some(logs) = event_logs {
+            claims.insert("uefi_event_logs".into(), logs);
+        }
         Ok(Appraisal {
             class: "cpu",
-            claims: claims(&quote, piid),
+            claims,
             status: EarStatus::Affirming,
             trust_vector: TrustVector {
                 configuration: 2,

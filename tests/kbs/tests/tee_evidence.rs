@@ -17,6 +17,7 @@ use firmware_glue::sim::tdx::{TdxConfig, TdxSim};
 use firmware_glue::sim::{self, DEFAULT_SEED};
 use firmware_glue::snp::Generation;
 use firmware_glue::tdx::BodyKind;
+use sealgate_core::eventlog;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha384};
 use test_kbs::{
@@ -674,25 +675,14 @@ fn tdx_malformed_evidence_is_refused() {
         firmware_glue::tdx::evidence_json(&quote[..quote.len() - 100], None)
     });
     assert!(why.contains("malformed TD quote"), "{why}");
-    // an event log is decoded, and said not to be replayed
+    // an event log is parsed and replayed (issue 10): 3 bytes are no event log
     let digest = [0x11u8; 48];
     let mut rd = [0u8; 64];
     rd[..48].copy_from_slice(&digest);
-    let ev = firmware_glue::tdx::evidence_json(&sim.quote(&rd), Some(b"log"));
-    let appraisal = v
-        .verify(
-            &ev,
-            &Expected {
-                report_data: &digest,
-                init_data_digest: None,
-            },
-        )
-        .unwrap();
-    assert!(
-        appraisal.notes[0].contains("3 bytes not replayed"),
-        "{:?}",
-        appraisal.notes
-    );
+    let why = reason(&v, false, |rd| {
+        firmware_glue::tdx::evidence_json(&sim.quote(rd), Some(b"log"))
+    });
+    assert!(why.starts_with("TDX Verifier: parse CCEL failed"), "{why}");
     let ev = sim.evidence_json(&rd);
     let appraisal = v
         .verify(
@@ -835,4 +825,121 @@ fn the_program_rejects_incomplete_tee_flags() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage: test-kbs"));
     }
+}
+
+/// The firmware's CCEL (cut at its end) plus AAEL records, as sealgate's evidence carries it.
+fn cc_eventlog(sim: &TdxSim, aael: &[u8]) -> Vec<u8> {
+    let ccel = &sim.config().ccel;
+    eventlog::assemble(Some(ccel), Some(aael)).unwrap().unwrap()
+}
+
+fn verify_with_log(
+    v: &TdxVerifier,
+    sim: &TdxSim,
+    log: &[u8],
+) -> Result<test_kbs::Appraisal, String> {
+    let digest = [0x11u8; 48];
+    let mut rd = [0u8; 64];
+    rd[..48].copy_from_slice(&digest);
+    let ev = firmware_glue::tdx::evidence_json(&sim.quote(&rd), Some(log));
+    v.verify(
+        &ev,
+        &Expected {
+            report_data: &digest,
+            init_data_digest: None,
+        },
+    )
+}
+
+#[test]
+fn tdx_event_log_replays_against_the_rtmrs() {
+    let v = tdx_verifier();
+    let mut sim = tdx_sim(|_| {});
+    // The firmware's log alone: RTMR0..2 replay, RTMR3 is zero.
+    let log = cc_eventlog(&sim, &[]);
+    let a = verify_with_log(&v, &sim, &log).unwrap();
+    assert!(a.notes[0].contains("4 events, replayed"), "{:?}", a.notes);
+    let events = a.claims["uefi_event_logs"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[1]["type_name"], "EV_EFI_BOOT_SERVICES_APPLICATION");
+    assert_eq!(events[0]["digests"][0]["alg"], "SHA-384");
+    assert_eq!(events[0]["digest_matches_event"], true);
+
+    // An AAEL entry after an extend of RTMR3 replays.
+    let e = eventlog::AaelEvent::new(
+        "github.com/confidential-containers",
+        "PullImage",
+        "{\"image\":\"docker.io/library/busybox:latest\", \"digest\":\"sha256:00\"}",
+        eventlog::pcr_to_mr(17),
+    )
+    .unwrap();
+    sim.extend_rtmr(3, &e.digest());
+    let log = cc_eventlog(&sim, &e.record());
+    let a = verify_with_log(&v, &sim, &log).unwrap();
+    let events = a.claims["uefi_event_logs"].as_array().unwrap();
+    let aael = &events[3];
+    assert_eq!(aael["index"], 4);
+    assert_eq!(aael["type_name"], "EV_EVENT_TAG");
+    assert_eq!(aael["details"]["unicode_name"], "AAEL");
+    assert_eq!(aael["details"]["data"]["operation"], "PullImage");
+    assert_eq!(
+        aael["details"]["data"]["content"]["image"],
+        "docker.io/library/busybox:latest"
+    );
+    // The quote's RTMR3 is now nonzero and in the claims.
+    assert_eq!(
+        a.claims["quote"]["body"]["rtmr_3"],
+        json!(hex(&sim.config().rtmr[3]))
+    );
+
+    // The same log against a quote without the extend: RTMR3 mismatch.
+    let fresh = tdx_sim(|_| {});
+    let why = verify_with_log(&v, &fresh, &log).unwrap_err();
+    assert!(
+        why.starts_with("TDX Verifier: RTMR3 of the quote is"),
+        "{why}"
+    );
+
+    // A tampered firmware event (one digest bit): RTMR0 mismatch, refused on the wire too.
+    let mut bad = cc_eventlog(&sim, &e.record());
+    let at = eventlog::spec_id_header(&[(eventlog::ALG_SHA384, 48)]).len() + 14;
+    bad[at] ^= 1;
+    let why = verify_with_log(&v, &sim, &bad).unwrap_err();
+    assert!(
+        why.starts_with("TDX Verifier: RTMR0 of the quote is"),
+        "{why}"
+    );
+    let mut verifiers = Verifiers::default();
+    verifiers.insert(Tee::Tdx, tdx_verifier());
+    expect_refused(&server_with(verifiers.clone()), "tdx", true, |rd| {
+        firmware_glue::tdx::evidence_json(&sim.quote(rd), Some(&bad))
+    });
+    let (_, _, _, r) = attest_with(&server_with(verifiers), "tdx", true, |rd| {
+        firmware_glue::tdx::evidence_json(&sim.quote(rd), Some(&log))
+    });
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // A tampered AAEL text: its digest no longer matches the event (reported), and the
+    // record still replays its (unchanged) digest; changing the digest breaks RTMR3.
+    let mut rec = e.record();
+    let last = rec.len() - 1;
+    rec[last] ^= 0x20;
+    let a = verify_with_log(&v, &sim, &cc_eventlog(&sim, &rec)).unwrap();
+    assert_eq!(
+        a.claims["uefi_event_logs"][3]["digest_matches_event"],
+        false
+    );
+    let mut rec = e.record();
+    rec[20] ^= 1;
+    let why = verify_with_log(&v, &sim, &cc_eventlog(&sim, &rec)).unwrap_err();
+    assert!(
+        why.starts_with("TDX Verifier: RTMR3 of the quote is"),
+        "{why}"
+    );
+
+    // Unknown event type, missing end marker: parse errors.
+    let mut log = cc_eventlog(&sim, &e.record());
+    log.truncate(log.len() - 8);
+    let why = verify_with_log(&v, &sim, &log).unwrap_err();
+    assert!(why.contains("end marker"), "{why}");
 }

@@ -1,4 +1,4 @@
-//! A freestanding `#![no_std]` program over the sealgate core.
+//! A freestanding `#![no_std]` program over the sealgate core and its TLS client.
 //!
 //! It defines its own panic handler, so if anything in the core's dependency tree pulled
 //! in `std`, this crate would not compile (`duplicate lang item panic_impl`). Then it
@@ -56,6 +56,90 @@ fn check() -> Result<(), i32> {
     let plaintext = jwe::decrypt(&key, JWE.as_bytes()).map_err(|_| 5)?;
     if &plaintext[..] != b"this is a test secret" {
         return Err(6);
+    }
+    tls_check()
+}
+
+/// A self-signed P-256 certificate for kbs.example (its key was discarded).
+const CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBnDCCAUGgAwIBAgIUH02+7XDL5NOorr19RPv2lt4Fx9swCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLa2JzLmV4YW1wbGUwIBcNMjYxMjA2MDkyNDA1WhgPMjEyNjEx
+MTIwOTI0MDVaMBYxFDASBgNVBAMMC2ticy5leGFtcGxlMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEonxD21v1piqk0vTN9ZrxYk0alotzUQh4DkTEac0LfuQrB1h5
+JUspDggVvM03cxhpjfbFPFgnlEOHr5U7kBataKNrMGkwHQYDVR0OBBYEFN9uZ+R8
+ZPMuIHs1zOcfofI2cHpbMB8GA1UdIwQYMBaAFN9uZ+R8ZPMuIHs1zOcfofI2cHpb
+MA8GA1UdEwEB/wQFMAMBAf8wFgYDVR0RBA8wDYILa2JzLmV4YW1wbGUwCgYIKoZI
+zj0EAwIDSQAwRgIhAPVf/shVWpguLgbTAOB+PFHCjuD8c9Z3ARfa5Pv9TjnnAiEA
+7spfRHeI6BqHcq4/McBJqwAnjn1Z3Elh9dyZ2d4RQ/g=
+-----END CERTIFICATE-----
+";
+
+/// The server's side of a TLS connection: it answers the ClientHello with a
+/// handshake_failure alert.
+struct AlertingServer {
+    sent: usize,
+    answered: bool,
+}
+
+impl embedded_io::ErrorType for AlertingServer {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Read for AlertingServer {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        const ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 40];
+        if self.answered || buf.len() < ALERT.len() {
+            return Ok(0);
+        }
+        self.answered = true;
+        buf[..ALERT.len()].copy_from_slice(&ALERT);
+        Ok(ALERT.len())
+    }
+}
+
+impl embedded_io::Write for AlertingServer {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.sent += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// The TLS client without std: trust from PEM, the provider's ECDHE key shares in a real
+/// ClientHello, the server's alert parsed into the right error. (The randomness is a fixed
+/// pattern: this harness has no OS random source, and nothing here is secret.)
+fn tls_check() -> Result<(), i32> {
+    use sealgate_tls::{TlsClientConfig, TlsError, TlsStream, TlsTrust, UnixTime};
+    let trust = TlsTrust::from_pem(CERT.as_bytes()).map_err(|_| 7)?;
+    let config = TlsClientConfig::new(
+        &trust,
+        |buf| {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(31).wrapping_add(7);
+            }
+            Ok(())
+        },
+        // 2027-01-01T00:00:00Z
+        || {
+            Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(
+                1_798_761_600,
+            )))
+        },
+    )
+    .map_err(|_| 8)?;
+    let mut server = AlertingServer {
+        sent: 0,
+        answered: false,
+    };
+    match TlsStream::connect(&config, "kbs.example", &mut server) {
+        Err(TlsError::Protocol { .. }) => {}
+        _ => return Err(9),
+    }
+    // A ClientHello (with its 65-byte P-256 key share) was sent.
+    if server.sent < 150 {
+        return Err(10);
     }
     Ok(())
 }

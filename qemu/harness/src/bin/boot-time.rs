@@ -48,6 +48,7 @@ fn main() {
             kernel: a.kernel.image.clone(),
             initrd: initrd.clone(),
             initdata: None,
+            disks: Vec::new(),
             append: format!(
                 "sealgate.kbs=http://10.0.2.2:{port} sealgate.resource=kbs:///default/app/key1 \
                  sealgate.tee=sample sealgate.mode=report sealgate.deadline=60"

@@ -1,0 +1,520 @@
+//! Encrypted volumes: a `[[volume]]` of the configuration opened with a key from the KBS,
+//! mapped through device-mapper (`/dev/mapper/NAME`) and mounted, all in-process.
+//!
+//! Two phases, so that the run's order holds (everything local is checked before the
+//! first byte goes to the KBS):
+//! 1. [`prepare`], before the network: find the device (a path, or the one block device
+//!    whose LUKS header has the configured UUID), open it, and for LUKS2 read and parse
+//!    both header copies ([`sealgate_core::volume::luks2`]); for plain volumes check the
+//!    parameters against the device.
+//! 2. [`Prepared::open`], with the resource the KBS released: LUKS2: open a keyslot
+//!    (KDF costs bounded by [`KdfLimits::DEFAULT`], checked before anything is allocated),
+//!    which verifies the volume key against the header's digest, so a wrong passphrase
+//!    fails here with "keyslot did not open" and nothing has been created; plain: the
+//!    resource is the key. Then the key goes into the kernel keyring as a `logon` key,
+//!    the crypt table references it (`:<size>:logon:<description>`, so `dmsetup table`
+//!    never shows the key), the key is dropped from the keyring as soon as the table is
+//!    loaded (dm-crypt holds its own copy), and the mapped device is mounted.
+//!
+//! Any failure after the device-mapper device exists removes it (and the mount point's
+//! mount, if any): nothing is left half-open. [`Open::close`] undoes a successful open
+//! (when a later step of the run fails).
+
+use crate::prelude::*;
+use core::fmt;
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, UnmountFlags};
+use sealgate_core::config::{DeviceMatch, VolumeSpec, VolumeType};
+use sealgate_core::volume::luks2::{self, Header, HeaderError, OpenError};
+use sealgate_core::volume::plain::{self, PlainError};
+use sealgate_core::volume::{KdfLimits, Segment, SegmentError, VolumeKey, keyring_key_ref};
+use sealgate_linux::blockdev::{self, Device, DeviceError};
+use sealgate_linux::dm::{DmError, Mapping, Target};
+use sealgate_linux::keyring::{KeyringError, LogonKey};
+use sealgate_linux::time::Instant;
+use sealgate_linux::{debug, info, warn};
+use zeroize::Zeroizing;
+
+/// The first bytes of a device read to find a LUKS UUID (the binary header).
+const UUID_PROBE_LEN: usize = 4096;
+/// The LUKS magic (`LUKS\xba\xbe`) at the start of the primary header.
+const LUKS_MAGIC: &[u8; 6] = b"LUKS\xba\xbe";
+
+/// Why a volume could not be opened. No variant carries key material.
+#[derive(Debug)]
+pub enum VolumeError {
+    /// The device could not be found, opened or read.
+    Device(DeviceError),
+    /// The LUKS2 header is refused.
+    Header(HeaderError),
+    /// No keyslot opened with the KBS's passphrase.
+    Keyslot(OpenError),
+    /// The plain volume's parameters or key are refused.
+    Plain(PlainError),
+    /// The data segment does not fit the device.
+    Segment(SegmentError),
+    /// The device is a regular file, which device-mapper cannot map.
+    NotABlockDevice,
+    /// The key could not be put into the kernel keyring.
+    Keyring(KeyringError),
+    /// Device-mapper refused.
+    Dm(DmError),
+    /// The mount point could not be created.
+    MountPoint {
+        /// It.
+        path: String,
+        /// Why.
+        errno: Errno,
+    },
+    /// The mount failed.
+    Mount {
+        /// The mount point.
+        target: String,
+        /// The filesystem type.
+        fstype: String,
+        /// Why.
+        errno: Errno,
+    },
+}
+
+impl fmt::Display for VolumeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VolumeError::Device(e) => write!(f, "{e}"),
+            VolumeError::Header(e) => write!(f, "{e}"),
+            VolumeError::Keyslot(e) => write!(f, "{e}"),
+            VolumeError::Plain(e) => write!(f, "{e}"),
+            VolumeError::Segment(e) => write!(f, "{e}"),
+            VolumeError::NotABlockDevice => f.write_str(
+                "not a block device: device-mapper maps block devices only (attach an image \
+                 file with losetup)",
+            ),
+            VolumeError::Keyring(e) => write!(f, "{e}"),
+            VolumeError::Dm(e) => write!(f, "{e}"),
+            VolumeError::MountPoint { path, errno } => {
+                write!(
+                    f,
+                    "cannot create the mount point {path}: {}",
+                    sealgate_linux::os(errno)
+                )
+            }
+            VolumeError::Mount {
+                target,
+                fstype,
+                errno,
+            } => {
+                write!(
+                    f,
+                    "cannot mount it on {target} as {fstype}: {}",
+                    sealgate_linux::os(errno)
+                )?;
+                if *errno == Errno::INVAL {
+                    f.write_str(
+                        " (no such filesystem on it: a wrong key for a plain volume reads as \
+                         noise, or the filesystem type is wrong)",
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A volume's failure, naming the volume.
+#[derive(Debug)]
+pub struct VolumeFailure {
+    /// The volume's name.
+    pub name: String,
+    /// Its device as configured.
+    pub device: String,
+    /// Why.
+    pub error: VolumeError,
+}
+
+impl fmt::Display for VolumeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "volume '{}' ({}): {}",
+            self.name, self.device, self.error
+        )
+    }
+}
+
+/// A volume whose device is found and whose header is parsed; waiting for its key.
+pub struct Prepared {
+    spec: VolumeSpec,
+    device: Device,
+    header: Option<Header>,
+}
+
+/// Whether `head` (the first bytes of a device) is a LUKS header with `uuid`.
+pub fn luks_uuid_matches(head: &[u8], uuid: &str) -> bool {
+    if head.len() < 208 || &head[..6] != LUKS_MAGIC {
+        return false;
+    }
+    let field = &head[168..208];
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    core::str::from_utf8(&field[..end]).is_ok_and(|u| u.eq_ignore_ascii_case(uuid))
+}
+
+/// Finds and opens the device of `spec`.
+fn find_device(spec: &VolumeSpec) -> Result<Device, DeviceError> {
+    let path = match &spec.device {
+        DeviceMatch::Path(p) => p.clone(),
+        DeviceMatch::LuksUuid(uuid) => {
+            let candidates = blockdev::list().map_err(|e| DeviceError::NotFound {
+                what: format!("LUKS UUID {uuid} (cannot list /sys/class/block: {e})"),
+            })?;
+            let path = blockdev::find(
+                &candidates,
+                UUID_PROBE_LEN,
+                &format!("LUKS UUID {uuid}"),
+                |head| luks_uuid_matches(head, uuid),
+            )?;
+            debug!("volume '{}': LUKS UUID {uuid} is {path}", spec.name);
+            path
+        }
+    };
+    Device::open(&path)
+}
+
+/// Phase 1 of every volume (see the module documentation): device, header, parameters.
+pub fn prepare(specs: &[VolumeSpec]) -> Result<Vec<Prepared>, Box<VolumeFailure>> {
+    specs.iter().map(prepare_one).collect()
+}
+
+fn prepare_one(spec: &VolumeSpec) -> Result<Prepared, Box<VolumeFailure>> {
+    let fail = |error| {
+        Box::new(VolumeFailure {
+            name: spec.name.clone(),
+            device: spec.device.to_string(),
+            error,
+        })
+    };
+    let device = find_device(spec).map_err(|e| fail(VolumeError::Device(e)))?;
+    if device.rdev().is_none() {
+        return Err(fail(VolumeError::NotABlockDevice));
+    }
+    let header = match &spec.kind {
+        VolumeType::Luks2 => {
+            let header = read_header(&device).map_err(fail)?;
+            for note in header.notes() {
+                warn!("volume '{}': {note}", spec.name);
+            }
+            if let DeviceMatch::LuksUuid(uuid) = &spec.device
+                && !header.uuid().eq_ignore_ascii_case(uuid)
+            {
+                // The header copy in use (maybe the secondary) names another volume.
+                return Err(fail(VolumeError::Header(HeaderError::Invalid(format!(
+                    "the header in use has UUID {}, not {uuid}",
+                    header.uuid()
+                )))));
+            }
+            header
+                .segment()
+                .length_sectors(device.size())
+                .map_err(|e| fail(VolumeError::Segment(e)))?;
+            Some(header)
+        }
+        VolumeType::Plain(_) => {
+            plain_segment(spec)
+                .map_err(|e| fail(VolumeError::Plain(e)))?
+                .length_sectors(device.size())
+                .map_err(|e| fail(VolumeError::Segment(e)))?;
+            None
+        }
+    };
+    Ok(Prepared {
+        spec: spec.clone(),
+        device,
+        header,
+    })
+}
+
+fn read_header(device: &Device) -> Result<Header, VolumeError> {
+    let probe = (luks2::BINARY_HEADER_LEN).min(device.size()) as usize;
+    let start = device
+        .read_at(0, probe, probe)
+        .map_err(VolumeError::Device)?;
+    let len = luks2::metadata_read_len(&start, device.size());
+    let limit = luks2::MAX_METADATA_LEN as usize;
+    let metadata = device
+        .read_at(0, len as usize, limit)
+        .map_err(VolumeError::Device)?;
+    Header::parse(&metadata, device.size()).map_err(VolumeError::Header)
+}
+
+fn plain_segment(spec: &VolumeSpec) -> Result<Segment, PlainError> {
+    let VolumeType::Plain(p) = &spec.kind else {
+        return Err(PlainError::UnsupportedCipher("luks2".into()));
+    };
+    plain::segment(&plain::PlainParams {
+        cipher: &p.cipher,
+        key_bits: p.key_bits,
+        sector_size: p.sector_size,
+        offset_bytes: p.offset_sectors.saturating_mul(512),
+        size_bytes: None,
+        iv_offset: 0,
+        iv_large_sectors: false,
+    })
+}
+
+/// An opened (mapped, and mounted if configured) volume.
+pub struct Open {
+    /// The volume's name.
+    pub name: String,
+    /// `/dev/mapper/NAME`.
+    pub node: String,
+    /// The backing device.
+    pub device: String,
+    /// Where it is mounted.
+    pub mount: Option<String>,
+    /// Its filesystem type.
+    pub fstype: String,
+    /// The next root.
+    pub root: bool,
+    /// LUKS2 or plain.
+    pub kind: &'static str,
+    /// The dm table as the kernel shows it (a key reference, never the key).
+    pub table: String,
+    /// Time to open it (KDF included), mount excluded, microseconds.
+    pub open_us: u128,
+}
+
+impl Open {
+    /// Unmounts and removes the mapped device (undoing [`Prepared::open`]).
+    pub fn close(&self) -> Result<(), String> {
+        if let Some(m) = &self.mount {
+            rustix::mount::unmount(m.as_str(), UnmountFlags::empty())
+                .map_err(|e| format!("unmount {m}: {}", sealgate_linux::os(e)))?;
+        }
+        let _ = rustix::fs::unlink(self.node.as_str());
+        sealgate_linux::dm::Control::open()
+            .and_then(|c| c.remove(&self.name))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Prepared {
+    /// The volume's declaration.
+    pub fn spec(&self) -> &VolumeSpec {
+        &self.spec
+    }
+
+    /// Phase 2: opens the volume with `secret` (the passphrase for LUKS2, the key for
+    /// plain), maps it and mounts it. On failure nothing stays mapped or mounted.
+    pub fn open(self, secret: Zeroizing<Vec<u8>>) -> Result<Open, Box<VolumeFailure>> {
+        let spec = &self.spec;
+        let fail = |error| {
+            Box::new(VolumeFailure {
+                name: spec.name.clone(),
+                device: spec.device.to_string(),
+                error,
+            })
+        };
+        let started = Instant::now();
+        let (key, segment, description, dm_uuid) = match &self.header {
+            Some(header) => {
+                let opened = luks2::open(header, &secret, &KdfLimits::DEFAULT, |offset, len| {
+                    self.device.read_at(offset, len, len).map(|b| b.to_vec())
+                })
+                .map_err(|e| fail(VolumeError::Keyslot(e)))?;
+                // The passphrase has done its work: wiped now, not at the end.
+                drop(secret);
+                debug!("volume '{}': keyslot {} opened", spec.name, opened.slot);
+                let uuid: String = header.uuid().chars().filter(|c| *c != '-').collect();
+                (
+                    opened.key,
+                    header.segment().clone(),
+                    header.keyring_description(),
+                    format!("CRYPT-LUKS2-{uuid}-{}", spec.name),
+                )
+            }
+            None => {
+                let segment = plain_segment(spec).map_err(|e| fail(VolumeError::Plain(e)))?;
+                if secret.len() != segment.key_bytes {
+                    return Err(fail(VolumeError::Plain(PlainError::KeyLength {
+                        expected: segment.key_bytes,
+                        got: secret.len(),
+                    })));
+                }
+                (
+                    VolumeKey::new(secret),
+                    segment,
+                    format!("sealgate:plain-{}", spec.name),
+                    format!("CRYPT-PLAIN-{}", spec.name),
+                )
+            }
+        };
+        let length = segment
+            .length_sectors(self.device.size())
+            .map_err(|e| fail(VolumeError::Segment(e)))?;
+        let rdev = self
+            .device
+            .rdev()
+            .ok_or_else(|| fail(VolumeError::NotABlockDevice))?;
+        let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+        let mapping = activate(
+            spec,
+            key,
+            &segment,
+            length,
+            &description,
+            &dm_uuid,
+            major,
+            minor,
+        )
+        .map_err(fail)?;
+        let open_us = started.elapsed().as_micros();
+        let table = mapping
+            .control()
+            .table(mapping.name())
+            .map(|t| {
+                t.iter()
+                    .map(|t| format!("{} {} {} {}", t.start, t.length, t.kind, t.params))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        let node = mapping.node().to_string();
+        if let Some(target) = &spec.mount {
+            mount(spec, &node, target).map_err(fail)?;
+        }
+        mapping.keep();
+        info!(
+            "volume '{}': {} opened as {node}{} in {} ms",
+            spec.name,
+            self.device.path(),
+            spec.mount
+                .as_deref()
+                .map(|m| format!(", mounted on {m}"))
+                .unwrap_or_default(),
+            open_us / 1000
+        );
+        Ok(Open {
+            name: spec.name.clone(),
+            node,
+            device: self.device.path().to_string(),
+            mount: spec.mount.clone(),
+            fstype: spec.fstype.clone(),
+            root: spec.root,
+            kind: if self.header.is_some() {
+                "luks2"
+            } else {
+                "plain"
+            },
+            table,
+            open_us,
+        })
+    }
+}
+
+/// Puts the key into the keyring, creates the mapped device with a table that references
+/// it, drops the key from the keyring once the table is loaded (and the plaintext key
+/// from memory with it), and resumes the device.
+#[allow(clippy::too_many_arguments)]
+fn activate(
+    spec: &VolumeSpec,
+    key: VolumeKey,
+    segment: &Segment,
+    length: u64,
+    description: &str,
+    dm_uuid: &str,
+    major: u32,
+    minor: u32,
+) -> Result<Mapping, VolumeError> {
+    let logon = LogonKey::add(description, key.as_bytes()).map_err(VolumeError::Keyring)?;
+    let key_len = key.len();
+    // The kernel holds the key now: wipe ours.
+    drop(key);
+    let params = segment.crypt_params(
+        &keyring_key_ref(key_len, "logon", description),
+        &format!("{major}:{minor}"),
+    );
+    let target = Target {
+        start: 0,
+        length,
+        kind: "crypt".into(),
+        params,
+    };
+    Mapping::activate(&spec.name, dm_uuid, &[target], spec.read_only, || {
+        drop(logon)
+    })
+    .map_err(VolumeError::Dm)
+}
+
+/// Creates the mount point (and its parents) and mounts `node` there.
+fn mount(spec: &VolumeSpec, node: &str, target: &str) -> Result<(), VolumeError> {
+    mkdir_p(target).map_err(|errno| VolumeError::MountPoint {
+        path: target.into(),
+        errno,
+    })?;
+    let mut flags = MountFlags::empty();
+    if spec.read_only {
+        flags |= MountFlags::RDONLY;
+    }
+    if !spec.root {
+        // A data volume holds data: no device nodes, no set-id programs from it.
+        flags |= MountFlags::NOSUID | MountFlags::NODEV;
+    }
+    let data = alloc::ffi::CString::new(spec.options.as_str()).map_err(|_| VolumeError::Mount {
+        target: target.into(),
+        fstype: spec.fstype.clone(),
+        errno: Errno::INVAL,
+    })?;
+    rustix::mount::mount(node, target, spec.fstype.as_str(), flags, data.as_c_str()).map_err(
+        |errno| VolumeError::Mount {
+            target: target.into(),
+            fstype: spec.fstype.clone(),
+            errno,
+        },
+    )
+}
+
+/// `mkdir -p` with mode 0755.
+fn mkdir_p(path: &str) -> Result<(), Errno> {
+    let mut at = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at.push('/');
+        at.push_str(part);
+        match rustix::fs::mkdir(at.as_str(), rustix::fs::Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Closes `opened` in reverse order (after a later failure of the run); logs what
+/// cannot be undone.
+pub fn close_all(opened: &[Open]) {
+    for v in opened.iter().rev() {
+        match v.close() {
+            Ok(()) => info!("volume '{}': closed", v.name),
+            Err(e) => warn!("volume '{}': cannot close: {e}", v.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luks_uuid_probe() {
+        let mut head = vec![0u8; 4096];
+        head[..6].copy_from_slice(LUKS_MAGIC);
+        let uuid = "16dccb90-64f0-4482-affe-c0ead93bc0f5";
+        head[168..168 + 36].copy_from_slice(uuid.as_bytes());
+        assert!(luks_uuid_matches(&head, uuid));
+        assert!(luks_uuid_matches(&head, &uuid.to_uppercase()));
+        assert!(!luks_uuid_matches(
+            &head,
+            "16dccb90-64f0-4482-affe-c0ead93bc0f6"
+        ));
+        assert!(!luks_uuid_matches(&head[..100], uuid));
+        head[0] = b'X';
+        assert!(!luks_uuid_matches(&head, uuid));
+    }
+}
