@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
-use sealgate_core::kbs::driver::{self, Action, Driver, Event};
+use sealgate_core::kbs::driver::{self, Action, Driver, Event, Fetching};
 use sealgate_core::kbs::{Call, Reply};
 use sealgate_core::teekey::TeeKey;
 use sealgate_core::uri::ResourceUri;
@@ -112,47 +112,92 @@ impl<T: Transport> Client<T> {
     /// Fetches and decrypts one resource, attesting first if needed and again when the
     /// KBS answers 401 (at most [`sealgate_core::kbs::MAX_RESOURCE_ATTEMPTS`] GETs).
     pub fn fetch(&mut self, uri: &ResourceUri) -> Result<Zeroizing<Vec<u8>>, ClientError> {
-        let mut job = self.driver.fetch(uri);
-        let result = loop {
-            match job.next(now_ms()) {
-                Action::Send(out) => {
-                    let answer = self.transport.exchange(&out.call());
-                    let event = match answer {
-                        Err(TransportError {
-                            deadline: Some(doing),
-                            ..
-                        }) => {
-                            out.on_deadline(doing);
-                            None
-                        }
-                        Ok(response) => out.on_reply(
-                            now_ms(),
-                            Reply {
-                                status: response.status,
-                                body: &response.body,
-                                session_cookie: response.session_cookie.as_deref(),
-                            },
-                        ),
-                        Err(e) => out.on_transport_error(now_ms(), e.transient, e.message),
-                    };
-                    if let Some(event) = event {
-                        log(&event);
-                    }
-                }
-                Action::NeedEvidence(request) => {
-                    let evidence = self.attester.evidence(request.digest());
-                    request.on_evidence(now_ms(), evidence);
-                }
-                Action::Wait(ms) => sleep(Duration::from_millis(ms)),
-                Action::Done(secret) => {
-                    debug!("fetched {uri} ({} bytes)", secret.len());
-                    break Ok(secret);
-                }
-                Action::Failed(e) => break Err(e),
-            }
-        };
+        let job = self.driver.fetch(uri);
+        let result = drive(&mut self.transport, &mut self.attester, job);
+        if let Ok(secret) = &result {
+            debug!("fetched {uri} ({} bytes)", secret.len());
+        }
         self.stats = self.driver.stats();
         result
+    }
+
+    /// Attests now (a fresh handshake): the session's token is then [`Client::token`].
+    pub fn attest(&mut self) -> Result<(), ClientError> {
+        let job = self.driver.attest();
+        let result = drive(&mut self.transport, &mut self.attester, job).map(|_| ());
+        self.stats = self.driver.stats();
+        result
+    }
+
+    /// Gives the next operations their own deadline (a long-lived client: the server).
+    pub fn set_deadline(&mut self, deadline: Instant, budget: Duration) {
+        self.driver.set_deadline(
+            deadline.as_millis(),
+            budget.as_millis().min(u128::from(u64::MAX)) as u64,
+        );
+    }
+
+    /// The attested session's token (a JWT), if attested. Secret: never log it.
+    pub fn token(&self) -> Option<&str> {
+        self.driver.token()
+    }
+
+    /// Forgets the session: the next fetch attests first.
+    pub fn end_session(&mut self) {
+        self.driver.end_session();
+    }
+
+    /// The tee key.
+    pub fn key(&self) -> &TeeKey {
+        self.driver.key()
+    }
+
+    /// The attester (for evidence outside the KBS protocol).
+    pub fn attester(&mut self) -> &mut Attester {
+        &mut self.attester
+    }
+}
+
+/// Runs one driver job to its end over `transport`, asking `attester` for evidence.
+fn drive<T: Transport>(
+    transport: &mut T,
+    attester: &mut Attester,
+    mut job: Fetching<'_, EvidenceError>,
+) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+    loop {
+        match job.next(now_ms()) {
+            Action::Send(out) => {
+                let answer = transport.exchange(&out.call());
+                let event = match answer {
+                    Err(TransportError {
+                        deadline: Some(doing),
+                        ..
+                    }) => {
+                        out.on_deadline(doing);
+                        None
+                    }
+                    Ok(response) => out.on_reply(
+                        now_ms(),
+                        Reply {
+                            status: response.status,
+                            body: &response.body,
+                            session_cookie: response.session_cookie.as_deref(),
+                        },
+                    ),
+                    Err(e) => out.on_transport_error(now_ms(), e.transient, e.message),
+                };
+                if let Some(event) = event {
+                    log(&event);
+                }
+            }
+            Action::NeedEvidence(request) => {
+                let evidence = attester.evidence(request.digest());
+                request.on_evidence(now_ms(), evidence);
+            }
+            Action::Wait(ms) => sleep(Duration::from_millis(ms)),
+            Action::Done(secret) => return Ok(secret),
+            Action::Failed(e) => return Err(e),
+        }
     }
 }
 

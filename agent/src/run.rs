@@ -375,6 +375,22 @@ pub fn read_sources(opts: &Options) -> Result<Sources, Failure> {
 /// line > defaults. Init-data is checked against the TEE here, before any of its
 /// settings is used; what it may set is [`trust`]'s to say.
 pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> {
+    let (settings, init_data, attester) = load_settings(opts, sources)?;
+    let config = settings.clone().resolve()?;
+    Ok(Loaded {
+        config,
+        settings,
+        init_data,
+        attester,
+    })
+}
+
+/// [`load_config`] before resolving: the merged settings (which may lack a KBS URL), the
+/// init-data and the attester that checked it.
+pub(crate) fn load_settings(
+    opts: &Options,
+    sources: Sources,
+) -> Result<(Settings, Option<InitData>, Option<Attester>), Failure> {
     let Sources {
         file: from_file,
         cmdline: from_cmdline,
@@ -421,13 +437,7 @@ pub fn load_config(opts: &Options, sources: Sources) -> Result<Loaded, Failure> 
         .or(&from_file)
         .or(&from_init_data)
         .or(&from_cmdline);
-    let config = settings.clone().resolve()?;
-    Ok(Loaded {
-        config,
-        settings,
-        init_data,
-        attester,
-    })
+    Ok((settings, init_data, attester))
 }
 
 /// The end of a run that started at `started`: `--deadline` bounds everything from the
@@ -450,7 +460,7 @@ fn before_deadline(cfg: &Config, deadline: Instant, before: String) -> Result<()
 /// Generates the tee key, picks the attester (unless init-data's check made it already)
 /// and connects the client, whose every wait (DNS, connect, exchange, backoff) ends by
 /// `deadline`.
-fn connect(
+pub(crate) fn connect(
     cfg: &Config,
     init_data: Option<&InitData>,
     attester: Option<Attester>,
@@ -699,7 +709,7 @@ fn unseal_one(
 
 /// The public JWK named by a sealed secret's `kid`: a KBS resource, or a file in the
 /// local key directory (which must stay inside it, symlinks included).
-fn verification_key(
+pub(crate) fn verification_key(
     cfg: &Config,
     client: &mut Client<HttpTransport>,
     s: &SealedSecret,

@@ -359,6 +359,11 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
+    /// The attestation token (a JWT; never logged).
+    pub fn token(&self) -> &str {
+        self.token.as_str()
+    }
+
     /// The GET for `uri`, with the session cookie and the token as Bearer fallback
     /// (Trustee looks at the cookie first and uses the token once the session expired).
     pub fn resource_call(&self, uri: &ResourceUri) -> Call<'_> {

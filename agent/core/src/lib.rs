@@ -23,6 +23,7 @@ pub mod initdata;
 pub mod jcs;
 pub mod jwe;
 pub mod kbs;
+pub mod keypem;
 pub mod outpath;
 pub mod proto;
 pub mod rcar;
@@ -33,6 +34,7 @@ pub mod teekey;
 pub mod tomlerror;
 pub mod trust;
 pub mod ttrpc;
+pub mod upstream;
 pub mod uri;
 
 #[cfg(test)]

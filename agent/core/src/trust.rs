@@ -496,6 +496,73 @@ pub fn keys_set(settings: &Settings) -> Vec<Key> {
     keys
 }
 
+/// One setting of the upstream guest components' config files, which the server
+/// (`sealgate serve`, and sealgate started as `attestation-agent` or
+/// `confidential-data-hub`) reads, and the only source it accepts it from.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamRule {
+    /// `aa.toml`, `cdh.toml` or the argument.
+    pub file: &'static str,
+    /// The key.
+    pub key: &'static str,
+    /// Where it counts from (always a measured source).
+    pub source: &'static str,
+    /// Why.
+    pub why: &'static str,
+}
+
+/// Init-data's entry, and a `-c` file only when its content is that entry.
+const FROM_INIT_DATA: &str =
+    "verified init-data's entry (a -c file counts only when its content is that entry)";
+
+/// The upstream config files' settings: every one counts only from verified init-data
+/// (kata writes `-c /run/confidential-containers/initdata/{aa,cdh}.toml` from it); a `-c`
+/// file with other content is ignored whole, with a warning.
+pub const UPSTREAM_RULES: &[UpstreamRule] = &[
+    UpstreamRule {
+        file: "aa.toml",
+        key: "[token_configs.kbs] url",
+        source: FROM_INIT_DATA,
+        why: "the KBS (as kbs_url: sealgate's own measured config outranks it)",
+    },
+    UpstreamRule {
+        file: "aa.toml",
+        key: "[token_configs.kbs] cert",
+        source: FROM_INIT_DATA,
+        why: "a trust anchor for the KBS",
+    },
+    UpstreamRule {
+        file: "aa.toml",
+        key: "[eventlog_config] enable_eventlog, init_pcr",
+        source: FROM_INIT_DATA,
+        why: "which runtime events are measured, into which register",
+    },
+    UpstreamRule {
+        file: "cdh.toml",
+        key: "[kbc] name, url",
+        source: FROM_INIT_DATA,
+        why: "the KBS (used when aa.toml names none)",
+    },
+    UpstreamRule {
+        file: "cdh.toml",
+        key: "[kbc] kbs_cert",
+        source: FROM_INIT_DATA,
+        why: "a trust anchor for the KBS",
+    },
+    UpstreamRule {
+        file: "cdh.toml",
+        key: "skip_sealed_secret_verification",
+        source: FROM_INIT_DATA,
+        why: "an insecure flag, like allow_unsigned_sealed_secrets",
+    },
+    UpstreamRule {
+        file: "attestation-agent argument",
+        key: "--initdata-toml PATH",
+        source: "the kata agent's argument (the image's code); the file is checked against HOST_DATA / MRCONFIGID before use",
+        why: "as init_data: what is checked and sent",
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +616,18 @@ mod tests {
             gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
             dns: Some(vec![Ipv4Addr::new(10, 0, 0, 1)]),
             net_wait_secs: Some(1),
+        }
+    }
+
+    #[test]
+    fn upstream_settings_count_only_from_measured_sources() {
+        assert!(UPSTREAM_RULES.len() >= 6);
+        for r in UPSTREAM_RULES {
+            assert!(
+                r.source.contains("init-data") || r.source.contains("image"),
+                "{r:?}"
+            );
+            assert!(!r.why.is_empty() && !r.key.is_empty(), "{r:?}");
         }
     }
 

@@ -378,7 +378,7 @@ impl Driver {
         };
         Fetching {
             driver: self,
-            uri: uri.clone(),
+            uri: Some(uri.clone()),
             fetch: Fetch::new(),
             refusals: 0,
             sends: 0,
@@ -388,6 +388,42 @@ impl Driver {
 
     /// The jitter for the next pause: the run's random value mixed with the pause count
     /// (a bijective integer hash), so successive pauses do not all take the same fraction.
+    /// Attests (a fresh handshake, whether or not a session exists) and ends with
+    /// [`Action::Done`] holding nothing: for a caller that needs the token itself.
+    pub fn attest<E>(&mut self) -> Fetching<'_, E> {
+        let state = State::Auth(Handshake::new(self.tee));
+        Fetching {
+            driver: self,
+            uri: None,
+            fetch: Fetch::new(),
+            refusals: 0,
+            sends: 0,
+            state,
+        }
+    }
+
+    /// Moves the deadline: a long-lived client (the server) gives each operation its own
+    /// `budget_ms`, ending at `deadline_ms`.
+    pub fn set_deadline(&mut self, deadline_ms: u64, budget_ms: u64) {
+        self.deadline_ms = deadline_ms;
+        self.budget_ms = budget_ms;
+    }
+
+    /// The attested session's token, if there is a session.
+    pub fn token(&self) -> Option<&str> {
+        self.session.as_ref().map(Session::token)
+    }
+
+    /// Forgets the session (its token expired): the next fetch attests first.
+    pub fn end_session(&mut self) {
+        self.session = None;
+    }
+
+    /// The tee key of every attestation of this driver.
+    pub fn key(&self) -> &TeeKey {
+        &self.key
+    }
+
     fn next_jitter(&self) -> u32 {
         let mut x = self.jitter ^ self.stats.retries.wrapping_mul(0x9e37_79b9);
         x ^= x >> 16;
@@ -432,7 +468,8 @@ enum Resume {
 /// [`Action::Failed`].
 pub struct Fetching<'d, E> {
     driver: &'d mut Driver,
-    uri: ResourceUri,
+    /// `None` for [`Driver::attest`].
+    uri: Option<ResourceUri>,
     fetch: Fetch,
     /// `/attest` refusals in the current attestation.
     refusals: u32,
@@ -473,8 +510,8 @@ impl<E: fmt::Debug> fmt::Debug for Action<'_, '_, E> {
 
 impl<'d, E> Fetching<'d, E> {
     /// The resource being fetched.
-    pub fn uri(&self) -> &ResourceUri {
-        &self.uri
+    pub fn uri(&self) -> Option<&ResourceUri> {
+        self.uri.as_ref()
     }
 
     /// What to do next, at monotonic time `now_ms`.
@@ -485,7 +522,10 @@ impl<'d, E> Fetching<'d, E> {
                     State::Auth(hs) => Some(describe(&hs.auth_call())),
                     State::Evidence(_) => Some("getting evidence".into()),
                     State::Attest(..) => Some("POST /kbs/v0/attest".into()),
-                    State::Get => Some(alloc::format!("GET {}", self.uri.kbs_path())),
+                    State::Get => self
+                        .uri
+                        .as_ref()
+                        .map(|uri| alloc::format!("GET {}", uri.kbs_path())),
                     State::Backoff { .. } | State::Done(_) | State::Failed(_) | State::Finished => {
                         None
                     }
@@ -514,16 +554,21 @@ impl<'d, E> Fetching<'d, E> {
                         step: Sending::Attest(challenged, evidence),
                     });
                 }
-                State::Get => match self.driver.session.take() {
-                    Some(session) => {
+                State::Get => match (self.uri.clone(), self.driver.session.take()) {
+                    // Attesting only: the session is what was wanted.
+                    (None, session) => {
+                        self.driver.session = session;
+                        self.state = State::Done(Zeroizing::new(Vec::new()));
+                    }
+                    (Some(uri), Some(session)) => {
                         return Action::Send(Outgoing {
                             job: self,
-                            step: Sending::Get(session),
+                            step: Sending::Get(session, uri),
                         });
                     }
                     // Not reached (every answer to a GET returns the session), but
                     // without a session the way on is to attest.
-                    None => self.state = State::Auth(Handshake::new(self.driver.tee)),
+                    (Some(_), None) => self.state = State::Auth(Handshake::new(self.driver.tee)),
                 },
                 State::Backoff { until_ms, then } if now_ms < until_ms => {
                     self.state = State::Backoff { until_ms, then };
@@ -582,7 +627,7 @@ enum Sending {
     Auth(Handshake),
     Attest(Challenged, Value),
     /// The session is lent to the GET and returned with the answer.
-    Get(Session),
+    Get(Session, ResourceUri),
 }
 
 /// An HTTP call to make. Dropping it unanswered abandons the fetch (and, for a GET, the
@@ -598,7 +643,7 @@ impl<E> Outgoing<'_, '_, E> {
         match self.step {
             Sending::Auth(_) => Step::Auth,
             Sending::Attest(..) => Step::Attest,
-            Sending::Get(_) => Step::Resource,
+            Sending::Get(..) => Step::Resource,
         }
     }
 
@@ -610,7 +655,7 @@ impl<E> Outgoing<'_, '_, E> {
             Sending::Attest(challenged, evidence) => {
                 challenged.attest_call(&driver.key, evidence, driver.init_data.as_deref())
             }
-            Sending::Get(session) => session.resource_call(&self.job.uri),
+            Sending::Get(session, uri) => session.resource_call(uri),
         }
     }
 
@@ -658,11 +703,11 @@ impl<E> Outgoing<'_, '_, E> {
                 }
                 Err(e) => job.fail(Error::Kbs(e)),
             },
-            Sending::Get(session) => {
+            Sending::Get(session, uri) => {
                 // Kept whatever the answer: a refused session is replaced only by a
                 // successful attestation.
                 job.driver.session = Some(session);
-                match job.fetch.on_reply(&job.uri, &job.driver.key, reply) {
+                match job.fetch.on_reply(&uri, &job.driver.key, reply) {
                     Ok(Next::Done(secret)) => {
                         job.driver.stats.resources += 1;
                         job.state = State::Done(secret);
@@ -672,7 +717,7 @@ impl<E> Outgoing<'_, '_, E> {
                         job.refusals = 0;
                         job.new_handshake();
                         Some(Event::Reattest {
-                            uri: job.uri.to_string(),
+                            uri: uri.to_string(),
                             error: KbsError::parse(reply.body),
                         })
                     }
@@ -690,7 +735,7 @@ impl<E> Outgoing<'_, '_, E> {
     pub fn on_transport_error(self, now_ms: u64, transient: bool, what: String) -> Option<Event> {
         let Outgoing { job, step } = self;
         let then = match step {
-            Sending::Get(session) => {
+            Sending::Get(session, _) => {
                 job.driver.session = Some(session);
                 Resume::Get
             }
@@ -709,7 +754,7 @@ impl<E> Outgoing<'_, '_, E> {
     pub fn on_deadline(self, doing: String) {
         let call = describe(&self.call());
         let Outgoing { job, step } = self;
-        if let Sending::Get(session) = step {
+        if let Sending::Get(session, _) = step {
             job.driver.session = Some(session);
         }
         let e = job.expired(Expiry::Call { doing, call });
