@@ -128,7 +128,11 @@ fn wait_for_path(path: &Path, child: &mut Child) {
     let end = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("{} exited ({status}) before {} appeared", "component", path.display());
+            panic!(
+                "{} exited ({status}) before {} appeared",
+                "component",
+                path.display()
+            );
         }
         assert!(Instant::now() < end, "{} never appeared", path.display());
         std::thread::sleep(Duration::from_millis(50));
@@ -158,7 +162,10 @@ impl Components {
         let mut all = String::new();
         for (name, _) in &self.children {
             let p = self.logs.join(format!("{name}.log"));
-            all.push_str(&format!("--- {name}\n{}", std::fs::read_to_string(p).unwrap_or_default()));
+            all.push_str(&format!(
+                "--- {name}\n{}",
+                std::fs::read_to_string(p).unwrap_or_default()
+            ));
         }
         all
     }
@@ -179,9 +186,16 @@ fn free_port() -> std::net::SocketAddr {
 
 fn launch(w: &World) -> Components {
     let bin = w.tmp.mkdir("usr-local-bin");
-    for name in ["attestation-agent", "confidential-data-hub", "api-server-rest"] {
-        std::os::unix::fs::symlink(std::fs::canonicalize(sealgate_bin()).unwrap(), bin.join(name))
-            .unwrap();
+    for name in [
+        "attestation-agent",
+        "confidential-data-hub",
+        "api-server-rest",
+    ] {
+        std::os::unix::fs::symlink(
+            std::fs::canonicalize(sealgate_bin()).unwrap(),
+            bin.join(name),
+        )
+        .unwrap();
     }
     let run = w.tmp.mkdir("run");
     let aa_sock = run.join("attestation-agent/attestation-agent.sock");
@@ -305,7 +319,13 @@ fn unseal_volume(cdh: &ttrpc::Client, dir: &Path) {
         let unsealed = PathBuf::from(format!("{}.unsealed", target.display()));
         std::fs::write(&unsealed, plain).unwrap();
         std::fs::remove_file(e.path()).unwrap();
-        let parent = target.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let parent = target
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let name = target.file_name().unwrap().to_string_lossy().into_owned();
         std::os::unix::fs::symlink(format!("{parent}/{name}.unsealed"), e.path()).unwrap();
     }
@@ -325,7 +345,8 @@ fn raw_exchange(sock: &mut UnixStream, frame: &[u8]) -> (u32, u8, Vec<u8>) {
 }
 
 fn read_frame(sock: &mut UnixStream) -> (u32, u8, Vec<u8>) {
-    sock.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut h = [0u8; 10];
     sock.read_exact(&mut h).unwrap();
     let len = u32::from_be_bytes(h[..4].try_into().unwrap()) as usize;
@@ -394,7 +415,10 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     let cdh = c.cdh();
 
     // Sealed env: the OCI process.env entry KEY=sealed.… becomes KEY=<plaintext>.
-    let env = vec![format!("DB_PASSWORD={sealed_env}"), "PLAIN=value".to_string()];
+    let env = vec![
+        format!("DB_PASSWORD={sealed_env}"),
+        "PLAIN=value".to_string(),
+    ];
     let mut out_env = Vec::new();
     for entry in env {
         let (k, v) = entry.split_once('=').unwrap();
@@ -431,7 +455,10 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
         std::fs::read_to_string(vol.join("key")).unwrap(),
         "guest-api-volume-key-77a0"
     );
-    assert_eq!(std::fs::read_to_string(vol.join("plain")).unwrap(), "not sealed");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("plain")).unwrap(),
+        "not sealed"
+    );
 
     // GetResource.
     let p = call(
@@ -471,8 +498,8 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     )
     .unwrap();
     let evidence = pb::GetEvidenceResponse::decode(&p[..]).unwrap().evidence;
-    let _: serde_json::Value = serde_json::from_slice(&evidence)
-        .unwrap_or_else(|e| panic!("evidence is not JSON: {e}"));
+    let _: serde_json::Value =
+        serde_json::from_slice(&evidence).unwrap_or_else(|e| panic!("evidence is not JSON: {e}"));
     let p = call(
         &aa,
         AA,
@@ -484,9 +511,15 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     .unwrap();
     let token: serde_json::Value =
         serde_json::from_slice(&pb::GetTokenResponse::decode(&p[..]).unwrap().token).unwrap();
-    assert!(token["token"].is_string() && token["tee_keypair"].is_string(), "{token}");
+    assert!(
+        token["token"].is_string() && token["tee_keypair"].is_string(),
+        "{token}"
+    );
     let p = call(&aa, AA, "GetTeeType", &pb::Empty {}).unwrap();
-    assert_eq!(pb::GetTeeTypeResponse::decode(&p[..]).unwrap().tee, "sample");
+    assert_eq!(
+        pb::GetTeeTypeResponse::decode(&p[..]).unwrap().tee,
+        "sample"
+    );
     // Declared by the proto, not implemented upstream: the generated default.
     let (code, msg) = status_of(call(
         &aa,
@@ -521,7 +554,10 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
         },
     ));
     assert_eq!(code, ttrpc::Code::UNIMPLEMENTED);
-    assert!(msg.contains("SecureMount is not supported") && msg.contains("luks2"), "{msg}");
+    assert!(
+        msg.contains("SecureMount is not supported") && msg.contains("luks2"),
+        "{msg}"
+    );
     let (code, msg) = status_of(call(
         &cdh,
         "api.ImagePullService",
@@ -541,7 +577,12 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     assert_eq!(code, ttrpc::Code::UNIMPLEMENTED);
     assert_eq!(msg, "Nope method");
     // The AA socket does not serve the CDH API (separate sockets, as upstream).
-    let (code, _) = status_of(call(&aa, "api.SealedSecretService", "UnsealSecret", &pb::Empty {}));
+    let (code, _) = status_of(call(
+        &aa,
+        "api.SealedSecretService",
+        "UnsealSecret",
+        &pb::Empty {},
+    ));
     assert_eq!(code, ttrpc::Code::INVALID_ARGUMENT);
 
     // REST, through the handed-over listener.
@@ -565,7 +606,11 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -582,7 +627,11 @@ fn malformed_frames_get_errors_and_a_stalled_client_blocks_nobody() {
     let mut stalled1 = UnixStream::connect(&c.cdh_sock).unwrap();
     stalled1.write_all(&[0, 0, 0]).unwrap();
     let mut stalled2 = UnixStream::connect(&c.cdh_sock).unwrap();
-    let half = frame(1, 1, &raw_request("api.SealedSecretService", "UnsealSecret", b"x"));
+    let half = frame(
+        1,
+        1,
+        &raw_request("api.SealedSecretService", "UnsealSecret", b"x"),
+    );
     stalled2.write_all(&half[..half.len() - 3]).unwrap();
 
     let mut raw = UnixStream::connect(&c.cdh_sock).unwrap();
@@ -593,7 +642,11 @@ fn malformed_frames_get_errors_and_a_stalled_client_blocks_nobody() {
     // An even stream id.
     let (id, _, p) = raw_exchange(
         &mut raw,
-        &frame(2, 1, &raw_request("api.SealedSecretService", "UnsealSecret", b"")),
+        &frame(
+            2,
+            1,
+            &raw_request("api.SealedSecretService", "UnsealSecret", b""),
+        ),
     );
     assert_eq!(id, 2);
     assert_eq!(raw_status(&p), (3, "stream id must be odd".to_string()));
@@ -601,7 +654,15 @@ fn malformed_frames_get_errors_and_a_stalled_client_blocks_nobody() {
     // generated handlers answer a payload decode failure.
     let (_, _, p) = raw_exchange(
         &mut raw,
-        &frame(3, 1, &raw_request("api.SealedSecretService", "UnsealSecret", &[0x08, 0x01, 0xff])),
+        &frame(
+            3,
+            1,
+            &raw_request(
+                "api.SealedSecretService",
+                "UnsealSecret",
+                &[0x08, 0x01, 0xff],
+            ),
+        ),
     );
     assert_eq!(raw_status(&p).0, 2, "{:?}", raw_status(&p));
     // A secret that is not a sealed secret: an error, not a crash.
@@ -650,7 +711,11 @@ fn malformed_frames_get_errors_and_a_stalled_client_blocks_nobody() {
     );
     // Requests multiplexed on one connection are each answered on their stream id.
     let mut both = frame(11, 1, &raw_request("api.NoSuchService", "X", b""));
-    both.extend(frame(13, 1, &raw_request("api.SealedSecretService", "Nope", b"")));
+    both.extend(frame(
+        13,
+        1,
+        &raw_request("api.SealedSecretService", "Nope", b""),
+    ));
     raw.write_all(&both).unwrap();
     let (a, _, pa) = read_frame(&mut raw);
     let (b, _, pb_) = read_frame(&mut raw);

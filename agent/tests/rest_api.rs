@@ -170,12 +170,20 @@ fn check_resource_routes(world: &World, server: &Server) {
         .is(200, SECRET)
         .typed("application/octet-stream");
     // Any method, as upstream.
-    curl(world, &["-X", "POST"], &server.url("/cdh/resource/default/key/1")).is(200, SECRET);
+    curl(
+        world,
+        &["-X", "POST"],
+        &server.url("/cdh/resource/default/key/1"),
+    )
+    .is(200, SECRET);
     let denied = get(world, server, &format!("/cdh/resource/{DENIED}"));
     assert_eq!(denied.status, 500, "{}", denied.text());
     assert!(!denied.text().contains("denied-value"));
     assert_eq!(denied.content_type, "");
-    assert_eq!(get(world, server, "/cdh/resource/default/key/missing").status, 500);
+    assert_eq!(
+        get(world, server, "/cdh/resource/default/key/missing").status,
+        500
+    );
     get(world, server, "/cdh/resource").is(404, "URL NOT FOUND");
     get(world, server, "/cdh/other/a/b").is(404, "URL NOT FOUND");
 }
@@ -186,27 +194,72 @@ fn check_attestation_routes(world: &World, server: &Server) {
     assert_eq!(token.status, 200, "{}", token.text());
     token.typed("application/octet-stream");
     let value = json(&token);
-    assert!(value["token"].as_str().is_some_and(|t| t.starts_with("eyJ")));
-    assert!(value["tee_keypair"].as_str().is_some_and(|k| k.contains("PRIVATE KEY")));
+    assert!(
+        value["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("eyJ"))
+    );
+    assert!(
+        value["tee_keypair"]
+            .as_str()
+            .is_some_and(|k| k.contains("PRIVATE KEY"))
+    );
     get(world, server, "/aa/token").is(400, "BAD REQUEST");
-    curl(world, &["-X", "POST"], &server.url("/aa/token?token_type=kbs")).is(404, "URL NOT FOUND");
+    curl(
+        world,
+        &["-X", "POST"],
+        &server.url("/aa/token?token_type=kbs"),
+    )
+    .is(404, "URL NOT FOUND");
 
     // Raw bytes and URL-safe unpadded base64 bind the same runtime data.
     let raw = get(world, server, "/aa/evidence?runtime_data=hello");
     assert_eq!(raw.status, 200, "{}", raw.text());
     raw.typed("application/octet-stream");
-    let b64 = get(world, server, "/aa/evidence?runtime_data=aGVsbG8&encoding=base64");
+    let b64 = get(
+        world,
+        server,
+        "/aa/evidence?runtime_data=aGVsbG8&encoding=base64",
+    );
     assert_eq!(json(&raw), json(&b64));
-    get(world, server, "/aa/evidence?runtime_data=aGVsbG8=&encoding=base64").is(400, "BAD REQUEST");
-    get(world, server, "/aa/evidence?runtime_data=aGVsbG8&encoding=hex").is(400, "BAD REQUEST");
+    // The runtime data is bound: other data, other evidence.
+    let other = get(world, server, "/aa/evidence?runtime_data=hellp");
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert_ne!(json(&raw), json(&other));
+    // More than the 64-byte report data: the hub's error, as upstream's AA fails.
+    let long = get(
+        world,
+        server,
+        &format!("/aa/evidence?runtime_data={}", "a".repeat(65)),
+    );
+    assert_eq!(long.status, 500, "{}", long.text());
+    get(
+        world,
+        server,
+        "/aa/evidence?runtime_data=aGVsbG8=&encoding=base64",
+    )
+    .is(400, "BAD REQUEST");
+    get(
+        world,
+        server,
+        "/aa/evidence?runtime_data=aGVsbG8&encoding=hex",
+    )
+    .is(400, "BAD REQUEST");
     get(world, server, "/aa/evidence").is(400, "BAD REQUEST");
-    let additional = get(world, server, "/aa/additional-evidence?runtime_data=hello");
-    assert_eq!(additional.status, 200, "{}", additional.text());
+    // No additional attesters: an empty body, as upstream.
+    get(world, server, "/aa/additional-evidence?runtime_data=hello")
+        .is(200, "")
+        .typed("application/octet-stream");
     get(world, server, "/aa/additional-evidence").is(400, "BAD REQUEST");
 
     let aael = curl(
         world,
-        &["-H", "Content-Type: application/json", "--data-binary", r#"{"domain":"example.org","operation":"start","content":"x"}"#],
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            r#"{"domain":"example.org","operation":"start","content":"x"}"#,
+        ],
         &server.url("/aa/aael"),
     );
     assert_eq!(aael.status, 200, "{}", aael.text());
@@ -221,9 +274,17 @@ fn check_attestation_routes(world: &World, server: &Server) {
         "{}",
         aael.text()
     );
-    let bad = curl(world, &["--data-binary", "{not json"], &server.url("/aa/aael"));
+    let bad = curl(
+        world,
+        &["--data-binary", "{not json"],
+        &server.url("/aa/aael"),
+    );
     assert_eq!(bad.status, 500);
-    assert!(bad.text().starts_with("Illegal AAEL eventry format: "), "{}", bad.text());
+    assert!(
+        bad.text().starts_with("Illegal AAEL eventry format: "),
+        "{}",
+        bad.text()
+    );
     get(world, server, "/aa/aael").is(404, "URL NOT FOUND");
     get(world, server, "/aa/unknown").is(404, "URL NOT FOUND");
 }
@@ -285,7 +346,15 @@ fn none_and_other_feature_values_are_refused() {
     let world = world();
     world
         .bare()
-        .args(["serve", "--features", "none", "--kbs", &world.url(), "--tee", "sample"])
+        .args([
+            "serve",
+            "--features",
+            "none",
+            "--kbs",
+            &world.url(),
+            "--tee",
+            "sample",
+        ])
         .args(["--kernel-cmdline", "/dev/null", "--config", "/dev/null"])
         .run()
         .says(&["resource, attestation, all"]);
@@ -297,7 +366,15 @@ fn connections_keep_alive_bounds_and_refusals() {
     let server = Server::start(&world, Some("all"));
     // Two transfers in one curl: the second reuses the connection.
     let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{num_connects}\n",
+        ])
         .arg(server.url("/info"))
         .arg(server.url("/cdh/resource/default/key/1"))
         .output()
@@ -311,17 +388,31 @@ fn connections_keep_alive_bounds_and_refusals() {
     let file = world.tmp.write("aael.json", &body);
     let reply = curl(
         &world,
-        &["-H", "Expect: 100-continue", "--data-binary", &format!("@{}", s(&file))],
+        &[
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &format!("@{}", s(&file)),
+        ],
         &server.url("/aa/aael"),
     );
     assert_eq!(reply.status, 200, "{}", reply.text());
     // Over the bound: 413; chunked: 411.
     let big = world.tmp.write("big.json", "x".repeat(64 * 1024 + 1));
-    let reply = curl(&world, &["--data-binary", &format!("@{}", s(&big))], &server.url("/aa/aael"));
+    let reply = curl(
+        &world,
+        &["--data-binary", &format!("@{}", s(&big))],
+        &server.url("/aa/aael"),
+    );
     assert_eq!(reply.status, 413, "{}", reply.text());
     let reply = curl(
         &world,
-        &["-H", "Transfer-Encoding: chunked", "--data-binary", &format!("@{}", s(&file))],
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &format!("@{}", s(&file)),
+        ],
         &server.url("/aa/aael"),
     );
     assert_eq!(reply.status, 411, "{}", reply.text());
@@ -332,7 +423,9 @@ fn connections_keep_alive_bounds_and_refusals() {
 
     // Pipelining: three requests in one write, three answers in order.
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     stream
         .write_all(
             b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n\
@@ -352,10 +445,18 @@ fn connections_keep_alive_bounds_and_refusals() {
 
     // A slow client holding a half-sent request does not stall the others.
     let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    slow.write_all(b"GET /info HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"GET /info HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     get(&world, &server, "/cdh/resource/default/key/1").is(200, SECRET);
     drop(slow);
     get(&world, &server, "/info");
+    // Every resource above came from one KBS session.
+    let (auth, attest, _) = requests(&world.kbs.stats());
+    assert_eq!(
+        (auth, attest),
+        (1, 1),
+        "one attestation for every REST caller"
+    );
 }
 
 #[test]
@@ -363,7 +464,10 @@ fn a_non_loopback_peer_gets_403() {
     // A private network namespace: lo up with a second address that is not loopback
     // (10.200.0.1/32), the server on 0.0.0.0. A connection to 10.200.0.1 comes from
     // 10.200.0.1: not loopback, so 403 (checked before anything else); 127.0.0.1 is served.
-    assert!(running_as_root(), "this test needs root (network namespace)");
+    assert!(
+        running_as_root(),
+        "this test needs root (network namespace)"
+    );
     let world = world();
     let port = free_port();
     let script = format!(
@@ -394,7 +498,11 @@ kill $pid
         .output()
         .expect("unshare runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         &lines[..4],

@@ -108,7 +108,9 @@ impl FrameReader {
     /// How many more bytes the reader may buffer before a call to
     /// [`next_frame`](Self::next_frame) is due (reads should be no larger).
     pub fn room(&self) -> usize {
-        (HEADER_LEN + self.max).saturating_sub(self.buf.len()).max(1)
+        (HEADER_LEN + self.max)
+            .saturating_sub(self.buf.len())
+            .max(1)
     }
 
     /// Bytes buffered (a partial frame).
@@ -373,7 +375,10 @@ mod tests {
     fn responses_decode_with_status() {
         let f = error_response(9, code::UNIMPLEMENTED, "SecureMount is not supported");
         let h = Header::parse(f[..HEADER_LEN].try_into().unwrap());
-        assert_eq!((h.stream_id, h.kind, h.length as usize), (9, TYPE_RESPONSE, f.len() - 10));
+        assert_eq!(
+            (h.stream_id, h.kind, h.length as usize),
+            (9, TYPE_RESPONSE, f.len() - 10)
+        );
         let r = Response::decode(&f[HEADER_LEN..]).unwrap();
         let s = r.status.unwrap();
         assert_eq!(s.code, code::UNIMPLEMENTED);

@@ -10,8 +10,8 @@ use rustix::event::epoll;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::{Errno, IoSlice, IoSliceMut};
 use rustix::net::{
-    self, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    self, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 
 use crate::os;
@@ -92,7 +92,11 @@ impl Poller {
             tv_sec: (ms / 1000) as i64,
             tv_nsec: ((ms % 1000) * 1_000_000) as _,
         });
-        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), ts.as_ref()) {
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            ts.as_ref(),
+        ) {
             Ok(_) => {}
             Err(Errno::INTR) => return Ok(()),
             Err(e) => return Err(e),
@@ -204,7 +208,10 @@ pub enum Peer {
 
 /// Accepts one connection (non-blocking, close-on-exec); `Ok(None)` when none is waiting.
 /// Transient per-connection failures (the peer gave up before the accept) are `Ok(None)`.
-pub fn accept(listener: BorrowedFd<'_>, kind: ListenerKind) -> Result<Option<(OwnedFd, Peer)>, Errno> {
+pub fn accept(
+    listener: BorrowedFd<'_>,
+    kind: ListenerKind,
+) -> Result<Option<(OwnedFd, Peer)>, Errno> {
     let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
     let (fd, addr) = match net::acceptfrom_with(listener, flags) {
         Ok(x) => x,
@@ -282,14 +289,23 @@ pub fn send(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno> {
 
 /// Sends `data` with `passed` attached (`SCM_RIGHTS`) on a blocking unix socket; all of
 /// `data` or an error.
-pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], passed: BorrowedFd<'_>) -> Result<(), Errno> {
+pub fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    passed: BorrowedFd<'_>,
+) -> Result<(), Errno> {
     let mut space = [core::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [passed];
     if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
         return Err(Errno::NOBUFS);
     }
-    let n = net::sendmsg(sock, &[IoSlice::new(data)], &mut control, SendFlags::NOSIGNAL)?;
+    let n = net::sendmsg(
+        sock,
+        &[IoSlice::new(data)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
     if n < data.len() {
         write_all(sock, &data[n..])?;
     }
@@ -322,10 +338,15 @@ pub fn read_blocking(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errn
 
 /// Connects a blocking unix stream socket to `path` (close-on-exec).
 pub fn connect_unix(path: &str) -> Result<OwnedFd, String> {
-    let fd = net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .map_err(|e| format!("cannot create a unix socket: {}", os(e)))?;
-    let addr = SocketAddrUnix::new(path)
-        .map_err(|e| format!("invalid socket path {path}: {}", os(e)))?;
+    let fd = net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("cannot create a unix socket: {}", os(e)))?;
+    let addr =
+        SocketAddrUnix::new(path).map_err(|e| format!("invalid socket path {path}: {}", os(e)))?;
     net::connect(&fd, &addr).map_err(|e| format!("cannot connect to {path}: {}", os(e)))?;
     Ok(fd)
 }

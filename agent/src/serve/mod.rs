@@ -29,8 +29,8 @@ use crate::prelude::*;
 use alloc::collections::VecDeque;
 use core::net::SocketAddr;
 use hub::{Hub, HubSettings};
-use rest::{Features, RestConn, Step};
 use prost::Message;
+use rest::{Features, RestConn, Step};
 use rustix::fd::{AsFd, OwnedFd};
 use sealgate_core::ttrpc::{self, Frame, FrameReader, code};
 use sealgate_linux::event::{self, ListenerKind, Peer, Poller, ReadOutcome, Ready};
@@ -152,8 +152,12 @@ fn parse_rest_features(f: &str) -> Result<Features, String> {
 }
 
 fn parse_bind(v: &str) -> Result<SocketAddr, String> {
-    v.parse()
-        .map_err(|_| format!("--bind must be IP:PORT, got '{}'", sealgate_core::escape::shown(v)))
+    v.parse().map_err(|_| {
+        format!(
+            "--bind must be IP:PORT, got '{}'",
+            sealgate_core::escape::shown(v)
+        )
+    })
 }
 
 /// `attestation-agent --attestation_sock unix://P [--initdata-toml P] [-c aa.toml]`.
@@ -384,7 +388,11 @@ fn run_cdh(args: &[String]) -> i32 {
             }
         }
     };
-    let socket = match toml.socket.as_deref().map(|s| unix_path(s, "cdh.toml socket")) {
+    let socket = match toml
+        .socket
+        .as_deref()
+        .map(|s| unix_path(s, "cdh.toml socket"))
+    {
         None => String::from(CDH_SOCKET),
         Some(Ok(p)) => p,
         Some(Err(e)) => {
@@ -433,7 +441,9 @@ fn run_cdh(args: &[String]) -> i32 {
 /// `api-server-rest [--features F] [--bind ADDR] [--cdh_addr U] [--aa_addr U]`.
 fn run_rest(args: &[String]) -> i32 {
     let mut features = Features::Resource;
-    let mut bind = REST_BIND.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8006)));
+    let mut bind = REST_BIND
+        .parse()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8006)));
     let mut aa = String::from(AA_SOCKET);
     let mut it = args.iter();
     let mut parse = || -> Result<(), String> {
@@ -504,8 +514,12 @@ fn hand_over(aa: &str, listener: &OwnedFd, adopt: &AdoptListener) -> Result<Owne
             }
         }
     };
-    let (uid, _) = event::peer_of(&conn)
-        .map_err(|e| format!("cannot read the hub's credentials: {}", sealgate_linux::os(e)))?;
+    let (uid, _) = event::peer_of(&conn).map_err(|e| {
+        format!(
+            "cannot read the hub's credentials: {}",
+            sealgate_linux::os(e)
+        )
+    })?;
     if uid != 0 && uid != event::euid() {
         return Err(format!(
             "the process serving unix://{aa} runs as uid {uid}, neither root nor this user: \
@@ -520,15 +534,21 @@ fn hand_over(aa: &str, listener: &OwnedFd, adopt: &AdoptListener) -> Result<Owne
         metadata: Vec::new(),
     };
     let frame = ttrpc::frame(1, ttrpc::TYPE_REQUEST, &req.encode_to_vec());
-    event::send_with_fd(conn.as_fd(), &frame, listener.as_fd())
-        .map_err(|e| format!("cannot hand the listener to the hub: {}", sealgate_linux::os(e)))?;
+    event::send_with_fd(conn.as_fd(), &frame, listener.as_fd()).map_err(|e| {
+        format!(
+            "cannot hand the listener to the hub: {}",
+            sealgate_linux::os(e)
+        )
+    })?;
     let mut reader = FrameReader::new(64 << 10);
     let mut buf = [0u8; 4096];
     loop {
         let n = event::read_blocking(conn.as_fd(), &mut buf)
             .map_err(|e| format!("the hub did not answer: {}", sealgate_linux::os(e)))?;
         if n == 0 {
-            return Err(String::from("the hub closed the connection without an answer"));
+            return Err(String::from(
+                "the hub closed the connection without an answer",
+            ));
         }
         reader.feed(&buf[..n]);
         if let Some(Frame::Whole(h, payload)) = reader.next_frame() {
@@ -635,7 +655,11 @@ impl Server {
     fn run(&mut self) -> Result<(), String> {
         let mut ready: Vec<Ready> = Vec::with_capacity(64);
         loop {
-            let timeout = if self.pending.is_empty() { None } else { Some(0) };
+            let timeout = if self.pending.is_empty() {
+                None
+            } else {
+                Some(0)
+            };
             self.poller
                 .wait(&mut ready, timeout)
                 .map_err(|e| format!("epoll_wait failed: {}", sealgate_linux::os(e)))?;
@@ -827,7 +851,12 @@ impl Server {
         }
     }
 
-    fn ttrpc_frame(&mut self, slot: usize, api: TtrpcApi, frame: Frame) -> Option<Zeroizing<Vec<u8>>> {
+    fn ttrpc_frame(
+        &mut self,
+        slot: usize,
+        api: TtrpcApi,
+        frame: Frame,
+    ) -> Option<Zeroizing<Vec<u8>>> {
         let started = Instant::now();
         let (header, payload) = match frame {
             Frame::Oversize(h) => {
@@ -870,8 +899,9 @@ impl Server {
             ttrpc_service::call(&mut self.hub, api, &req.0)
         };
         let answer = match answer {
-            Ok(_) if req.0.timeout_nano > 0
-                && started.elapsed().as_nanos() > req.0.timeout_nano as u128 =>
+            Ok(_)
+                if req.0.timeout_nano > 0
+                    && started.elapsed().as_nanos() > req.0.timeout_nano as u128 =>
             {
                 Err((code::DEADLINE_EXCEEDED, String::from("timeout")))
             }
@@ -885,8 +915,12 @@ impl Server {
         if req.method != ADOPT_METHOD {
             return Err((code::UNIMPLEMENTED, format!("{} method", req.method)));
         }
-        let m = AdoptListener::decode(&req.payload[..])
-            .map_err(|e| (code::INVALID_ARGUMENT, format!("cannot decode AdoptListener: {e}")))?;
+        let m = AdoptListener::decode(&req.payload[..]).map_err(|e| {
+            (
+                code::INVALID_ARGUMENT,
+                format!("cannot decode AdoptListener: {e}"),
+            )
+        })?;
         let fd = self
             .conns
             .get_mut(slot)
@@ -902,9 +936,9 @@ impl Server {
         let kind = event::listener_kind(fd.as_fd()).map_err(|e| (code::INVALID_ARGUMENT, e))?;
         let api = match (m.role.as_str(), kind) {
             ("cdh", ListenerKind::Unix) => Api::Ttrpc(TtrpcApi::Cdh),
-            ("rest", ListenerKind::Tcp) => {
-                Api::Rest(parse_rest_features(&m.features).map_err(|e| (code::INVALID_ARGUMENT, e))?)
-            }
+            ("rest", ListenerKind::Tcp) => Api::Rest(
+                parse_rest_features(&m.features).map_err(|e| (code::INVALID_ARGUMENT, e))?,
+            ),
             _ => {
                 return Err((
                     code::INVALID_ARGUMENT,
@@ -960,7 +994,12 @@ impl Server {
             return;
         }
         let want = (!c.eof && c.out_bytes <= OUT_HIGH, !c.out.is_empty());
-        if want != c.interest && self.poller.modify(c.fd.as_fd(), slot as u64, want.0, want.1).is_ok() {
+        if want != c.interest
+            && self
+                .poller
+                .modify(c.fd.as_fd(), slot as u64, want.0, want.1)
+                .is_ok()
+        {
             c.interest = want;
         }
     }

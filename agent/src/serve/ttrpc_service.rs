@@ -5,10 +5,10 @@
 use super::hub::{Hub, HubError, Measurement};
 use crate::prelude::*;
 use prost::Message;
-use zeroize::Zeroizing;
 use sealgate_core::proto::{aa, cdh};
 use sealgate_core::ttrpc::{self, Request, code};
 use sealgate_linux::{debug, warn};
+use zeroize::Zeroizing;
 
 /// Which API a socket serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,10 @@ fn decode<M: Message + Default>(payload: &[u8], name: &str) -> Result<M, Status>
 fn aa_failure(e: &HubError, message: &str) -> Status {
     // Upstream AA logs the cause and answers INTERNAL with a fixed text.
     warn!("attestation-agent: {message}: {e}");
-    (code::INTERNAL, format!("[ERROR:attestation-agent] {message}"))
+    (
+        code::INTERNAL,
+        format!("[ERROR:attestation-agent] {message}"),
+    )
 }
 
 fn cdh_failure(e: &HubError) -> Status {
