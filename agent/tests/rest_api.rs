@@ -222,6 +222,17 @@ fn check_attestation_routes(world: &World, server: &Server) {
         "/aa/evidence?runtime_data=aGVsbG8&encoding=base64",
     );
     assert_eq!(json(&raw), json(&b64));
+    // The runtime data is bound: other data, other evidence.
+    let other = get(world, server, "/aa/evidence?runtime_data=hellp");
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert_ne!(json(&raw), json(&other));
+    // More than the 64-byte report data: the hub's error, as upstream's AA fails.
+    let long = get(
+        world,
+        server,
+        &format!("/aa/evidence?runtime_data={}", "a".repeat(65)),
+    );
+    assert_eq!(long.status, 500, "{}", long.text());
     get(
         world,
         server,
@@ -235,8 +246,10 @@ fn check_attestation_routes(world: &World, server: &Server) {
     )
     .is(400, "BAD REQUEST");
     get(world, server, "/aa/evidence").is(400, "BAD REQUEST");
-    let additional = get(world, server, "/aa/additional-evidence?runtime_data=hello");
-    assert_eq!(additional.status, 200, "{}", additional.text());
+    // No additional attesters: an empty body, as upstream.
+    get(world, server, "/aa/additional-evidence?runtime_data=hello")
+        .is(200, "")
+        .typed("application/octet-stream");
     get(world, server, "/aa/additional-evidence").is(400, "BAD REQUEST");
 
     let aael = curl(
@@ -437,6 +450,13 @@ fn connections_keep_alive_bounds_and_refusals() {
     get(&world, &server, "/cdh/resource/default/key/1").is(200, SECRET);
     drop(slow);
     get(&world, &server, "/info");
+    // Every resource above came from one KBS session.
+    let (auth, attest, _) = requests(&world.kbs.stats());
+    assert_eq!(
+        (auth, attest),
+        (1, 1),
+        "one attestation for every REST caller"
+    );
 }
 
 #[test]

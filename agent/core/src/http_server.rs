@@ -55,6 +55,9 @@ impl Request {
     /// hyper's `Uri::path` gives it. Not percent-decoded.
     pub fn path(&self) -> &str {
         let without_query = self.target.split('?').next().unwrap_or("");
+        if without_query.starts_with('/') {
+            return without_query;
+        }
         if let Some(scheme_end) = without_query.find("://") {
             let after = &without_query[scheme_end + 3..];
             return match after.find('/') {
@@ -470,6 +473,8 @@ mod tests {
         assert_eq!(r.query(), Some("x"));
         let r = request(b"GET http://127.0.0.1:8006 HTTP/1.1\r\n\r\n");
         assert_eq!(r.path(), "/");
+        let r = request(b"GET /cdh/resource/http://x/y HTTP/1.1\r\n\r\n");
+        assert_eq!(r.path(), "/cdh/resource/http://x/y");
     }
 
     #[test]
