@@ -68,6 +68,7 @@ fn guest_client_unseals_over_ttrpc_and_fetches_over_rest() {
         kernel: a.kernel.image.clone(),
         initrd,
         initdata: None,
+        disks: Vec::new(),
         append: "sealgate.log=info".into(),
         log: dir.join("console.log"),
         timeout: Duration::from_secs(150),
