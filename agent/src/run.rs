@@ -143,8 +143,8 @@ pub enum Failure {
     UnsealEnv {
         /// The variable's name.
         name: String,
-        /// Why.
-        error: SealedFailure,
+        /// Why (boxed: the largest failure).
+        error: Box<SealedFailure>,
     },
     /// An unsealed environment value holds a NUL byte, which no environment can carry.
     EnvNul {
@@ -875,6 +875,9 @@ pub fn exec(
     }
 }
 
+/// The environment `exec` passes on (`NAME=value` entries, plaintexts included).
+type ExecEnv = Vec<Zeroizing<Vec<u8>>>;
+
 /// Everything `exec` does before the `execve`: the resolved command and the environment.
 fn exec_prepare(
     opts: &Options,
@@ -882,7 +885,7 @@ fn exec_prepare(
     spec: &crate::cli::ExecSpec,
     env: &[String],
     started: Instant,
-) -> Result<(String, Vec<Zeroizing<Vec<u8>>>), Failure> {
+) -> Result<(String, ExecEnv), Failure> {
     let Loaded {
         config: cfg,
         init_data,
@@ -919,7 +922,7 @@ fn exec_prepare(
     } else {
         plan(&cfg)?
     };
-    let mut envp: Vec<Zeroizing<Vec<u8>>> = env
+    let mut envp: ExecEnv = env
         .iter()
         .map(|e| Zeroizing::new(e.as_bytes().to_vec()))
         .collect();
@@ -957,7 +960,7 @@ fn exec_prepare(
             unseal_one(&cfg, &mut client, &mut keys, &label, sealed).map_err(|error| {
                 Failure::UnsealEnv {
                     name: name.clone(),
-                    error,
+                    error: Box::new(error),
                 }
             })?;
         if plaintext.contains(&0) {
