@@ -886,6 +886,28 @@ fn exec_prepare(
     env: &[String],
     started: Instant,
 ) -> Result<(String, ExecEnv), Failure> {
+    let command = spec.argv.first().map(String::as_str).unwrap_or_default();
+    let path_var = env.iter().find_map(|kv| kv.strip_prefix("PATH="));
+    let resolve = || {
+        resolve_command(command, path_var).ok_or_else(|| Failure::CommandNotFound {
+            command: command.to_string(),
+        })
+    };
+    let any_sealed = env.iter().any(|kv| {
+        kv.split_once('=')
+            .is_some_and(|(_, v)| v.starts_with(SEALED_PREFIX))
+    });
+    if spec.env_only && !any_sealed {
+        // Nothing to unseal and nothing else asked for: no configuration (no KBS URL) needed.
+        let path = resolve()?;
+        info!("exec: no sealed value in the environment; exec {path}");
+        return Ok((
+            path,
+            env.iter()
+                .map(|e| Zeroizing::new(e.as_bytes().to_vec()))
+                .collect(),
+        ));
+    }
     let Loaded {
         config: cfg,
         init_data,
@@ -894,11 +916,7 @@ fn exec_prepare(
     } = load_config(opts, sources)?;
     let deadline = run_deadline(&cfg, started);
     // Everything local first: the command, the sealed values' syntax, the plan.
-    let command = spec.argv.first().map(String::as_str).unwrap_or_default();
-    let path_var = env.iter().find_map(|kv| kv.strip_prefix("PATH="));
-    let path = resolve_command(command, path_var).ok_or_else(|| Failure::CommandNotFound {
-        command: command.to_string(),
-    })?;
+    let path = resolve()?;
     let mut sealed_env: Vec<(usize, String, Sealed)> = Vec::new();
     for (i, entry) in env.iter().enumerate() {
         let Some((name, value)) = entry.split_once('=') else {
