@@ -159,8 +159,8 @@ pub enum Failure {
     UnsealEnv {
         /// The variable's name.
         name: String,
-        /// Why.
-        error: SealedFailure,
+        /// Why (boxed: the largest failure).
+        error: Box<SealedFailure>,
     },
     /// An unsealed environment value holds a NUL byte, which no environment can carry.
     EnvNul {
@@ -1021,6 +1021,9 @@ pub fn exec(
     }
 }
 
+/// The environment `exec` passes on (`NAME=value` entries, plaintexts included).
+type ExecEnv = Vec<Zeroizing<Vec<u8>>>;
+
 /// Everything `exec` does before the `execve`: the resolved command and the environment.
 fn exec_prepare(
     opts: &Options,
@@ -1028,7 +1031,29 @@ fn exec_prepare(
     spec: &crate::cli::ExecSpec,
     env: &[String],
     started: Instant,
-) -> Result<(String, Vec<Zeroizing<Vec<u8>>>), Failure> {
+) -> Result<(String, ExecEnv), Failure> {
+    let command = spec.argv.first().map(String::as_str).unwrap_or_default();
+    let path_var = env.iter().find_map(|kv| kv.strip_prefix("PATH="));
+    let resolve = || {
+        resolve_command(command, path_var).ok_or_else(|| Failure::CommandNotFound {
+            command: command.to_string(),
+        })
+    };
+    let any_sealed = env.iter().any(|kv| {
+        kv.split_once('=')
+            .is_some_and(|(_, v)| v.starts_with(SEALED_PREFIX))
+    });
+    if spec.env_only && !any_sealed {
+        // Nothing to unseal and nothing else asked for: no configuration (no KBS URL) needed.
+        let path = resolve()?;
+        info!("exec: no sealed value in the environment; exec {path}");
+        return Ok((
+            path,
+            env.iter()
+                .map(|e| Zeroizing::new(e.as_bytes().to_vec()))
+                .collect(),
+        ));
+    }
     let Loaded {
         config: cfg,
         init_data,
@@ -1037,11 +1062,7 @@ fn exec_prepare(
     } = load_config(opts, sources)?;
     let deadline = run_deadline(&cfg, started);
     // Everything local first: the command, the sealed values' syntax, the plan.
-    let command = spec.argv.first().map(String::as_str).unwrap_or_default();
-    let path_var = env.iter().find_map(|kv| kv.strip_prefix("PATH="));
-    let path = resolve_command(command, path_var).ok_or_else(|| Failure::CommandNotFound {
-        command: command.to_string(),
-    })?;
+    let path = resolve()?;
     let mut sealed_env: Vec<(usize, String, Sealed)> = Vec::new();
     for (i, entry) in env.iter().enumerate() {
         let Some((name, value)) = entry.split_once('=') else {
@@ -1065,7 +1086,7 @@ fn exec_prepare(
     } else {
         plan(&cfg)?
     };
-    let mut envp: Vec<Zeroizing<Vec<u8>>> = env
+    let mut envp: ExecEnv = env
         .iter()
         .map(|e| Zeroizing::new(e.as_bytes().to_vec()))
         .collect();
@@ -1103,7 +1124,7 @@ fn exec_prepare(
             unseal_one(&cfg, &mut client, &mut keys, &label, sealed).map_err(|error| {
                 Failure::UnsealEnv {
                     name: name.clone(),
-                    error,
+                    error: Box::new(error),
                 }
             })?;
         if plaintext.contains(&0) {

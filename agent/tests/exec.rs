@@ -193,6 +193,21 @@ fn bad_sealed_values_and_missing_commands_are_refused_before_the_kbs() {
         .run()
         .fails(1, &["no-such-program-e1f2: no such executable"]);
     assert_eq!(t.w.kbs.stats().connections, before, "no KBS contact");
+    // Nothing sealed with --env-only: no configuration needed at all (not even a KBS URL).
+    let ran =
+        t.w.bare()
+            .args([
+                "exec",
+                "--config",
+                "/dev/null",
+                "--kernel-cmdline",
+                "/dev/null",
+            ])
+            .args(["--env-only", "--", "/usr/bin/env"])
+            .env("PLAIN", "x")
+            .run();
+    ran.ok();
+    assert!(env_lines(&ran.stdout).contains(&"PLAIN=x".to_string()));
     // Usage errors: exit 2.
     t.w.bare()
         .args(["exec", "/usr/bin/env"])
