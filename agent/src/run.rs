@@ -705,21 +705,7 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<Vec<volume::Ope
     // Every kid's key, or None when it could not be obtained: each is fetched at most once
     // per run, failed or not.
     let mut keys: BTreeMap<String, Option<PublicJwk>> = BTreeMap::new();
-    let mut secrets: Vec<(RelPath, Zeroizing<Vec<u8>>)> = Vec::with_capacity(plan.len());
-    for (path, source) in &plan {
-        let plaintext = match source {
-            Source::Resource(uri) => client.fetch(uri).map_err(|error| Failure::Fetch {
-                path: path.clone(),
-                error,
-            })?,
-            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, &path, sealed)
-                .map_err(|error| Failure::Sealed {
-                    path: path.clone(),
-                    error,
-                })?,
-        };
-        secrets.push((path.clone(), plaintext));
-    }
+    let secrets = fetch_plan(&cfg, &mut client, &mut keys, &plan)?;
     let mut volume_keys = Vec::with_capacity(prepared.len());
     for p in &prepared {
         let key = client
@@ -784,6 +770,36 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<Vec<volume::Ope
 }
 
 /// Everything to produce, with validated output paths, before any I/O on the network.
+/// A plaintext with the output path it goes to.
+type Plaintext = (RelPath, Zeroizing<Vec<u8>>);
+
+/// Fetches or unseals every entry of the plan, in order, over one session: the plaintexts
+/// with their output paths, or the first failure (nothing is written here).
+fn fetch_plan(
+    cfg: &Config,
+    client: &mut Client<HttpTransport>,
+    keys: &mut BTreeMap<String, Option<PublicJwk>>,
+    plan: &[(RelPath, Source)],
+) -> Result<Vec<Plaintext>, Failure> {
+    let mut secrets = Vec::with_capacity(plan.len());
+    for (path, source) in plan {
+        let plaintext = match source {
+            Source::Resource(uri) => client.fetch(uri).map_err(|error| Failure::Fetch {
+                path: path.clone(),
+                error,
+            })?,
+            Source::Sealed(sealed) => {
+                unseal_one(cfg, client, keys, path, sealed).map_err(|error| Failure::Sealed {
+                    path: path.clone(),
+                    error,
+                })?
+            }
+        };
+        secrets.push((path.clone(), plaintext));
+    }
+    Ok(secrets)
+}
+
 fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
     let mut plan = Vec::new();
     for spec in &cfg.resources {
@@ -1103,21 +1119,7 @@ fn exec_prepare(
     };
     let mut client = connect(&cfg, init_data.as_ref(), attester, deadline)?;
     let mut keys: BTreeMap<String, Option<PublicJwk>> = BTreeMap::new();
-    let mut secrets: Vec<(RelPath, Zeroizing<Vec<u8>>)> = Vec::with_capacity(plan.len());
-    for (path, source) in &plan {
-        let plaintext = match source {
-            Source::Resource(uri) => client.fetch(uri).map_err(|error| Failure::Fetch {
-                path: path.clone(),
-                error,
-            })?,
-            Source::Sealed(sealed) => unseal_one(&cfg, &mut client, &mut keys, &path, sealed)
-                .map_err(|error| Failure::Sealed {
-                    path: path.clone(),
-                    error,
-                })?,
-        };
-        secrets.push((path.clone(), plaintext));
-    }
+    let secrets = fetch_plan(&cfg, &mut client, &mut keys, &plan)?;
     for (i, name, sealed) in &sealed_env {
         let label = format!("environment variable {}", escape(name, 128));
         let plaintext =
