@@ -47,10 +47,9 @@ fn main(process: Process) -> i32 {
         if let Some(level) = process.var("SEALGATE_LOG").and_then(Level::parse) {
             log::set_level(level);
         }
-        let env = serve::Env {
-            config: process.var("SEALGATE_CONFIG").map(String::from),
-            kernel_cmdline: process.var("SEALGATE_KERNEL_CMDLINE").map(String::from),
-        };
+        // An unreadable /proc/cmdline (no /proc) leaves nothing the kernel could have set.
+        let cmdline = sealgate_linux::fs::read_file("/proc/cmdline", 64 << 10).unwrap_or_default();
+        let env = serve::Env::from_vars(|name| process.var(name), &cmdline);
         return serve::main(role, rest, env);
     }
     // A container's PID 1 (PID 1 of a PID namespace of its own) is started by its

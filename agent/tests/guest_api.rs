@@ -222,7 +222,11 @@ fn launch(w: &World) -> Components {
     // sealgate's own settings for a host run: the sample TEE, no kernel command line.
     let config = w.tmp.write(
         "sealgate.toml",
-        format!("kbs_url = \"{}\"\ntee = \"sample\"\n", w.url()),
+        // rest_api_max: the image lets kata's --features open every route.
+        format!(
+            "kbs_url = \"{}\"\ntee = \"sample\"\nrest_api_max = \"all\"\n",
+            w.url()
+        ),
     );
     let logs = w.tmp.mkdir("logs");
     let rest = free_port();

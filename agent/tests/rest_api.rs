@@ -515,3 +515,87 @@ kill $pid
     assert!(lines[4].contains(r#""feature":"all""#), "{stdout}");
     assert_eq!(lines[5], "URL NOT FOUND 404 {}", "{stdout}");
 }
+
+/// api-server-rest as kata starts it (`--features` from `agent.guest_components_rest_api`,
+/// which the host can set), handing its listener to a hub whose config file says
+/// `config`; the parked api-server-rest process is returned with the server.
+fn start_adopted(world: &World, features: &str, config: &str) -> (Server, std::process::Child) {
+    let aa = world.tmp.join("adopt-aa.sock");
+    let _ = std::fs::remove_file(&aa);
+    let cfg = world.tmp.write("ceiling.toml", config);
+    let hub = world
+        .bare()
+        .arg("serve")
+        .arg("--attestation_sock")
+        .arg(format!("unix://{}", s(&aa)))
+        .arg("--no-rest")
+        .args(["--kbs", &world.url(), "--tee", "sample"])
+        .args(["--kernel-cmdline", "/dev/null", "--config", s(&cfg)])
+        .spawn();
+    let port = free_port();
+    let mut server = Server {
+        running: Some(hub),
+        port,
+    };
+    let start = Instant::now();
+    while !aa.exists() {
+        if start.elapsed() > Duration::from_secs(20) {
+            panic!("the hub's socket never appeared{}", server.stop().dump());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let link = world.tmp.join("api-server-rest");
+    let _ = std::os::unix::fs::symlink(sealgate_bin(), &link);
+    let rest = Command::new(&link)
+        .args(["--features", features])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .args(["--aa_addr", &format!("unix://{}", s(&aa))])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("run api-server-rest");
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(20) {
+            panic!("the REST port never opened{}", server.stop().dump());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, rest)
+}
+
+#[test]
+fn kata_s_features_count_only_within_the_image_s_ceiling() {
+    // rest_api_max (the image's config or init-data's sealgate.toml) bounds what kata's
+    // unmeasured `--features` can open: by default `resource`.
+    let world = world();
+    for (config, asked, served) in [
+        ("", "all", "resource"),
+        ("", "attestation", "none"),
+        ("rest_api_max = \"all\"\n", "all", "all"),
+        ("rest_api_max = \"attestation\"\n", "all", "attestation"),
+        ("rest_api_max = \"none\"\n", "resource", "none"),
+    ] {
+        let (mut server, mut rest) = start_adopted(&world, asked, config);
+        let info = get(&world, &server, "/info");
+        assert_eq!(info.status, 200, "{}", info.text());
+        let info = json(&info);
+        assert_eq!(info["feature"], served, "{config:?} --features {asked}");
+        let aa = get(&world, &server, "/aa/token?token_type=kbs");
+        let cdh = get(&world, &server, "/cdh/resource/default/key/1");
+        if served == "all" || served == "attestation" {
+            assert_eq!(aa.status, 200, "{}", aa.text());
+        } else {
+            aa.is(404, "Attestation Feature Not Enabled");
+        }
+        if served == "all" || served == "resource" {
+            cdh.is(200, SECRET);
+        } else {
+            cdh.is(404, "Resource Feature Not Enabled");
+        }
+        let _ = rest.kill();
+        let _ = rest.wait();
+        let ran = server.stop();
+        if served != asked {
+            ran.says(&["asks for more than rest_api_max"]);
+        }
+    }
+}

@@ -60,7 +60,8 @@ fuzz_target!(|data: &[u8]| {
     let features = match mode & 3 {
         0 => Features::Resource,
         1 => Features::Attestation,
-        _ => Features::All,
+        2 => Features::All,
+        _ => Features::Neither,
     };
     let peer = if mode & 4 == 0 {
         IpAddr::V4(Ipv4Addr::LOCALHOST)

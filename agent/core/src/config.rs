@@ -400,6 +400,9 @@ pub struct Settings {
     pub sysfs: Option<String>,
     /// The event-log directory (the AAEL and its write-ahead record).
     pub eventlog_dir: Option<String>,
+    /// The most the REST API may serve, whatever `--features` (kata's unmeasured
+    /// `agent.guest_components_rest_api`) asks for; default `resource`.
+    pub rest_api_max: Option<crate::rest::Features>,
     /// Init stage: what runs once the secrets are in place.
     pub init_mode: Option<InitMode>,
     /// Init stage: the program exec'ed next (`InitMode::Exec`).
@@ -460,6 +463,7 @@ impl Settings {
             configfs_tsm,
             sysfs,
             eventlog_dir,
+            rest_api_max,
             init_mode,
             next_init,
             on_failure,
@@ -578,6 +582,7 @@ impl Settings {
             eventlog_dir: self
                 .eventlog_dir
                 .unwrap_or_else(|| DEFAULT_EVENTLOG_DIR.to_string()),
+            rest_api_max: self.rest_api_max.unwrap_or_default(),
         })
     }
 }
@@ -938,6 +943,8 @@ pub struct Config {
     pub sysfs: String,
     /// Event-log directory.
     pub eventlog_dir: String,
+    /// The REST API's ceiling (`rest_api_max`).
+    pub rest_api_max: crate::rest::Features,
 }
 
 /// Configuration errors. They quote the offending value: configuration is not secret.
@@ -1047,6 +1054,21 @@ pub fn parse_u64(key: &str, s: &str) -> Result<u64, ConfigError> {
         .map_err(|_| ConfigError::invalid(key, s, "expected a non-negative integer"))
 }
 
+/// Parses `rest_api_max`: one of `--features`' values, or `none`.
+pub fn parse_rest_api_max(s: &str) -> Result<crate::rest::Features, ConfigError> {
+    use crate::rest::Features;
+    if s == "none" {
+        return Ok(Features::Neither);
+    }
+    Features::parse(s).map_err(|_| {
+        ConfigError::invalid(
+            "rest_api_max",
+            s,
+            "expected resource, attestation, all or none",
+        )
+    })
+}
+
 /// Parses a tee key algorithm name.
 pub fn parse_key_algorithm(s: &str) -> Result<KeyAlgorithm, ConfigError> {
     KeyAlgorithm::parse(s).map_err(|e| ConfigError::invalid("tee key algorithm", s, &e.to_string()))
@@ -1078,6 +1100,7 @@ struct FileConfig {
     configfs_tsm: Option<String>,
     sysfs: Option<String>,
     eventlog_dir: Option<String>,
+    rest_api_max: Option<String>,
     #[serde(default)]
     resource: Vec<FileResource>,
     #[serde(default)]
@@ -1238,6 +1261,11 @@ pub fn parse_file(text: &str) -> Result<Settings, ConfigError> {
         configfs_tsm: f.configfs_tsm,
         sysfs: f.sysfs,
         eventlog_dir: f.eventlog_dir,
+        rest_api_max: f
+            .rest_api_max
+            .as_deref()
+            .map(parse_rest_api_max)
+            .transpose()?,
         init_mode: init.mode.as_deref().map(InitMode::parse).transpose()?,
         next_init: init.next_init,
         on_failure: init

@@ -47,6 +47,9 @@ pub enum Features {
     Attestation,
     /// Both.
     All,
+    /// Neither: what is left when the image's ceiling (`rest_api_max`) grants nothing of
+    /// the requested value. Never parsed from `--features`.
+    Neither,
 }
 
 /// A `--features` value other than `resource`, `attestation` or `all` (upstream exits 1).
@@ -77,6 +80,20 @@ impl Features {
             Features::Resource => "resource",
             Features::Attestation => "attestation",
             Features::All => "all",
+            Features::Neither => "none",
+        }
+    }
+
+    /// What of `self` the ceiling `max` grants: the routes both serve.
+    pub fn within(self, max: Features) -> Features {
+        match (
+            self.resource() && max.resource(),
+            self.attestation() && max.attestation(),
+        ) {
+            (true, true) => Features::All,
+            (true, false) => Features::Resource,
+            (false, true) => Features::Attestation,
+            (false, false) => Features::Neither,
         }
     }
 
@@ -560,6 +577,36 @@ mod tests {
             assert_eq!(Features::parse(bad), Err(UnknownFeatures));
         }
         assert_eq!(Features::default(), Features::Resource);
+        assert_eq!(Features::parse("none"), Err(UnknownFeatures));
+    }
+
+    #[test]
+    fn the_ceiling_grants_the_intersection() {
+        use Features::*;
+        for (asked, max, got) in [
+            (All, All, All),
+            (All, Resource, Resource),
+            (All, Attestation, Attestation),
+            (Attestation, Resource, Neither),
+            (Resource, Attestation, Neither),
+            (Resource, Resource, Resource),
+            (Attestation, All, Attestation),
+            (Resource, All, Resource),
+        ] {
+            assert_eq!(asked.within(max), got, "{asked:?} within {max:?}");
+        }
+        // With nothing granted, both route families answer "not enabled".
+        for (path, body) in [
+            ("/cdh/resource/a/b/c", "Resource Feature Not Enabled"),
+            (
+                "/aa/token?token_type=kbs",
+                "Attestation Feature Not Enabled",
+            ),
+        ] {
+            let (r, calls) = call(Neither, "GET", path, b"");
+            check(&r, 404, body);
+            assert!(calls.is_empty(), "{path}");
+        }
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub enum Key {
     ConfigfsTsm,
     Sysfs,
     EventlogDir,
+    RestApiMax,
     InitMode,
     NextInit,
     OnFailure,
@@ -140,6 +141,7 @@ impl Key {
             Key::ConfigfsTsm => "configfs_tsm",
             Key::Sysfs => "sysfs",
             Key::EventlogDir => "eventlog_dir",
+            Key::RestApiMax => "rest_api_max",
             Key::InitMode => "init.mode",
             Key::NextInit => "init.next_init",
             Key::OnFailure => "init.on_failure",
@@ -338,6 +340,13 @@ pub const RULES: &[Rule] = &[
         "the host would choose the event log sent and where records are written",
     ),
     rule(
+        Key::RestApiMax,
+        Never,
+        true,
+        "attestation and all give every process in the guest evidence over its own report \
+         data and the KBS token with the TEE key",
+    ),
+    rule(
         Key::InitMode,
         Never,
         true,
@@ -492,6 +501,7 @@ macro_rules! each_field {
             ConfigfsTsm => configfs_tsm,
             Sysfs => sysfs,
             EventlogDir => eventlog_dir,
+            RestApiMax => rest_api_max,
             InitMode => init_mode,
             NextInit => next_init,
             OnFailure => on_failure,
@@ -608,6 +618,18 @@ pub const UPSTREAM_RULES: &[UpstreamRule] = &[
     },
 ];
 
+/// Whether the kernel command line `cmdline` may have put the environment variable `name`
+/// into the environment: the kernel hands PID 1 every `NAME=value` parameter it does not
+/// know (before `--`) as an environment variable, and a kata agent running as init passes
+/// its environment on to the components it launches. Such a variable is the host's, not
+/// the launcher's. Conservative: `NAME=` anywhere in the command line counts.
+pub fn kernel_may_have_set_env(cmdline: &[u8], name: &str) -> bool {
+    let needle = name.as_bytes();
+    cmdline
+        .windows(needle.len() + 1)
+        .any(|w| w[..needle.len()] == *needle && w[needle.len()] == b'=')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,6 +684,7 @@ mod tests {
             configfs_tsm: Some("/x".into()),
             sysfs: Some("/sysx".into()),
             eventlog_dir: Some("/runx".into()),
+            rest_api_max: Some(crate::rest::Features::All),
             init_mode: Some(InitMode::Report),
             next_init: Some("/bin/sh".into()),
             on_failure: Some(OnFailure::Continue),
@@ -686,6 +709,23 @@ mod tests {
             );
             assert!(!r.why.is_empty() && !r.key.is_empty(), "{r:?}");
         }
+    }
+
+    #[test]
+    fn environment_variables_the_kernel_command_line_could_have_set() {
+        let k = kernel_may_have_set_env;
+        assert!(k(
+            b"console=ttyS0 SEALGATE_CONFIG=/x quiet",
+            "SEALGATE_CONFIG"
+        ));
+        assert!(k(b"\"SEALGATE_CONFIG=/a b\"", "SEALGATE_CONFIG"));
+        assert!(k(b"SEALGATE_KERNEL_CMDLINE=/y", "SEALGATE_KERNEL_CMDLINE"));
+        assert!(!k(
+            b"console=ttyS0 sealgate.kbs=http://k",
+            "SEALGATE_CONFIG"
+        ));
+        assert!(!k(b"SEALGATE_CONFIGX", "SEALGATE_CONFIG"));
+        assert!(!k(b"", "SEALGATE_CONFIG"));
     }
 
     #[test]
@@ -731,6 +771,7 @@ mod tests {
             (Key::ConfigfsTsm, Never),
             (Key::Sysfs, Never),
             (Key::EventlogDir, Never),
+            (Key::RestApiMax, Never),
             (Key::InitMode, Never),
             (Key::NextInit, Never),
             (Key::OnFailure, Never),

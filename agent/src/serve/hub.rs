@@ -31,6 +31,7 @@ use sealgate_core::initdata::{InitData, InitDataError};
 use sealgate_core::kbs::KbsClientError;
 use sealgate_core::kbs::driver::Error as DriverError;
 use sealgate_core::rcar::Tee;
+use sealgate_core::rest::Features;
 use sealgate_core::sealed::{self, SealedError, SealedSecret, Unseal};
 use sealgate_core::upstream::{self, AaConfig, CdhConfig, MAX_UPSTREAM_CONFIG};
 use sealgate_core::uri::ResourceUri;
@@ -513,6 +514,23 @@ impl Hub {
     /// AA `GetTeeType`: `tdx`, `snp` or `sample`, as upstream.
     pub fn tee_type(&self) -> &str {
         self.tee.as_str()
+    }
+
+    /// What the REST API may serve of `requested` (`--features`, from kata's unmeasured
+    /// `agent.guest_components_rest_api`): its intersection with the image's measured
+    /// `rest_api_max` (default `resource`), with a warning naming what was withheld.
+    pub fn rest_features(&self, requested: Features) -> Features {
+        let granted = requested.within(self.cfg.rest_api_max);
+        if granted != requested {
+            warn!(
+                "REST API: --features {} asks for more than rest_api_max = {} allows (the \
+                 image's config or init-data's sealgate.toml sets it); serving {}",
+                requested.as_str(),
+                self.cfg.rest_api_max.as_str(),
+                granted.as_str()
+            );
+        }
+        granted
     }
 
     /// AA `GetAdditionalTees`: none.

@@ -233,14 +233,39 @@ fn parse_serve(args: &[String]) -> Result<ServeArgs, String> {
 /// What the environment says to the upstream-named instances, which take only upstream's
 /// flags: where sealgate's own settings are (`SEALGATE_CONFIG`, else
 /// `/etc/sealgate/config.toml` if present; `SEALGATE_KERNEL_CMDLINE`, else
-/// `/proc/cmdline`). The environment is the launcher's (kata passes its own, which the
-/// image sets), so these are as trusted as sealgate's `--config` and `--kernel-cmdline`.
+/// `/proc/cmdline`). The environment is the launcher's: the image's unit, or the kata
+/// agent, which passes on its own. A kata agent running as init inherited the kernel's
+/// environment, which the (unmeasured) kernel command line fills, so a variable that
+/// `/proc/cmdline` could have set is ignored with a warning ([`Env::from_vars`]).
 #[derive(Debug, Default)]
 pub struct Env {
     /// `SEALGATE_CONFIG`.
     pub config: Option<String>,
     /// `SEALGATE_KERNEL_CMDLINE`.
     pub kernel_cmdline: Option<String>,
+}
+
+impl Env {
+    /// Reads the two variables through `var`, keeping each only if the kernel command
+    /// line `cmdline` (always the real `/proc/cmdline`: the variable under suspicion
+    /// cannot choose it) does not name it.
+    pub fn from_vars<'a>(var: impl Fn(&str) -> Option<&'a str>, cmdline: &[u8]) -> Env {
+        let take = |name: &str| {
+            let value = var(name)?;
+            if sealgate_core::trust::kernel_may_have_set_env(cmdline, name) {
+                warn!(
+                    "{name} is ignored: the kernel command line (unmeasured) sets it, and \
+                     the kernel passes such parameters to init's environment"
+                );
+                return None;
+            }
+            Some(String::from(value))
+        };
+        Env {
+            config: take("SEALGATE_CONFIG"),
+            kernel_cmdline: take("SEALGATE_KERNEL_CMDLINE"),
+        }
+    }
 }
 
 /// Runs `role` with `args` (without argv\[0\]); the exit status.
@@ -936,9 +961,11 @@ impl Server {
         let kind = event::listener_kind(fd.as_fd()).map_err(|e| (code::INVALID_ARGUMENT, e))?;
         let api = match (m.role.as_str(), kind) {
             ("cdh", ListenerKind::Unix) => Api::Ttrpc(TtrpcApi::Cdh),
-            ("rest", ListenerKind::Tcp) => Api::Rest(
+            // api-server-rest's --features is kata's agent.guest_components_rest_api, which
+            // the host can set: it counts only within the image's measured ceiling.
+            ("rest", ListenerKind::Tcp) => Api::Rest(self.hub.rest_features(
                 parse_rest_features(&m.features).map_err(|e| (code::INVALID_ARGUMENT, e))?,
-            ),
+            )),
             _ => {
                 return Err((
                     code::INVALID_ARGUMENT,
@@ -1021,6 +1048,25 @@ mod tests {
 
     fn v(args: &[&str]) -> Vec<String> {
         args.iter().map(|a| String::from(*a)).collect()
+    }
+
+    #[test]
+    fn environment_the_kernel_command_line_could_set_is_ignored() {
+        let vars = |name: &str| match name {
+            "SEALGATE_CONFIG" => Some("/etc/x.toml"),
+            "SEALGATE_KERNEL_CMDLINE" => Some("/run/cmdline"),
+            _ => None,
+        };
+        let e = Env::from_vars(vars, b"console=ttyS0 agent.log=debug");
+        assert_eq!(e.config.as_deref(), Some("/etc/x.toml"));
+        assert_eq!(e.kernel_cmdline.as_deref(), Some("/run/cmdline"));
+        let e = Env::from_vars(vars, b"console=ttyS0 SEALGATE_CONFIG=/etc/x.toml");
+        assert_eq!(e.config, None);
+        assert_eq!(e.kernel_cmdline.as_deref(), Some("/run/cmdline"));
+        let e = Env::from_vars(vars, b"SEALGATE_KERNEL_CMDLINE=/run/cmdline");
+        assert_eq!(e.kernel_cmdline, None);
+        let e = Env::from_vars(|_| None, b"SEALGATE_CONFIG=/x");
+        assert_eq!((e.config, e.kernel_cmdline), (None, None));
     }
 
     #[test]
