@@ -253,15 +253,25 @@ mod tests {
         h.update(r3(&before));
         h.update([0x77; 48]);
         assert_eq!(new, h.finalize().to_vec());
-        assert_eq!(r3(&fw.answer(&req(Kind::TdxReport, 0)).unwrap().outblob), new);
+        assert_eq!(
+            r3(&fw.answer(&req(Kind::TdxReport, 0)).unwrap().outblob),
+            new
+        );
         let q = fw.answer(&req(Kind::TdxQuote, 0)).unwrap().outblob;
         let q = firmware_glue::tdx::Quote::new_checked(&q).unwrap();
-        assert_eq!(q.rtmr(3).unwrap().to_vec(), new, "the quote carries the extended RTMR3");
+        assert_eq!(
+            q.rtmr(3).unwrap().to_vec(),
+            new,
+            "the quote carries the extended RTMR3"
+        );
         // An index above 3, or bytes after the digest: EINVAL, nothing changes.
         assert_eq!(fw.answer(&req(Kind::TdxExtend, 4)), Err(EINVAL));
         ext.inblob[63] = 1;
         assert_eq!(fw.answer(&ext), Err(EINVAL));
-        assert_eq!(r3(&fw.answer(&req(Kind::TdxReport, 0)).unwrap().outblob), new);
+        assert_eq!(
+            r3(&fw.answer(&req(Kind::TdxReport, 0)).unwrap().outblob),
+            new
+        );
     }
 
     #[test]

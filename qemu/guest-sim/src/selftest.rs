@@ -15,14 +15,14 @@
 
 use crate::config::Config;
 use crate::daemon;
-use crate::proto::{self, Kind, Request};
 use crate::firmware::ECHO_MR_FILL;
+use crate::proto::{self, Kind, Request};
 use firmware_glue::snp::{CertTable, CertType, SevGuest};
 use firmware_glue::tdx::TdxGuest;
-use std::os::unix::fs::{FileExt, PermissionsExt};
 use rustix::mount::MountFlags;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 
@@ -398,8 +398,10 @@ fn tdx_guest_checks(c: &mut Checks) {
             other => Err(format!("{other:?}")),
         }),
     );
-    for (what, len, offset) in [("a 47-byte write", 47usize, 0u64), ("a write at offset 1", 47, 1)]
-    {
+    for (what, len, offset) in [
+        ("a 47-byte write", 47usize, 0u64),
+        ("a write at offset 1", 47, 1),
+    ] {
         c.check(
             &format!("rtmr3: {what} is EINVAL"),
             open().and_then(|f| match f.write_at(&vec![0x33; len], offset) {
