@@ -11,7 +11,9 @@
 //!    a 48-byte write at offset 0 accepted, a short or offset write refused (EINVAL);
 //! 4. the daemon protocol: no daemon (EIO), one opener only (EBUSY), no answer (ETIMEDOUT) and
 //!    a late answer (ESTALE), an error answer (its errno), a malformed answer (EINVAL), the
-//!    daemon closing mid-request (EIO).
+//!    daemon closing mid-request (EIO);
+//! 5. unloading the module removes its devices (`/dev/tsm_sim`, `/dev/sev-guest`,
+//!    `/dev/tdx_guest` and its sysfs directory).
 
 use crate::config::Config;
 use crate::daemon;
@@ -320,6 +322,33 @@ pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
     );
 
     let _ = fs::remove_dir(&entry);
+
+    // 5. Unloading the module removes what it registered (the daemon is gone, the report
+    // entry removed: nothing holds it).
+    c.check("unload removes the devices", {
+        let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+        match rustix::system::delete_module(c"tsm_sim", flags) {
+            Err(e) => Err(format!("delete_module: {e}")),
+            Ok(()) => {
+                let left: Vec<&str> = [
+                    "/dev/tsm_sim",
+                    "/sys/class/misc/tsm_sim",
+                    "/dev/sev-guest",
+                    "/dev/tdx_guest",
+                    "/sys/devices/virtual/misc/tdx_guest",
+                    "/sys/module/tsm_sim",
+                ]
+                .into_iter()
+                .filter(|p| Path::new(p).exists())
+                .collect();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("still there: {left:?}"))
+                }
+            }
+        }
+    });
     c.ok
 }
 
@@ -364,24 +393,21 @@ fn tdx_guest_checks(c: &mut Checks) {
         if names != want {
             Err(format!("{names:?}, expected {want:?}"))
         } else {
-            MR_FILES
-                .iter()
-                .map(|(name, fill, writable)| {
-                    let path = Path::new(MEASUREMENTS).join(name);
-                    let mode = fs::metadata(&path)
-                        .map(|m| m.permissions().mode() & 0o777)
-                        .map_err(|e| format!("{name}: {e}"))?;
-                    let want_mode = if *writable { 0o644 } else { 0o444 };
-                    if mode != want_mode {
-                        return Err(format!("{name}: mode {mode:o}, expected {want_mode:o}"));
-                    }
-                    match fs::read(&path) {
-                        Ok(v) if v == [*fill; 48] => Ok(()),
-                        Ok(v) => Err(format!("{name}: {} bytes, not the TDREPORT's", v.len())),
-                        Err(e) => Err(format!("{name}: {e}")),
-                    }
-                })
-                .collect::<Result<(), String>>()
+            MR_FILES.iter().try_for_each(|(name, fill, writable)| {
+                let path = Path::new(MEASUREMENTS).join(name);
+                let mode = fs::metadata(&path)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                let want_mode = if *writable { 0o644 } else { 0o444 };
+                if mode != want_mode {
+                    return Err(format!("{name}: mode {mode:o}, expected {want_mode:o}"));
+                }
+                match fs::read(&path) {
+                    Ok(v) if v == [*fill; 48] => Ok(()),
+                    Ok(v) => Err(format!("{name}: {} bytes, not the TDREPORT's", v.len())),
+                    Err(e) => Err(format!("{name}: {e}")),
+                }
+            })
         }
     });
     let rtmr3 = Path::new(MEASUREMENTS).join("rtmr3:sha384");
