@@ -186,6 +186,18 @@ fn runtime_measurement_is_logged_extended_and_replayed_by_the_kbs() {
     // the tampering, every try refused by the verifier's replay, naming RTMR3 and the
     // value the quote carries.
     assert_eq!(stats.attest.count(200), 2, "{ctx}");
+    let accepted: Vec<&str> = arrivals
+        .iter()
+        .filter(|a| a.path == "/kbs/v0/attest" && a.status == Some(200))
+        .map(|a| a.note.as_deref().unwrap_or_default())
+        .collect();
+    // The init stage's log: the SpecID header and the CCEL's 3 events; the hub's after the
+    // extend: those and the AAEL record, all replayed against the quote.
+    assert!(
+        accepted[0].contains("4 events, replayed to the quote's RTMR0..3")
+            && accepted[1].contains("5 events, replayed to the quote's RTMR0..3"),
+        "{accepted:?}\n{ctx}"
+    );
     let refused: Vec<_> = arrivals
         .iter()
         .filter(|a| a.path == "/kbs/v0/attest" && a.status == Some(401))
