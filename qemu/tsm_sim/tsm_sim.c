@@ -61,7 +61,7 @@ MODULE_PARM_DESC(sev_ioctl, "sev_guest only: also provide /dev/sev-guest (SNP_GE
 
 static bool tdx_guest = true;
 module_param(tdx_guest, bool, 0444);
-MODULE_PARM_DESC(tdx_guest, "tdx_guest only: also provide the tdx_guest device (/dev/tdx_guest, measurements/ in sysfs)");
+MODULE_PARM_DESC(tdx_guest, "tdx_guest only: also provide /dev/tdx_guest and measurements/");
 
 /* SNP report and MSG_REPORT_RSP layout (SEV-SNP ABI, "MSG_REPORT_RSP"). */
 #define SNP_REPORT_LEN		1184
