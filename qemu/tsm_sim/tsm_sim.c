@@ -15,6 +15,16 @@
  * SNP_GET_REPORT and SNP_GET_EXT_REPORT (include/uapi/linux/sev-guest.h), including the
  * certificate buffer negotiation of the real driver, backed by the same daemon.
  *
+ * With provider=tdx_guest (unless tdx_guest=0) it also registers the misc device tdx_guest
+ * as tdx-guest.c does: /dev/tdx_guest with TDX_CMD_GET_REPORT0 (include/uapi/linux/
+ * tdx-guest.h), and the measurement registers of Linux 6.16+ (tsm-mr,
+ * Documentation/ABI/testing/sysfs-devices-virtual-misc-tdx_guest) under
+ * /sys/devices/virtual/misc/tdx_guest/measurements/: mrconfigid, mrowner, mrownerconfig and
+ * mrtd:sha384 read-only, rtmr0..3:sha384 read-write. A read returns the register from a
+ * fresh TDREPORT; a write of exactly 48 bytes at offset 0 extends the RTMR
+ * (SHA-384(RTMR || data), done by the simulated TDX module in the daemon, which keeps the
+ * registers, so later quotes carry the new value); any other write is -EINVAL.
+ *
  * This is test scaffolding: it proves nothing about the machine. Never load it in a
  * production guest.
  */
@@ -33,6 +43,7 @@
 #include <linux/uaccess.h>
 #include <linux/wait.h>
 #include <uapi/linux/sev-guest.h>
+#include <uapi/linux/tdx-guest.h>
 
 #include "tsm_sim.h"
 
@@ -48,13 +59,25 @@ static bool sev_ioctl;
 module_param(sev_ioctl, bool, 0444);
 MODULE_PARM_DESC(sev_ioctl, "sev_guest only: also provide /dev/sev-guest (SNP_GET_[EXT_]REPORT)");
 
+static bool tdx_guest = true;
+module_param(tdx_guest, bool, 0444);
+MODULE_PARM_DESC(tdx_guest, "tdx_guest only: also provide /dev/tdx_guest and measurements/");
+
 /* SNP report and MSG_REPORT_RSP layout (SEV-SNP ABI, "MSG_REPORT_RSP"). */
 #define SNP_REPORT_LEN		1184
 #define SNP_RESP_HDR_LEN	32
 #define SEV_RET_INVALID_PARAM	0x16
 #define SNP_FW_BLOB_MAX		(16 * 1024)	/* SEV_FW_BLOB_MAX_SIZE */
 
+/* TDREPORT offsets (TDX module ABI: REPORTMACSTRUCT, TEE_TCB_INFO, then TDINFO at 512). */
+#define TDREPORT_MRTD		528
+#define TDREPORT_MRCONFIGID	576
+#define TDREPORT_MROWNER	624
+#define TDREPORT_MROWNERCONFIG	672
+#define TDREPORT_RTMR0		720
+
 static_assert(sizeof(struct tsm_sim_req) == TSM_SIM_REQ_LEN);
+static_assert(TSM_SIM_TDREPORT_LEN == TDX_REPORT_LEN);
 static_assert(sizeof(struct tsm_sim_resp) == TSM_SIM_RESP_LEN);
 
 /* One outstanding request, on the requester's stack. */
@@ -175,8 +198,8 @@ static int tsm_sim_report_new(struct tsm_report *report, void *data)
 		return -EINVAL;
 
 	rc = sim_call(is_snp() ? TSM_SIM_KIND_SNP_REPORT : TSM_SIM_KIND_TDX_QUOTE,
-		      is_snp() ? desc->privlevel : 0, 0, desc->inblob, &resp, &out, &out_len,
-		      &aux, &aux_len);
+		      is_snp() ? desc->privlevel : 0, TSM_SIM_SOURCE_CONFIGFS_TSM, desc->inblob,
+		      &resp, &out, &out_len, &aux, &aux_len);
 	if (rc)
 		return rc;
 
@@ -390,8 +413,8 @@ static int sev_get_report(const struct snp_report_req *req, struct snp_report_re
 		*(__le32 *)&rsp->data[0] = cpu_to_le32(SEV_RET_INVALID_PARAM);
 		return 0;
 	}
-	rc = sim_call(TSM_SIM_KIND_SNP_REPORT, req->vmpl, 1, req->user_data, blob, &out,
-		      &out_len, aux, aux_len);
+	rc = sim_call(TSM_SIM_KIND_SNP_REPORT, req->vmpl, TSM_SIM_SOURCE_SEV_GUEST, req->user_data,
+		      blob, &out, &out_len, aux, aux_len);
 	if (rc)
 		return rc;
 	if (out_len != SNP_REPORT_LEN) {
@@ -543,6 +566,169 @@ static struct miscdevice sev_guest_dev = {
 	.fops = &sev_guest_fops,
 };
 
+/* --- the tdx_guest device: /dev/tdx_guest and measurements/ ---------------------------- */
+
+/* A TDREPORT (TDG.MR.REPORT) for reportdata, into report (TSM_SIM_TDREPORT_LEN bytes). */
+static int tdx_get_report(const u8 *reportdata, u8 *report)
+{
+	const u8 *out, *aux;
+	size_t out_len, aux_len;
+	void *resp;
+	int rc;
+
+	rc = sim_call(TSM_SIM_KIND_TDX_REPORT, 0, TSM_SIM_SOURCE_TDX_GUEST, reportdata, &resp,
+		      &out, &out_len, &aux, &aux_len);
+	if (rc)
+		return rc;
+	if (out_len != TSM_SIM_TDREPORT_LEN || aux_len) {
+		pr_warn_ratelimited("the daemon returned a %zu-byte TDREPORT\n", out_len);
+		rc = -EIO;
+	} else {
+		memcpy(report, out, out_len);
+	}
+	kvfree(resp);
+	return rc;
+}
+
+/* TDG.MR.RTMR.EXTEND of RTMR index by a 48-byte digest. */
+static int tdx_extend_rtmr(u32 index, const u8 *digest)
+{
+	u8 inblob[64] = {};
+	const u8 *out, *aux;
+	size_t out_len, aux_len;
+	void *resp;
+	int rc;
+
+	memcpy(inblob, digest, TSM_SIM_MR_LEN);
+	rc = sim_call(TSM_SIM_KIND_TDX_EXTEND, index, TSM_SIM_SOURCE_TDX_GUEST, inblob, &resp,
+		      &out, &out_len, &aux, &aux_len);
+	if (rc)
+		return rc;
+	if (out_len != TSM_SIM_MR_LEN || aux_len) {
+		pr_warn_ratelimited("the daemon answered an extend with %zu bytes\n", out_len);
+		rc = -EIO;
+	}
+	kvfree(resp);
+	return rc;
+}
+
+static long tdx_guest_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct tdx_report_req __user *user = (void __user *)arg;
+	u8 reportdata[TDX_REPORTDATA_LEN];
+	u8 *report;
+	int rc;
+
+	if (cmd != TDX_CMD_GET_REPORT0)
+		return -ENOTTY;
+	if (copy_from_user(reportdata, user->reportdata, sizeof(reportdata)))
+		return -EFAULT;
+	report = kmalloc(TDX_REPORT_LEN, GFP_KERNEL);
+	if (!report)
+		return -ENOMEM;
+	rc = tdx_get_report(reportdata, report);
+	if (!rc && copy_to_user(user->tdreport, report, TDX_REPORT_LEN))
+		rc = -EFAULT;
+	kfree(report);
+	return rc;
+}
+
+static const struct file_operations tdx_guest_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = tdx_guest_ioctl,
+};
+
+/* attr->private: the register's offset in the TDREPORT. */
+static ssize_t tdx_mr_read(struct file *filp, struct kobject *kobj, struct bin_attribute *attr,
+			   char *buf, loff_t off, size_t count)
+{
+	u8 reportdata[TDX_REPORTDATA_LEN] = {};
+	size_t mr_off = (unsigned long)attr->private;
+	u8 *report;
+	int rc;
+
+	if (off < 0 || off > TSM_SIM_MR_LEN)
+		return -EINVAL;
+	count = min_t(size_t, count, TSM_SIM_MR_LEN - off);
+	if (!count)
+		return 0;
+	report = kmalloc(TSM_SIM_TDREPORT_LEN, GFP_KERNEL);
+	if (!report)
+		return -ENOMEM;
+	rc = tdx_get_report(reportdata, report);
+	if (!rc)
+		memcpy(buf, report + mr_off + off, count);
+	kfree(report);
+	return rc ? rc : count;
+}
+
+/* As tsm-mr: one write of the whole register at offset 0, else -EINVAL. */
+static ssize_t tdx_rtmr_write(struct file *filp, struct kobject *kobj,
+			      struct bin_attribute *attr, char *buf, loff_t off, size_t count)
+{
+	size_t mr_off = (unsigned long)attr->private;
+	int rc;
+
+	if (off != 0 || count != TSM_SIM_MR_LEN)
+		return -EINVAL;
+	rc = tdx_extend_rtmr((mr_off - TDREPORT_RTMR0) / TSM_SIM_MR_LEN, buf);
+	return rc ? rc : count;
+}
+
+#define TDX_MR_RO(_var, _name, _off)						\
+	static struct bin_attribute _var = {					\
+		.attr = { .name = _name, .mode = 0444 },			\
+		.size = TSM_SIM_MR_LEN,						\
+		.private = (void *)(unsigned long)(_off),					\
+		.read = tdx_mr_read,						\
+	}
+#define TDX_RTMR(_var, _name, _index)						\
+	static struct bin_attribute _var = {					\
+		.attr = { .name = _name, .mode = 0644 },			\
+		.size = TSM_SIM_MR_LEN,						\
+		.private = (void *)(unsigned long)(TDREPORT_RTMR0 +		\
+						   (_index) * TSM_SIM_MR_LEN),	\
+		.read = tdx_mr_read,						\
+		.write = tdx_rtmr_write,					\
+	}
+
+TDX_MR_RO(tdx_mrconfigid, "mrconfigid", TDREPORT_MRCONFIGID);
+TDX_MR_RO(tdx_mrowner, "mrowner", TDREPORT_MROWNER);
+TDX_MR_RO(tdx_mrownerconfig, "mrownerconfig", TDREPORT_MROWNERCONFIG);
+TDX_MR_RO(tdx_mrtd, "mrtd:sha384", TDREPORT_MRTD);
+TDX_RTMR(tdx_rtmr0, "rtmr0:sha384", 0);
+TDX_RTMR(tdx_rtmr1, "rtmr1:sha384", 1);
+TDX_RTMR(tdx_rtmr2, "rtmr2:sha384", 2);
+TDX_RTMR(tdx_rtmr3, "rtmr3:sha384", 3);
+
+static struct bin_attribute *tdx_mr_attrs[] = {
+	&tdx_mrconfigid, &tdx_mrowner, &tdx_mrownerconfig, &tdx_mrtd,
+	&tdx_rtmr0, &tdx_rtmr1, &tdx_rtmr2, &tdx_rtmr3,
+	NULL,
+};
+
+static const struct attribute_group tdx_mr_group = {
+	.name = "measurements",
+	.bin_attrs = tdx_mr_attrs,
+};
+
+static const struct attribute_group *tdx_guest_groups[] = {
+	&tdx_mr_group,
+	NULL,
+};
+
+static struct miscdevice tdx_guest_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "tdx_guest",
+	.fops = &tdx_guest_fops,
+	.groups = tdx_guest_groups,
+};
+
+static bool has_tdx_guest(void)
+{
+	return !is_snp() && tdx_guest;
+}
+
 /* --- module ----------------------------------------------------------------------------- */
 
 static int __init tsm_sim_init(void)
@@ -569,14 +755,24 @@ static int __init tsm_sim_init(void)
 		if (rc)
 			goto err_sim;
 	}
+	if (has_tdx_guest()) {
+		rc = misc_register(&tdx_guest_dev);
+		if (rc)
+			goto err_sev;
+	}
 	tsm_sim_ops.name = provider;
 	rc = tsm_register(&tsm_sim_ops, NULL);
 	if (rc)
-		goto err_sev;
+		goto err_tdx;
 	pr_info("simulating %s%s: test keys only, NOT a confidential VM\n", provider,
-		sev_ioctl ? " (configfs-tsm and /dev/sev-guest)" : " (configfs-tsm)");
+		sev_ioctl ? " (configfs-tsm and /dev/sev-guest)" :
+		has_tdx_guest() ? " (configfs-tsm and tdx_guest: TDREPORT, measurements)" :
+		" (configfs-tsm)");
 	return 0;
 
+err_tdx:
+	if (has_tdx_guest())
+		misc_deregister(&tdx_guest_dev);
 err_sev:
 	if (sev_ioctl)
 		misc_deregister(&sev_guest_dev);
@@ -588,6 +784,8 @@ err_sim:
 static void __exit tsm_sim_exit(void)
 {
 	tsm_unregister(&tsm_sim_ops);
+	if (has_tdx_guest())
+		misc_deregister(&tdx_guest_dev);
 	if (sev_ioctl)
 		misc_deregister(&sev_guest_dev);
 	misc_deregister(&sim_dev);

@@ -31,8 +31,23 @@ enum tsm_sim_kind {
 	 * VMPL = privlevel; auxblob = the GHCB certificate table (may be empty).
 	 */
 	TSM_SIM_KIND_SNP_REPORT = 1,
-	/* TDX: outblob = a TD quote with REPORTDATA = inblob; auxblob must be empty. */
+	/*
+	 * TDX: outblob = a TD quote with REPORTDATA = inblob and the TD's current
+	 * measurement registers; auxblob must be empty.
+	 */
 	TSM_SIM_KIND_TDX_QUOTE = 2,
+	/*
+	 * TDX (TDG.MR.REPORT): outblob = the 1024-byte TDREPORT with REPORTDATA = inblob and
+	 * the current MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG and RTMR0..3; no auxblob.
+	 */
+	TSM_SIM_KIND_TDX_REPORT = 3,
+	/*
+	 * TDX (TDG.MR.RTMR.EXTEND): extend RTMR[index] by the 48-byte digest in inblob[0..48]
+	 * (inblob[48..64] zero): RTMR = SHA-384(RTMR || digest). outblob = the new 48-byte
+	 * value; no auxblob. The daemon keeps the registers: later quotes and reports carry
+	 * the new value.
+	 */
+	TSM_SIM_KIND_TDX_EXTEND = 4,
 };
 
 /* Request, read by the daemon (96 bytes). */
@@ -41,13 +56,20 @@ struct tsm_sim_req {
 	__le32 version;		/* TSM_SIM_VERSION */
 	__le64 id;		/* echoed in the response */
 	__le32 kind;		/* enum tsm_sim_kind */
-	__le32 privlevel;	/* SNP: requested VMPL (0..3); TDX: 0 */
-	__le32 source;		/* 0 = configfs-tsm, 1 = /dev/sev-guest ioctl (informational) */
+	__le32 privlevel;	/* SNP: requested VMPL (0..3); TDX extend: the RTMR index
+				 * (0..3); other TDX requests: 0 */
+	__le32 source;		/* 0 = configfs-tsm, 1 = /dev/sev-guest ioctl, 2 = the tdx_guest
+				 * device (ioctl or measurements/ sysfs; informational) */
 	__le32 reserved;	/* 0 */
 	__u8 inblob[64];	/* REPORT_DATA */
 };
 
 #define TSM_SIM_REQ_LEN		96
+
+/* Request sources (informational: the daemon logs them). */
+#define TSM_SIM_SOURCE_CONFIGFS_TSM	0
+#define TSM_SIM_SOURCE_SEV_GUEST	1
+#define TSM_SIM_SOURCE_TDX_GUEST	2
 
 /* Response header, written by the daemon (32 bytes), followed by the blobs. */
 struct tsm_sim_resp {
@@ -63,5 +85,7 @@ struct tsm_sim_resp {
 #define TSM_SIM_RESP_LEN	32
 #define TSM_SIM_OUTBLOB_MAX	(32 * 1024)	/* TSM_OUTBLOB_MAX */
 #define TSM_SIM_AUXBLOB_MAX	(16 * 1024)	/* SEV_FW_BLOB_MAX_SIZE */
+#define TSM_SIM_TDREPORT_LEN	1024		/* TDX_REPORT_LEN */
+#define TSM_SIM_MR_LEN		48		/* SHA-384 */
 
 #endif /* _TSM_SIM_H */

@@ -55,7 +55,11 @@
 //!   SEAMATTRIBUTES; the hashes are real SHA-384s, but the MAC (a CPU-keyed MAC that only
 //!   `TDG.MR.VERIFYREPORT` can check) is SHA-256 over a key-derived prefix and the
 //!   REPORTMACSTRUCT: meaningful to no one.
-//! - No CCEL/event log: evidence carries `cc_eventlog: null`.
+//! - The event log is not part of a quote: [`tdx::TdxSim::evidence_json`] carries
+//!   `cc_eventlog: null`. The firmware's log is [`tdx::sample_ccel`] (published beside the
+//!   quote: a sysfs tree in the host tests, an ACPI CCEL table through `qemu/run --ccel`
+//!   under QEMU); the quotes' RTMR0..2 are its replay, and [`tdx::TdxSim::extend_rtmr`]
+//!   extends as the TDX module does (the QEMU guest's sysfs RTMR files end there).
 
 pub mod der_writer;
 pub mod keys;

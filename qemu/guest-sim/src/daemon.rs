@@ -58,9 +58,11 @@ pub fn serve(mut dev: File, fw: &mut dyn Firmware) -> io::Error {
                 .map_err(|e| *e),
         );
         let what = match (req.kind, req.source) {
-            (Kind::SnpReport, Source::ConfigfsTsm) => "SNP report via configfs-tsm",
             (Kind::SnpReport, Source::SevGuestIoctl) => "SNP report via /dev/sev-guest",
+            (Kind::SnpReport, _) => "SNP report via configfs-tsm",
             (Kind::TdxQuote, _) => "TDX quote via configfs-tsm",
+            (Kind::TdxReport, _) => "TDREPORT via tdx_guest",
+            (Kind::TdxExtend, _) => "RTMR extend via tdx_guest",
         };
         let outcome = match &result {
             Ok(a) => format!("{} + {} bytes", a.outblob.len(), a.auxblob.len()),

@@ -87,6 +87,31 @@ impl Firmware for Simulated {
                 outblob: self.tdx.quote(&req.inblob),
                 auxblob: Vec::new(),
             }),
+            Kind::TdxReport => Ok(Answer {
+                outblob: self.tdx.tdreport(&req.inblob).to_vec(),
+                auxblob: Vec::new(),
+            }),
+            Kind::TdxExtend => {
+                let index = req.privlevel as usize;
+                // TDG.MR.RTMR.EXTEND: an index above 3 is an invalid operand.
+                if index > 3 || req.inblob[48..] != [0; 16] {
+                    return Err(EINVAL);
+                }
+                let digest: [u8; 48] = req.inblob[..48].try_into().expect("48 bytes");
+                self.tdx.extend_rtmr(index, &digest);
+                let value = self.tdx.config().rtmr[index];
+                eprintln!(
+                    "guest-sim: RTMR{index} extended, now {}",
+                    value[..8]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                );
+                Ok(Answer {
+                    outblob: value.to_vec(),
+                    auxblob: Vec::new(),
+                })
+            }
         }
     }
 
@@ -98,8 +123,14 @@ impl Firmware for Simulated {
 /// Unsigned blobs that echo the request: enough to test the kernel module's plumbing.
 /// SNP: 1184 bytes, REPORT_DATA at 0x50 and VMPL at 0x30 as in a real report, the rest 0xE5;
 /// the auxblob is a certificate table whose VCEK entry is `b"echo-certs:"` and the request id.
-/// TDX: 632 bytes, REPORTDATA at 568.
+/// TDX: a 632-byte "quote" with REPORTDATA at 568; a 1024-byte "TDREPORT" with REPORTDATA at
+/// 128, each register (MRTD at 528 ... RTMR3 at 864) filled with its own index byte
+/// (MRTD 0x10, MRCONFIGID 0x11, MROWNER 0x12, MROWNERCONFIG 0x13, RTMR0..3 0x20..0x23);
+/// an extend answers with the digest it was given (no state).
 pub struct Echo;
+
+/// The echo firmware's TDREPORT register fill bytes, in TDREPORT order from MRTD (528).
+pub const ECHO_MR_FILL: [u8; 8] = [0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x23];
 
 impl Firmware for Echo {
     fn answer(&mut self, req: &Request) -> Result<Answer, u32> {
@@ -123,6 +154,21 @@ impl Firmware for Echo {
                     auxblob: Vec::new(),
                 }
             }
+            Kind::TdxReport => {
+                let mut out = vec![0xe5; 1024];
+                out[128..192].copy_from_slice(&req.inblob);
+                for (i, fill) in ECHO_MR_FILL.iter().enumerate() {
+                    out[528 + 48 * i..576 + 48 * i].fill(*fill);
+                }
+                Answer {
+                    outblob: out,
+                    auxblob: Vec::new(),
+                }
+            }
+            Kind::TdxExtend => Answer {
+                outblob: req.inblob[..48].to_vec(),
+                auxblob: Vec::new(),
+            },
         })
     }
 
@@ -190,6 +236,42 @@ mod tests {
         assert_eq!(q.report_data(), &[0x42; 64]);
         assert_eq!(q.mr_config_id(), &[0xcd; 48]);
         assert!(a.auxblob.is_empty());
+    }
+
+    #[test]
+    fn simulated_tdx_extend_changes_later_quotes_and_reports() {
+        use sha2::{Digest, Sha384};
+        let mut fw = Simulated::new(&Config::default());
+        let before = fw.answer(&req(Kind::TdxReport, 0)).unwrap().outblob;
+        assert_eq!(before.len(), 1024);
+        let r3 = |report: &[u8]| report[864..912].to_vec();
+        let mut ext = req(Kind::TdxExtend, 3);
+        ext.inblob = [0; 64];
+        ext.inblob[..48].copy_from_slice(&[0x77; 48]);
+        let new = fw.answer(&ext).unwrap().outblob;
+        let mut h = Sha384::new();
+        h.update(r3(&before));
+        h.update([0x77; 48]);
+        assert_eq!(new, h.finalize().to_vec());
+        assert_eq!(
+            r3(&fw.answer(&req(Kind::TdxReport, 0)).unwrap().outblob),
+            new
+        );
+        let q = fw.answer(&req(Kind::TdxQuote, 0)).unwrap().outblob;
+        let q = firmware_glue::tdx::Quote::new_checked(&q).unwrap();
+        assert_eq!(
+            q.rtmr(3).unwrap().to_vec(),
+            new,
+            "the quote carries the extended RTMR3"
+        );
+        // An index above 3, or bytes after the digest: EINVAL, nothing changes.
+        assert_eq!(fw.answer(&req(Kind::TdxExtend, 4)), Err(EINVAL));
+        ext.inblob[63] = 1;
+        assert_eq!(fw.answer(&ext), Err(EINVAL));
+        assert_eq!(
+            r3(&fw.answer(&req(Kind::TdxReport, 0)).unwrap().outblob),
+            new
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!                      in /etc/next-stage-files (GUEST-SIM-FILE), powers off
 //! serve-check          (as argv[0]) the next stage of a serve boot: starts `sealgate serve`,
 //!                      unseals over ttrpc and fetches over REST as a client, powers off
+//! rtmr-check           (as argv[0]) the next stage of the event-log boot (simulated TDX):
+//!                      ExtendRuntimeMeasurement, the RTMR3 and AAEL checks, the KBS's replay
+//!                      accepting it and refusing a tampered RTMR3, powers off
 //! ```
 //!
 //! Settings: see [`config`]; `/etc/guest-sim.conf`, then `sim.*` on the kernel command line.
@@ -19,6 +22,7 @@ mod daemon;
 mod firmware;
 mod init;
 mod proto;
+mod rtmr_check;
 mod selftest;
 mod serve_check;
 
@@ -117,6 +121,8 @@ fn main() {
         "next-stage"
     } else if args.first().is_some_and(|a| a.ends_with("serve-check")) {
         "serve-check"
+    } else if args.first().is_some_and(|a| a.ends_with("rtmr-check")) {
+        "rtmr-check"
     } else {
         args.get(1)
             .map(String::as_str)
@@ -160,8 +166,12 @@ fn main() {
             }
             std::process::exit(if ok { 0 } else { 1 })
         }
-        "serve-check" => {
-            let ok = serve_check::run();
+        "serve-check" | "rtmr-check" => {
+            let ok = if mode == "serve-check" {
+                serve_check::run()
+            } else {
+                rtmr_check::run()
+            };
             if pid1 {
                 rustix::fs::sync();
                 let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);

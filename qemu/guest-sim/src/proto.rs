@@ -21,8 +21,14 @@ pub const AUXBLOB_MAX: usize = 16 * 1024;
 pub enum Kind {
     /// An SEV-SNP report (outblob) and certificate table (auxblob).
     SnpReport,
-    /// A TDX quote (outblob).
+    /// A TDX quote (outblob) carrying the current registers.
     TdxQuote,
+    /// A 1024-byte TDREPORT (outblob; TDG.MR.REPORT), for `/dev/tdx_guest` and the sysfs
+    /// measurement files.
+    TdxReport,
+    /// Extend RTMR `privlevel` (0..=3) by `inblob[..48]` (TDG.MR.RTMR.EXTEND); outblob =
+    /// the new value.
+    TdxExtend,
 }
 
 /// Which kernel interface the request came through (informational).
@@ -32,6 +38,8 @@ pub enum Source {
     ConfigfsTsm,
     /// `/dev/sev-guest`.
     SevGuestIoctl,
+    /// The `tdx_guest` device: its ioctl or its sysfs `measurements/` files.
+    TdxGuest,
 }
 
 /// One request.
@@ -41,7 +49,7 @@ pub struct Request {
     pub id: u64,
     /// What to produce.
     pub kind: Kind,
-    /// SNP VMPL asked for.
+    /// SNP VMPL asked for; for [`Kind::TdxExtend`] the RTMR index.
     pub privlevel: u32,
     /// Where it came from.
     pub source: Source,
@@ -76,11 +84,14 @@ impl Request {
         let kind = match u32_at(b, 16) {
             1 => Kind::SnpReport,
             2 => Kind::TdxQuote,
+            3 => Kind::TdxReport,
+            4 => Kind::TdxExtend,
             k => return Err(DecodeError(format!("unknown kind {k}"))),
         };
         let source = match u32_at(b, 24) {
             0 => Source::ConfigfsTsm,
             1 => Source::SevGuestIoctl,
+            2 => Source::TdxGuest,
             s => return Err(DecodeError(format!("unknown source {s}"))),
         };
         Ok(Request {
@@ -102,12 +113,15 @@ impl Request {
         let kind: u32 = match self.kind {
             Kind::SnpReport => 1,
             Kind::TdxQuote => 2,
+            Kind::TdxReport => 3,
+            Kind::TdxExtend => 4,
         };
         b[16..20].copy_from_slice(&kind.to_le_bytes());
         b[20..24].copy_from_slice(&self.privlevel.to_le_bytes());
         let source: u32 = match self.source {
             Source::ConfigfsTsm => 0,
             Source::SevGuestIoctl => 1,
+            Source::TdxGuest => 2,
         };
         b[24..28].copy_from_slice(&source.to_le_bytes());
         b[32..96].copy_from_slice(&self.inblob);
@@ -156,6 +170,22 @@ mod tests {
         assert_eq!(b[24], 1);
         assert_eq!(&b[28..32], &[0; 4]);
         assert_eq!(Request::decode(&b), Ok(req));
+    }
+
+    #[test]
+    fn tdx_report_and_extend_requests_decode() {
+        for (kind, code) in [(Kind::TdxReport, 3u8), (Kind::TdxExtend, 4)] {
+            let req = Request {
+                id: 9,
+                kind,
+                privlevel: 3,
+                source: Source::TdxGuest,
+                inblob: [0x5a; 64],
+            };
+            let b = req.encode();
+            assert_eq!((b[16], b[20], b[24]), (code, 3, 2));
+            assert_eq!(Request::decode(&b), Ok(req));
+        }
     }
 
     #[test]

@@ -6,17 +6,25 @@
 //!    64-byte one answered, `generation`, `auxblob` (SNP), `privlevel` (SNP);
 //! 2. `/dev/sev-guest` (when the module provides it) through firmware-glue's ioctl client,
 //!    including the certificate buffer negotiation;
-//! 3. the daemon protocol: no daemon (EIO), one opener only (EBUSY), no answer (ETIMEDOUT) and
+//! 3. the `tdx_guest` device (TDX): `/dev/tdx_guest`'s `TDX_CMD_GET_REPORT0`, and the
+//!    6.16 sysfs measurement files: the names, modes and sizes, reads from the TDREPORT,
+//!    a 48-byte write at offset 0 accepted, a short or offset write refused (EINVAL);
+//! 4. the daemon protocol: no daemon (EIO), one opener only (EBUSY), no answer (ETIMEDOUT) and
 //!    a late answer (ESTALE), an error answer (its errno), a malformed answer (EINVAL), the
-//!    daemon closing mid-request (EIO).
+//!    daemon closing mid-request (EIO);
+//! 5. unloading the module removes its devices (`/dev/tsm_sim`, `/dev/sev-guest`,
+//!    `/dev/tdx_guest` and its sysfs directory).
 
 use crate::config::Config;
 use crate::daemon;
+use crate::firmware::ECHO_MR_FILL;
 use crate::proto::{self, Kind, Request};
 use firmware_glue::snp::{CertTable, CertType, SevGuest};
+use firmware_glue::tdx::TdxGuest;
 use rustix::mount::MountFlags;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 
@@ -210,7 +218,12 @@ pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
         );
     }
 
-    // 3. The daemon protocol: stop the wrapper's daemon and play it by hand.
+    // 3. The tdx_guest device.
+    if !snp {
+        tdx_guest_checks(&mut c);
+    }
+
+    // 4. The daemon protocol: stop the wrapper's daemon and play it by hand.
     let pid = std::env::var("GUEST_SIM_DAEMON_PID")
         .ok()
         .and_then(|p| p.parse::<i32>().ok())
@@ -309,7 +322,120 @@ pub fn run(load: impl FnOnce() -> Result<Config, String>) -> bool {
     );
 
     let _ = fs::remove_dir(&entry);
+
+    // 5. Unloading the module removes what it registered (the daemon is gone, the report
+    // entry removed: nothing holds it).
+    c.check("unload removes the devices", {
+        let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+        match rustix::system::delete_module(c"tsm_sim", flags) {
+            Err(e) => Err(format!("delete_module: {e}")),
+            Ok(()) => {
+                let left: Vec<&str> = [
+                    "/dev/tsm_sim",
+                    "/sys/class/misc/tsm_sim",
+                    "/dev/sev-guest",
+                    "/dev/tdx_guest",
+                    "/sys/devices/virtual/misc/tdx_guest",
+                    "/sys/module/tsm_sim",
+                ]
+                .into_iter()
+                .filter(|p| Path::new(p).exists())
+                .collect();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("still there: {left:?}"))
+                }
+            }
+        }
+    });
     c.ok
+}
+
+const MEASUREMENTS: &str = "/sys/devices/virtual/misc/tdx_guest/measurements";
+
+/// The 6.16 ABI's files, their echo fill byte and whether they are writable.
+const MR_FILES: [(&str, u8, bool); 8] = [
+    ("mrtd:sha384", ECHO_MR_FILL[0], false),
+    ("mrconfigid", ECHO_MR_FILL[1], false),
+    ("mrowner", ECHO_MR_FILL[2], false),
+    ("mrownerconfig", ECHO_MR_FILL[3], false),
+    ("rtmr0:sha384", ECHO_MR_FILL[4], true),
+    ("rtmr1:sha384", ECHO_MR_FILL[5], true),
+    ("rtmr2:sha384", ECHO_MR_FILL[6], true),
+    ("rtmr3:sha384", ECHO_MR_FILL[7], true),
+];
+
+fn tdx_guest_checks(c: &mut Checks) {
+    c.check("TDX_CMD_GET_REPORT0", {
+        TdxGuest::open("/dev/tdx_guest")
+            .and_then(|d| d.tdreport(&inblob(10)))
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                if r[128..192] == inblob(10) && r[864..912] == [ECHO_MR_FILL[7]; 48] {
+                    Ok(())
+                } else {
+                    Err("REPORTDATA or RTMR3 not where the TDREPORT has them".into())
+                }
+            })
+    });
+    c.check("measurements: the 6.16 files, modes and values", {
+        let mut names: Vec<String> = fs::read_dir(MEASUREMENTS)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut want: Vec<String> = MR_FILES.iter().map(|(n, _, _)| n.to_string()).collect();
+        want.sort();
+        if names != want {
+            Err(format!("{names:?}, expected {want:?}"))
+        } else {
+            MR_FILES.iter().try_for_each(|(name, fill, writable)| {
+                let path = Path::new(MEASUREMENTS).join(name);
+                let mode = fs::metadata(&path)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                let want_mode = if *writable { 0o644 } else { 0o444 };
+                if mode != want_mode {
+                    return Err(format!("{name}: mode {mode:o}, expected {want_mode:o}"));
+                }
+                match fs::read(&path) {
+                    Ok(v) if v == [*fill; 48] => Ok(()),
+                    Ok(v) => Err(format!("{name}: {} bytes, not the TDREPORT's", v.len())),
+                    Err(e) => Err(format!("{name}: {e}")),
+                }
+            })
+        }
+    });
+    let rtmr3 = Path::new(MEASUREMENTS).join("rtmr3:sha384");
+    let open = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&rtmr3)
+            .map_err(|e| e.to_string())
+    };
+    c.check(
+        "rtmr3: a 48-byte write at offset 0 extends",
+        open().and_then(|f| match f.write_at(&[0x33; 48], 0) {
+            Ok(48) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }),
+    );
+    for (what, len, offset) in [
+        ("a 47-byte write", 47usize, 0u64),
+        ("a write at offset 1", 47, 1),
+    ] {
+        c.check(
+            &format!("rtmr3: {what} is EINVAL"),
+            open().and_then(|f| match f.write_at(&vec![0x33; len], offset) {
+                Err(e) if errno(&e) == 22 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }),
+        );
+    }
 }
 
 /// The raw `SNP_GET_EXT_REPORT` call firmware-glue keeps private, to see the INVALID_LEN

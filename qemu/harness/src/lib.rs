@@ -254,7 +254,13 @@ impl Boot {
 impl Vm {
     /// Starts `qemu/run`.
     pub fn start(cfg: &VmConfig) -> io::Result<Vm> {
+        Vm::start_with(cfg, &[])
+    }
+
+    /// Starts `qemu/run` with more of its options (e.g. `--ccel FILE`).
+    pub fn start_with(cfg: &VmConfig, more: &[&std::ffi::OsStr]) -> io::Result<Vm> {
         let mut cmd = Command::new(repo_root().join("qemu/run"));
+        cmd.args(more);
         cmd.arg("--kernel")
             .arg(&cfg.kernel)
             .arg("--initrd")

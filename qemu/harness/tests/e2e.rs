@@ -7,7 +7,8 @@
 //!   `tsm_sim` module registers as `sev_guest`/`tdx_guest` and `guest-sim` signs with the
 //!   seed's test keys, which the KBS trusts (`Verifiers::sim`); the SNP case also checks
 //!   the init-data disk against HOST_DATA (and fetches over HTTPS, the KBS's self-signed
-//!   `CA:true` certificate pinned by init-data), TDX against MRCONFIGID;
+//!   `CA:true` certificate pinned by init-data), TDX against MRCONFIGID; TDX boots get the
+//!   simulated firmware's CCEL (`qemu/run --ccel`), which the KBS replays against the quote;
 //! - faults: the KBS comes up only after the guest started asking; the KBS refuses by
 //!   policy (fail closed, no next stage); init-data that does not match the TEE (refused
 //!   before any KBS traffic).
@@ -145,6 +146,7 @@ struct Outcome {
     boot: Boot,
     report: Report,
     stats: Stats,
+    arrivals: Vec<test_kbs::Arrival>,
 }
 
 fn free_port() -> u16 {
@@ -275,15 +277,26 @@ fn run(case: &Case) -> Outcome {
         .kbs_late
         .is_none()
         .then(|| start_kbs(port, case.deny, server_cert));
-    let mut vm = Vm::start(&VmConfig {
-        kernel: a.kernel.image.clone(),
-        initrd,
-        initdata,
-        disks: Vec::new(),
-        append,
-        log: dir.join("console.log"),
-        timeout: Duration::from_secs(150),
-    })
+    // TDX: the firmware publishes its CCEL, which the daemon's RTMR0..2 replay.
+    let ccel = dir.join("ccel.bin");
+    let ccel_arg = std::ffi::OsString::from("--ccel");
+    let mut more: Vec<&std::ffi::OsStr> = Vec::new();
+    if case.tee == Tee::Tdx {
+        std::fs::write(&ccel, firmware_glue::sim::tdx::sample_ccel(SEED)).unwrap();
+        more = vec![&ccel_arg, ccel.as_os_str()];
+    }
+    let mut vm = Vm::start_with(
+        &VmConfig {
+            kernel: a.kernel.image.clone(),
+            initrd,
+            initdata,
+            disks: Vec::new(),
+            append,
+            log: dir.join("console.log"),
+            timeout: Duration::from_secs(150),
+        },
+        &more,
+    )
     .expect("qemu/run");
     if let Some(delay) = case.kbs_late {
         std::thread::sleep(delay);
@@ -293,11 +306,13 @@ fn run(case: &Case) -> Outcome {
     let boot = vm.wait();
     let server = server.unwrap();
     let stats = server.stats();
+    let arrivals = server.arrivals();
     server.shutdown();
     Outcome {
         report: Report::parse(&boot.console),
         boot,
         stats,
+        arrivals,
     }
 }
 
@@ -440,6 +455,16 @@ fn simulated_tdx_through_configfs_tsm_unseals_with_init_data() {
         "{}",
         context(&o)
     );
+    // The CCEL (SpecID header and 3 events) went as cc_eventlog and replayed.
+    assert!(
+        o.arrivals.iter().any(|a| a.path == "/kbs/v0/attest"
+            && a.status == Some(200)
+            && a.note
+                .as_deref()
+                .is_some_and(|n| n.contains("4 events, replayed to the quote's RTMR0..3"))),
+        "{}",
+        context(&o)
+    );
 }
 
 #[test]
@@ -568,11 +593,13 @@ fn untrusted_kernel_command_line_cannot_steer_sealgate() {
     let _ = vm.wait_for("SEALGATE-REPORT end", Duration::from_secs(150));
     let boot = vm.wait();
     let stats = server.stats();
+    let arrivals = server.arrivals();
     server.shutdown();
     let o = Outcome {
         report: Report::parse(&boot.console),
         boot,
         stats,
+        arrivals,
     };
     let ctx = context(&o);
     let r = &o.report;

@@ -546,6 +546,9 @@ fn serve_one(shared: &Shared, conn: &mut Connection, request: &Request) -> Resul
         }
         _ => {
             let fault_note = fault.as_ref().map(|f| format!("fault: {f:?}"));
+            if let Some(note) = &note {
+                shared.stats.noted(arrival, note);
+            }
             line(&status, note.as_deref().or(fault_note.as_deref()));
             send(shared, conn, (counter, arrival), &response, framing, close)
         }

@@ -64,6 +64,9 @@ pub struct Arrival {
     pub path: String,
     /// The status answered, if a complete response was sent.
     pub status: Option<u16>,
+    /// Why the KBS answered as it did, when its log line gives a reason (a verifier's or the
+    /// policy's refusal, e.g. `TDX Verifier: RTMR3 of the quote is …`): what `log` prints.
+    pub note: Option<String>,
 }
 
 /// Arrivals kept per server: a long manual run must not grow without bound. 100 000
@@ -99,6 +102,7 @@ impl StatsCell {
             method: method.to_owned(),
             path: path.to_owned(),
             status: None,
+            note: None,
         });
         Some(log.len() - 1)
     }
@@ -108,6 +112,14 @@ impl StatsCell {
         let mut log = self.1.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(a) = index.and_then(|i| log.get_mut(i)) {
             a.status = Some(status);
+        }
+    }
+
+    /// Notes the reason the KBS gave for arrival `index`.
+    pub(crate) fn noted(&self, index: Option<usize>, note: &str) {
+        let mut log = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = index.and_then(|i| log.get_mut(i)) {
+            a.note = Some(note.to_owned());
         }
     }
 
