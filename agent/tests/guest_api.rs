@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::guest::*;
 use common::*;
 use prost::Message;
 use std::io::{Read, Write};
@@ -24,103 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Upstream messages (guest-components protos), declared with their field numbers.
-mod pb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UnsealSecretInput {
-        #[prost(bytes = "vec", tag = "1")]
-        pub secret: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UnsealSecretOutput {
-        #[prost(bytes = "vec", tag = "1")]
-        pub plaintext: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetResourceRequest {
-        #[prost(string, tag = "1")]
-        pub resource_path: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetResourceResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub resource: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SecureMountRequest {
-        #[prost(string, tag = "1")]
-        pub volume_type: String,
-        #[prost(map = "string, string", tag = "2")]
-        pub options: std::collections::HashMap<String, String>,
-        #[prost(string, repeated, tag = "3")]
-        pub flags: Vec<String>,
-        #[prost(string, tag = "4")]
-        pub mount_point: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ImagePullRequest {
-        #[prost(string, tag = "1")]
-        pub image_url: String,
-        #[prost(string, tag = "2")]
-        pub bundle_path: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetEvidenceRequest {
-        #[prost(bytes = "vec", tag = "1")]
-        pub runtime_data: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetEvidenceResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub evidence: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTokenRequest {
-        #[prost(string, tag = "1")]
-        pub token_type: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTokenResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub token: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTeeTypeResponse {
-        #[prost(string, tag = "1")]
-        pub tee: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct BindInitDataRequest {
-        #[prost(bytes = "vec", tag = "1")]
-        pub digest: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Empty {}
-}
-
-const AA: &str = "attestation_agent.AttestationAgentService";
 const KEY_URI: &str = "kbs:///default/signing-key/pub";
-/// kata's `agent.cdh_api_timeout` default (50 s), as the ttrpc context timeout.
-const CDH_TIMEOUT_NS: i64 = 50_000_000_000;
-
-/// One ttrpc call with the real client; the reply payload or (code, message).
-fn call(
-    client: &ttrpc::Client,
-    service: &str,
-    method: &str,
-    msg: &impl Message,
-) -> Result<Vec<u8>, (ttrpc::Code, String)> {
-    let mut req = ttrpc::Request::new();
-    req.service = service.into();
-    req.method = method.into();
-    req.payload = msg.encode_to_vec();
-    req.timeout_nano = CDH_TIMEOUT_NS;
-    match client.request(req) {
-        Ok(r) => Ok(r.payload),
-        Err(ttrpc::Error::RpcStatus(s)) => Err((s.code(), s.message.clone())),
-        Err(e) => panic!("ttrpc transport error on /{service}/{method}: {e:?}"),
-    }
-}
 
 /// kata's `wait_for_path_to_exist`: poll for the path (kata: every second, up to
 /// `launch_process_timeout`; here every 50 ms, up to 30 s).
@@ -177,11 +82,6 @@ impl Components {
     fn cdh(&self) -> ttrpc::Client {
         ttrpc::Client::connect(&format!("unix://{}", self.cdh_sock.display())).unwrap()
     }
-}
-
-fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }
 
 fn launch(w: &World) -> Components {
@@ -329,81 +229,6 @@ fn unseal_volume(cdh: &ttrpc::Client, dir: &Path) {
         let name = target.file_name().unwrap().to_string_lossy().into_owned();
         std::os::unix::fs::symlink(format!("{parent}/{name}.unsealed"), e.path()).unwrap();
     }
-}
-
-fn status_of(r: Result<Vec<u8>, (ttrpc::Code, String)>) -> (ttrpc::Code, String) {
-    match r {
-        Ok(_) => panic!("expected an error status"),
-        Err(e) => e,
-    }
-}
-
-/// Writes a raw frame and reads one reply frame: (stream id, type, Response payload).
-fn raw_exchange(sock: &mut UnixStream, frame: &[u8]) -> (u32, u8, Vec<u8>) {
-    sock.write_all(frame).unwrap();
-    read_frame(sock)
-}
-
-fn read_frame(sock: &mut UnixStream) -> (u32, u8, Vec<u8>) {
-    sock.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut h = [0u8; 10];
-    sock.read_exact(&mut h).unwrap();
-    let len = u32::from_be_bytes(h[..4].try_into().unwrap()) as usize;
-    let mut p = vec![0u8; len];
-    sock.read_exact(&mut p).unwrap();
-    (u32::from_be_bytes(h[4..8].try_into().unwrap()), h[8], p)
-}
-
-fn frame(id: u32, kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend((payload.len() as u32).to_be_bytes());
-    f.extend(id.to_be_bytes());
-    f.extend([kind, 0]);
-    f.extend(payload);
-    f
-}
-
-/// The ttrpc `Response.status` of a raw reply: (code, message).
-fn raw_status(payload: &[u8]) -> (i32, String) {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Status {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Response {
-        #[prost(message, optional, tag = "1")]
-        status: Option<Status>,
-        #[prost(bytes = "vec", tag = "2")]
-        payload: Vec<u8>,
-    }
-    let r = Response::decode(payload).unwrap();
-    let s = r.status.unwrap_or_default();
-    (s.code, s.message)
-}
-
-fn raw_request(service: &str, method: &str, payload: &[u8]) -> Vec<u8> {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Request {
-        #[prost(string, tag = "1")]
-        service: String,
-        #[prost(string, tag = "2")]
-        method: String,
-        #[prost(bytes = "vec", tag = "3")]
-        payload: Vec<u8>,
-        #[prost(int64, tag = "4")]
-        timeout_nano: i64,
-    }
-    Request {
-        service: service.into(),
-        method: method.into(),
-        payload: payload.to_vec(),
-        timeout_nano: CDH_TIMEOUT_NS,
-    }
-    .encode_to_vec()
 }
 
 #[test]

@@ -1,0 +1,232 @@
+//! The AA side of the server on (simulated) TEEs, through the real guest binary and the
+//! real `ttrpc` client:
+//!
+//! - started as `attestation-agent` with kata's `--initdata-toml`, on a TDX whose
+//!   MRCONFIGID (simulated firmware behind the FUSE configfs-tsm, as tests/tee.rs) does not
+//!   hold the init-data's digest, the process exits non-zero before its socket exists, with
+//!   a message that says why; with the matching init-data it serves (and attests as `tdx`);
+//! - `ExtendRuntimeMeasurement` over ttrpc: `NOT_ENABLED` (status OK) without the event log,
+//!   `NOT_SUPPORTED` (status OK) with it enabled by init-data's `aa.toml` on the sample TEE
+//!   and on SNP, as upstream means those answers.
+//!
+//! Needs root and /dev/fuse (the configfs-tsm emulation).
+
+mod common;
+
+use common::guest::*;
+use common::*;
+use firmware_glue::sim::DEFAULT_SEED;
+use firmware_glue::sim::snp::{SnpConfig, SnpSim};
+use firmware_glue::sim::tdx::{TdxConfig, TdxSim};
+use firmware_glue::snp::Generation;
+use prost::Message;
+use sealgate_core::initdata::InitData;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_kbs::Verifiers;
+use tsm_fuse::TsmMount;
+use tsm_fuse::sim::{SnpProvider, TdxProvider};
+
+const SECRET: &str = "guest-tee-secret-c41a";
+
+/// Init-data whose `aa.toml` names the KBS and enables the event log.
+fn init_data(kbs_url: &str) -> String {
+    format!(
+        "version = \"0.1.0\"\nalgorithm = \"sha384\"\n\n[data]\n\"aa.toml\" = '''\n[token_configs.kbs]\nurl = \"{kbs_url}\"\n[eventlog_config]\nenable_eventlog = true\n'''\n"
+    )
+}
+
+fn mount(provider: Arc<dyn tsm_fuse::Provider>) -> TsmMount {
+    TsmMount::mount_temp(Some(provider))
+        .unwrap_or_else(|e| panic!("configfs-tsm emulation needs root and /dev/fuse: {e}"))
+}
+
+fn tdx(mr_config_id: [u8; 48]) -> Arc<TdxProvider> {
+    let mut config = TdxConfig::from_seed(DEFAULT_SEED);
+    config.mr_config_id = mr_config_id;
+    Arc::new(TdxProvider::new(TdxSim::new(config)))
+}
+
+fn world(tag: &str) -> World {
+    let w = World::with_kbs(
+        tag,
+        Config {
+            verifiers: Verifiers::sim(DEFAULT_SEED),
+            ..Config::default()
+        },
+    );
+    w.secret("default/app/secret", SECRET);
+    w
+}
+
+/// `attestation-agent --attestation_sock unix://SOCK --initdata-toml FILE` (a symlink of
+/// that name to the guest binary), its sealgate settings (the configfs-tsm mount) from
+/// `SEALGATE_CONFIG`; waits for it to exit or its socket to appear (60 s at most):
+/// (exit code if it exited, its output, the socket path).
+fn attestation_agent(w: &World, tsm: &TsmMount, initdata: &Path) -> (Option<i32>, String, bool) {
+    let bin = w.tmp.mkdir("bin");
+    let aa = bin.join("attestation-agent");
+    std::os::unix::fs::symlink(std::fs::canonicalize(sealgate_bin()).unwrap(), &aa).unwrap();
+    let config = w.tmp.write(
+        "sealgate.toml",
+        format!("configfs_tsm = \"{}\"\n", s(&tsm.report_dir())),
+    );
+    let sock = w.tmp.join("run/attestation-agent/attestation-agent.sock");
+    let log = w.tmp.join("aa.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(&aa)
+        .args([
+            "--attestation_sock",
+            &format!("unix://{}", sock.display()),
+            "--initdata-toml",
+            s(initdata),
+        ])
+        .env("SEALGATE_CONFIG", &config)
+        .env("SEALGATE_KERNEL_CMDLINE", "/dev/null")
+        .env("SEALGATE_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if sock.exists() {
+            // Serving: ask it for a token (an attestation as tdx), then stop it.
+            let client =
+                ttrpc::Client::connect(&format!("unix://{}", sock.display())).unwrap();
+            let token = call(
+                &client,
+                AA,
+                "GetToken",
+                &pb::GetTokenRequest {
+                    token_type: "kbs".into(),
+                },
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(&log).unwrap();
+            token.unwrap_or_else(|e| panic!("GetToken: {e:?}\n{text}"));
+            return (None, text, true);
+        }
+        assert!(Instant::now() < end, "neither exited nor served");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, std::fs::read_to_string(&log).unwrap(), sock.exists())
+}
+
+#[test]
+fn the_attestation_agent_exits_before_its_socket_on_an_init_data_mismatch() {
+    let w = world("tee-aa-mismatch");
+    let text = init_data(&w.url());
+    let initdata = w.tmp.write("initdata.toml", &text);
+
+    // MRCONFIGID holds something else: exit 1, no socket, the reason named.
+    let tsm = mount(tdx([0x42; 48]));
+    let (code, log, socket) = attestation_agent(&w, &tsm, &initdata);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(!socket, "the socket was created:\n{log}");
+    assert!(
+        log.contains("init-data does not match this TEE") && log.contains("TDX MRCONFIGID"),
+        "{log}"
+    );
+    assert_eq!(w.kbs.stats().connections, 0, "{log}");
+
+    // The matching init-data: it serves, and the KBS accepts its TDX evidence.
+    let w = world("tee-aa-match");
+    let text = init_data(&w.url());
+    let initdata = w.tmp.write("initdata.toml", &text);
+    let tsm = mount(tdx(digest_of(&text)));
+    let (code, log, socket) = attestation_agent(&w, &tsm, &initdata);
+    assert_eq!(code, None, "{log}");
+    assert!(socket);
+    assert!(log.contains("init-data matches TDX MRCONFIGID"), "{log}");
+    assert_eq!(w.kbs.stats().auth.requests, 1, "{log}");
+}
+
+fn digest_of(text: &str) -> [u8; 48] {
+    InitData::parse(text.as_bytes())
+        .unwrap()
+        .tdx_mrconfigid()
+        .try_into()
+        .unwrap()
+}
+
+fn extend(serve: &Serve) -> Result<i32, (ttrpc::Code, String)> {
+    call(
+        &serve.aa(),
+        AA,
+        "ExtendRuntimeMeasurement",
+        &pb::ExtendRuntimeMeasurementRequest {
+            domain: "github.com/confidential-containers".into(),
+            operation: "PullImage".into(),
+            content: "{\"image\":\"busybox\"}".into(),
+            register_index: None,
+        },
+    )
+    .map(|p| {
+        pb::ExtendRuntimeMeasurementResponse::decode(&p[..])
+            .unwrap()
+            .result
+    })
+}
+
+#[test]
+fn extend_runtime_measurement_not_enabled_and_not_supported() {
+    // No event log: NOT_ENABLED (2), status OK.
+    let w = world("tee-extend-off");
+    let serve = Serve::start(&w, &w.url(), 10);
+    assert_eq!(extend(&serve), Ok(2), "{}", serve.log_text());
+
+    // Enabled by init-data on the sample TEE: NOT_SUPPORTED (1), status OK; nothing written.
+    let w = world("tee-extend-sample");
+    let initdata = w.tmp.write("initdata.toml", init_data(&w.url()));
+    let run = w.tmp.mkdir("eventlog");
+    let serve = Serve::start_with(
+        &w,
+        &[
+            "--tee",
+            "sample",
+            "--initdata-toml",
+            s(&initdata),
+            "--eventlog-dir",
+            s(&run),
+        ],
+    );
+    assert_eq!(extend(&serve), Ok(1), "{}", serve.log_text());
+    assert!(!run.join("eventlog").exists());
+
+    // On SNP (simulated firmware, HOST_DATA bound to the init-data): NOT_SUPPORTED too.
+    let w = world("tee-extend-snp");
+    let text = init_data(&w.url());
+    let initdata = w.tmp.write("initdata.toml", &text);
+    let mut config = SnpConfig::from_seed(DEFAULT_SEED, Generation::Genoa);
+    config
+        .host_data
+        .copy_from_slice(&InitData::parse(text.as_bytes()).unwrap().digest()[..32]);
+    let tsm = mount(Arc::new(SnpProvider::new(SnpSim::new(config))));
+    let run = w.tmp.mkdir("eventlog");
+    let serve = Serve::start_with(
+        &w,
+        &[
+            "--configfs-tsm",
+            s(&tsm.report_dir()),
+            "--initdata-toml",
+            s(&initdata),
+            "--eventlog-dir",
+            s(&run),
+        ],
+    );
+    assert_eq!(extend(&serve), Ok(1), "{}", serve.log_text());
+    assert!(!run.join("eventlog").exists());
+    // And the SNP hub attests.
+    assert_eq!(
+        get_resource(&serve.cdh(), "kbs:///default/app/secret").unwrap(),
+        SECRET.as_bytes()
+    );
+}
