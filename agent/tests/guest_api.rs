@@ -634,14 +634,17 @@ fn bench_serve_figures() {
         rest_times.push(t.elapsed());
         assert!(body.ends_with("guest-api-cert-0b9d"), "{body}");
     }
-    let parked: u64 = c.children[1..]
+    // The two parked instances, each on its own (their RSS counts once per process).
+    let parked: Vec<(String, u64)> = c.children[1..]
         .iter()
-        .map(|(_, ch)| rss_kib(ch.id()).0)
-        .sum();
+        .map(|(name, ch)| (name.replace('-', "_"), rss_kib(ch.id()).0))
+        .collect();
     println!("SERVE-BENCH idle_rss_kib={idle_start}");
     println!("SERVE-BENCH idle_attested_rss_kib={idle_attested}");
     println!("SERVE-BENCH peak_rss_100_callers_kib={peak_100}");
-    println!("SERVE-BENCH parked_instances_rss_kib={parked}");
+    for (name, rss) in &parked {
+        println!("SERVE-BENCH parked_{name}_rss_kib={rss}");
+    }
     println!("SERVE-BENCH unseal_median_us={}", median_us(unseal_times));
     println!("SERVE-BENCH rest_get_median_us={}", median_us(rest_times));
     println!("SERVE-BENCH attestations_for_100_callers={attest}");
