@@ -173,7 +173,12 @@ fn try_new_connection(serve: &Serve) -> bool {
     let mut h = [0u8; 10];
     match s.read_exact(&mut h) {
         Ok(()) => true,
-        Err(e) if matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+            ) =>
+        {
             false
         }
         Err(e) => panic!("{e}"),
@@ -205,7 +210,10 @@ fn the_connection_cap_closes_extra_connections_and_keeps_serving() {
     for _ in 0..5 {
         let mut s = UnixStream::connect(&serve.cdh).unwrap();
         let _ = s.write_all(&frame(1, 1, &raw_request("api.NoSuchService", "X", b"")));
-        assert!(closed_by_server(&mut s), "a connection over the cap was served");
+        assert!(
+            closed_by_server(&mut s),
+            "a connection over the cap was served"
+        );
     }
     // REST shares the cap.
     let mut r = TcpStream::connect(serve.rest).unwrap();
@@ -233,7 +241,10 @@ fn the_connection_cap_closes_extra_connections_and_keeps_serving() {
     held.truncate(MAX_CONNECTIONS - 11);
     let end = Instant::now() + Duration::from_secs(30);
     while !try_new_connection(&serve) {
-        assert!(Instant::now() < end, "no new connection served after 10 ended");
+        assert!(
+            Instant::now() < end,
+            "no new connection served after 10 ended"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (status, body) = serve.rest_get("/cdh/resource/default/app/small");

@@ -98,8 +98,7 @@ fn attestation_agent(w: &World, tsm: &TsmMount, initdata: &Path) -> (Option<i32>
         }
         if sock.exists() {
             // Serving: ask it for a token (an attestation as tdx), then stop it.
-            let client =
-                ttrpc::Client::connect(&format!("unix://{}", sock.display())).unwrap();
+            let client = ttrpc::Client::connect(&format!("unix://{}", sock.display())).unwrap();
             let token = call(
                 &client,
                 AA,

@@ -213,7 +213,10 @@ struct RawResponse {
 
 /// The ttrpc `Response.status` of a raw reply: (code, message).
 pub fn raw_status(payload: &[u8]) -> (i32, String) {
-    let s = RawResponse::decode(payload).unwrap().status.unwrap_or_default();
+    let s = RawResponse::decode(payload)
+        .unwrap()
+        .status
+        .unwrap_or_default();
     (s.code, s.message)
 }
 
