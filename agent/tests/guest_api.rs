@@ -134,17 +134,12 @@ fn launch(w: &World) -> Components {
         logs: logs.clone(),
     };
     let spawn = |name: &str, args: &[String]| -> Child {
-        let log = std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
-        Command::new(bin.join(name))
-            .args(args)
-            .env("SEALGATE_CONFIG", &config)
-            .env("SEALGATE_KERNEL_CMDLINE", "/dev/null")
-            .env("SEALGATE_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+        spawn_upstream(
+            &bin.join(name),
+            args,
+            &config,
+            &logs.join(format!("{name}.log")),
+        )
     };
     let mut aa = spawn(
         "attestation-agent",
@@ -428,19 +423,6 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     ] {
         assert!(!logs.contains(secret), "a secret in the logs:\n{logs}");
     }
-}
-
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[test]

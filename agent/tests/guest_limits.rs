@@ -69,37 +69,48 @@ fn read_http(s: &mut TcpStream) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-#[test]
-fn pipelined_replies_over_the_mark_are_all_answered() {
-    let w = world("limits-pipeline");
-    let serve = Serve::start(&w, &w.url(), 30);
+/// A ttrpc connection (the CDH socket) and a REST connection, each of which sent `n`
+/// requests for the big resource in one write (ttrpc stream ids 1, 3, ...; HTTP/1.1
+/// pipelining), its replies not read yet.
+fn pipelined(serve: &Serve, n: u32) -> (UnixStream, TcpStream) {
     let uri = format!("kbs:///{BIG_PATH}");
-
-    // ttrpc: 16 GetResource requests in one write (4.8 MiB of replies), then read them.
     let mut raw = UnixStream::connect(&serve.cdh).unwrap();
-    let mut all = Vec::new();
-    for i in 0..16u32 {
-        all.extend(get_resource_frame(2 * i + 1, &uri));
-    }
+    let all: Vec<u8> = (0..n)
+        .flat_map(|i| get_resource_frame(2 * i + 1, &uri))
+        .collect();
     raw.write_all(&all).unwrap();
-    for i in 0..16u32 {
-        let (id, kind, p) = read_frame(&mut raw);
-        assert_eq!((id, kind), (2 * i + 1, 2), "{}", serve.log_text());
+    let mut rest = TcpStream::connect(serve.rest).unwrap();
+    let get = format!("GET /cdh/resource/{BIG_PATH} HTTP/1.1\r\nHost: x\r\n\r\n");
+    rest.write_all(get.repeat(n as usize).as_bytes()).unwrap();
+    (raw, rest)
+}
+
+/// Reads the `n` replies on each of [`pipelined`]'s connections (60 s read timeouts): in
+/// order, each the big resource.
+fn expect_pipelined((raw, rest): &mut (UnixStream, TcpStream), n: u32) {
+    for i in 0..n {
+        let (id, kind, p) = read_frame(raw);
+        assert_eq!((id, kind), (2 * i + 1, 2));
         assert_eq!(raw_status(&p).0, 0, "{:?}", raw_status(&p));
         let r = pb::GetResourceResponse::decode(&raw_payload(&p)[..]).unwrap();
         assert_eq!(r.resource.len(), BIG);
     }
-
-    // REST: 12 pipelined GETs (3.6 MiB of replies), then read them.
-    let mut s = TcpStream::connect(serve.rest).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let get = format!("GET /cdh/resource/{BIG_PATH} HTTP/1.1\r\nHost: x\r\n\r\n");
-    s.write_all(get.repeat(12).as_bytes()).unwrap();
-    for _ in 0..12 {
-        let (status, body) = read_http(&mut s);
+    rest.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    for _ in 0..n {
+        let (status, body) = read_http(rest);
         assert_eq!(status, 200);
         assert_eq!(body.len(), BIG);
     }
+}
+
+#[test]
+fn pipelined_replies_over_the_mark_are_all_answered() {
+    let w = world("limits-pipeline");
+    let serve = Serve::start(&w, &w.url(), 30);
+    // 16 requests on each API in one write (4.8 MiB of replies each), then their replies.
+    let mut both = pipelined(&serve, 16);
+    expect_pipelined(&mut both, 16);
     assert_eq!(w.kbs.stats().auth.requests, 1);
 }
 
@@ -107,18 +118,8 @@ fn pipelined_replies_over_the_mark_are_all_answered() {
 fn a_client_that_never_reads_stalls_nobody() {
     let w = world("limits-noread");
     let serve = Serve::start(&w, &w.url(), 30);
-    let uri = format!("kbs:///{BIG_PATH}");
-
     // A ttrpc client and a REST client each ask for 40 big resources and never read.
-    let mut hog = UnixStream::connect(&serve.cdh).unwrap();
-    let mut all = Vec::new();
-    for i in 0..40u32 {
-        all.extend(get_resource_frame(2 * i + 1, &uri));
-    }
-    hog.write_all(&all).unwrap();
-    let mut rest_hog = TcpStream::connect(serve.rest).unwrap();
-    let get = format!("GET /cdh/resource/{BIG_PATH} HTTP/1.1\r\nHost: x\r\n\r\n");
-    rest_hog.write_all(get.repeat(40).as_bytes()).unwrap();
+    let mut hogs = pipelined(&serve, 40);
 
     // Everyone else is served, over and over, on both APIs.
     let cdh = serve.cdh();
@@ -136,18 +137,7 @@ fn a_client_that_never_reads_stalls_nobody() {
     assert!(fetched < 40, "{fetched} resource requests reached the KBS");
 
     // They get their replies once they read.
-    hog.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    for i in 0..40u32 {
-        let (id, _, p) = read_frame(&mut hog);
-        assert_eq!(id, 2 * i + 1);
-        assert_eq!(raw_status(&p).0, 0);
-    }
-    rest_hog
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    for _ in 0..40 {
-        assert_eq!(read_http(&mut rest_hog).0, 200);
-    }
+    expect_pipelined(&mut hogs, 40);
 }
 
 /// Whether the server closed `s` without an answer: EOF or a reset.
@@ -269,16 +259,9 @@ fn timeout_nano_bounds_the_kbs_call_and_answers_deadline_exceeded() {
     get_resource(&kata, "kbs:///default/app/small").unwrap();
 
     let mut raw = UnixStream::connect(&serve.cdh).unwrap();
-    let req = raw_request_timeout(
-        "api.GetResourceService",
-        "GetResource",
-        &pb::GetResourceRequest {
-            resource_path: "kbs:///default/app/slow".into(),
-        }
-        .encode_to_vec(),
-        1_000_000_000,
-    );
-    let (id, _, p) = raw_exchange(&mut raw, &frame(1, 1, &req));
+    let slow =
+        |id, timeout_nano| get_resource_frame_timeout(id, "kbs:///default/app/slow", timeout_nano);
+    let (id, _, p) = raw_exchange(&mut raw, &slow(1, 1_000_000_000));
     assert_eq!(id, 1);
     assert_eq!(
         raw_status(&p),
@@ -301,16 +284,7 @@ fn timeout_nano_bounds_the_kbs_call_and_answers_deadline_exceeded() {
     );
     // A timeout the call fits in changes nothing.
     w.kbs.clear_faults();
-    let req = raw_request_timeout(
-        "api.GetResourceService",
-        "GetResource",
-        &pb::GetResourceRequest {
-            resource_path: "kbs:///default/app/slow".into(),
-        }
-        .encode_to_vec(),
-        20_000_000_000,
-    );
-    let (_, _, p) = raw_exchange(&mut raw, &frame(5, 1, &req));
+    let (_, _, p) = raw_exchange(&mut raw, &slow(5, 20_000_000_000));
     assert_eq!(raw_status(&p).0, 0, "{:?}", raw_status(&p));
     let r = pb::GetResourceResponse::decode(&raw_payload(&p)[..]).unwrap();
     assert_eq!(r.resource, b"guest-limits-slow-2b7e");

@@ -22,7 +22,6 @@ use firmware_glue::snp::Generation;
 use prost::Message;
 use sealgate_core::initdata::InitData;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_kbs::Verifiers;
@@ -75,22 +74,13 @@ fn attestation_agent(w: &World, tsm: &TsmMount, initdata: &Path) -> (Option<i32>
     );
     let sock = w.tmp.join("run/attestation-agent/attestation-agent.sock");
     let log = w.tmp.join("aa.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(&aa)
-        .args([
-            "--attestation_sock",
-            &format!("unix://{}", sock.display()),
-            "--initdata-toml",
-            s(initdata),
-        ])
-        .env("SEALGATE_CONFIG", &config)
-        .env("SEALGATE_KERNEL_CMDLINE", "/dev/null")
-        .env("SEALGATE_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
+    let args = [
+        "--attestation_sock".to_string(),
+        format!("unix://{}", sock.display()),
+        "--initdata-toml".to_string(),
+        s(initdata).to_string(),
+    ];
+    let mut child = spawn_upstream(&aa, &args, &config, &log);
     let end = Instant::now() + Duration::from_secs(60);
     let code = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -175,6 +165,16 @@ fn extend(serve: &Serve) -> Result<i32, (ttrpc::Code, String)> {
     })
 }
 
+/// `sealgate serve` with init-data `text` (its `aa.toml` enables the event log), an
+/// event-log directory of its own (returned) and `args`.
+fn serve_with_event_log(w: &World, text: &str, args: &[&str]) -> (Serve, std::path::PathBuf) {
+    let initdata = w.tmp.write("initdata.toml", text);
+    let run = w.tmp.mkdir("eventlog");
+    let mut all = vec!["--initdata-toml", s(&initdata), "--eventlog-dir", s(&run)];
+    all.extend_from_slice(args);
+    (Serve::start_with(w, &all), run)
+}
+
 #[test]
 fn extend_runtime_measurement_not_enabled_and_not_supported() {
     // No event log: NOT_ENABLED (2), status OK.
@@ -184,43 +184,19 @@ fn extend_runtime_measurement_not_enabled_and_not_supported() {
 
     // Enabled by init-data on the sample TEE: NOT_SUPPORTED (1), status OK; nothing written.
     let w = world("tee-extend-sample");
-    let initdata = w.tmp.write("initdata.toml", init_data(&w.url()));
-    let run = w.tmp.mkdir("eventlog");
-    let serve = Serve::start_with(
-        &w,
-        &[
-            "--tee",
-            "sample",
-            "--initdata-toml",
-            s(&initdata),
-            "--eventlog-dir",
-            s(&run),
-        ],
-    );
+    let (serve, run) = serve_with_event_log(&w, &init_data(&w.url()), &["--tee", "sample"]);
     assert_eq!(extend(&serve), Ok(1), "{}", serve.log_text());
     assert!(!run.join("eventlog").exists());
 
     // On SNP (simulated firmware, HOST_DATA bound to the init-data): NOT_SUPPORTED too.
     let w = world("tee-extend-snp");
     let text = init_data(&w.url());
-    let initdata = w.tmp.write("initdata.toml", &text);
     let mut config = SnpConfig::from_seed(DEFAULT_SEED, Generation::Genoa);
     config
         .host_data
         .copy_from_slice(&InitData::parse(text.as_bytes()).unwrap().digest()[..32]);
     let tsm = mount(Arc::new(SnpProvider::new(SnpSim::new(config))));
-    let run = w.tmp.mkdir("eventlog");
-    let serve = Serve::start_with(
-        &w,
-        &[
-            "--configfs-tsm",
-            s(&tsm.report_dir()),
-            "--initdata-toml",
-            s(&initdata),
-            "--eventlog-dir",
-            s(&run),
-        ],
-    );
+    let (serve, run) = serve_with_event_log(&w, &text, &["--configfs-tsm", s(&tsm.report_dir())]);
     assert_eq!(extend(&serve), Ok(1), "{}", serve.log_text());
     assert!(!run.join("eventlog").exists());
     // And the SNP hub attests.

@@ -7,7 +7,7 @@ use super::{World, sealgate_bin};
 use prost::Message;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -257,18 +257,24 @@ pub fn raw_request_timeout(
     .encode_to_vec()
 }
 
-/// A raw `GetResource` request frame on stream `id`.
+/// A raw `GetResource` request frame on stream `id` (kata's timeout).
 pub fn get_resource_frame(id: u32, uri: &str) -> Vec<u8> {
+    get_resource_frame_timeout(id, uri, CDH_TIMEOUT_NS)
+}
+
+/// A raw `GetResource` request frame on stream `id` with `timeout_nano`.
+pub fn get_resource_frame_timeout(id: u32, uri: &str, timeout_nano: i64) -> Vec<u8> {
     frame(
         id,
         1,
-        &raw_request(
+        &raw_request_timeout(
             "api.GetResourceService",
             "GetResource",
             &pb::GetResourceRequest {
                 resource_path: uri.into(),
             }
             .encode_to_vec(),
+            timeout_nano,
         ),
     )
 }
@@ -290,6 +296,44 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `cmd` at debug level with its stdout and stderr in the file `log`.
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    cmd.env("SEALGATE_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs `program` (a symlink named as an upstream component) with `args` as kata does, its
+/// sealgate settings from `config` (`SEALGATE_CONFIG`) and no kernel command line, logging
+/// to `log`.
+pub fn spawn_upstream(program: &Path, args: &[String], config: &Path, log: &Path) -> Child {
+    spawn_logged(
+        Command::new(program)
+            .args(args)
+            .env("SEALGATE_CONFIG", config)
+            .env("SEALGATE_KERNEL_CMDLINE", "/dev/null"),
+        log,
+    )
+}
+
+/// One HTTP/1.1 GET (`Connection: close`, 60 s read timeout): the whole response.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 /// A free loopback TCP port.
@@ -323,30 +367,24 @@ impl Serve {
         let cdh = run.join("cdh.sock");
         let rest = free_port();
         let log = w.tmp.join("serve.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(sealgate_bin())
-            .args([
-                "serve",
-                "--attestation_sock",
-                &format!("unix://{}", aa.display()),
-                "--cdh_sock",
-                &format!("unix://{}", cdh.display()),
-                "--bind",
-                &rest.to_string(),
-                "--features",
-                "all",
-                "--config",
-                "/dev/null",
-                "--kernel-cmdline",
-                "/dev/null",
-            ])
-            .args(args)
-            .env("SEALGATE_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(sealgate_bin());
+        cmd.args([
+            "serve",
+            "--attestation_sock",
+            &format!("unix://{}", aa.display()),
+            "--cdh_sock",
+            &format!("unix://{}", cdh.display()),
+            "--bind",
+            &rest.to_string(),
+            "--features",
+            "all",
+            "--config",
+            "/dev/null",
+            "--kernel-cmdline",
+            "/dev/null",
+        ])
+        .args(args);
+        let mut child = spawn_logged(&mut cmd, &log);
         let end = Instant::now() + Duration::from_secs(30);
         while !(aa.exists() && cdh.exists()) {
             if let Some(status) = child.try_wait().unwrap() {
@@ -384,15 +422,7 @@ impl Serve {
 
     /// One HTTP/1.1 GET on the REST port (`Connection: close`): (status, body).
     pub fn rest_get(&self, path: &str) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(self.rest).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
+        let text = http_get(self.rest, path);
         let status = text[9..12].parse().unwrap();
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
         (status, body.unwrap_or_default())
