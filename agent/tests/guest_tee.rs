@@ -7,7 +7,13 @@
 //!   a message that says why; with the matching init-data it serves (and attests as `tdx`);
 //! - `ExtendRuntimeMeasurement` over ttrpc: `NOT_ENABLED` (status OK) without the event log,
 //!   `NOT_SUPPORTED` (status OK) with it enabled by init-data's `aa.toml` on the sample TEE
-//!   and on SNP, as upstream means those answers.
+//!   and on SNP, as upstream means those answers;
+//! - on TDX with the kernel's sysfs measurement files (emulated by the same FUSE mount:
+//!   reads give the simulator's registers, a 48-byte write extends its RTMR, so later quotes
+//!   carry it), `OK`: the AAEL record is appended in upstream's binary format, RTMR3 got
+//!   `SHA384(old || digest)`, and the next evidence's `cc_eventlog` (the firmware's CCEL, the
+//!   record, the end marker) replays to the quote's RTMR3 in the test KBS's TDX verifier: the
+//!   attestation that follows succeeds.
 //!
 //! Needs root and /dev/fuse (the configfs-tsm emulation).
 
@@ -20,7 +26,9 @@ use firmware_glue::sim::snp::{SnpConfig, SnpSim};
 use firmware_glue::sim::tdx::{TdxConfig, TdxSim};
 use firmware_glue::snp::Generation;
 use prost::Message;
+use sealgate_core::eventlog::{AaelEvent, pcr_to_mr};
 use sealgate_core::initdata::InitData;
+use sha2::Digest;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -204,4 +212,80 @@ fn extend_runtime_measurement_not_enabled_and_not_supported() {
         get_resource(&serve.cdh(), "kbs:///default/app/secret").unwrap(),
         SECRET.as_bytes()
     );
+}
+
+#[test]
+fn extend_runtime_measurement_on_tdx_is_logged_and_replayed_by_the_kbs() {
+    let w = world("tee-extend-tdx");
+    let text = init_data(&w.url());
+    let mut config = TdxConfig::from_seed(DEFAULT_SEED);
+    config.mr_config_id = digest_of(&text);
+    let ccel = config.ccel.clone();
+    let provider = Arc::new(TdxProvider::new(TdxSim::new(config)).with_measurements());
+    let tsm = mount(provider.clone());
+    // The guest's sysfs: the firmware's CCEL, and the measurement files (the mount's).
+    let sysfs = w.tmp.mkdir("sys");
+    w.tmp.write("sys/firmware/acpi/tables/data/CCEL", &ccel);
+    let misc = w.tmp.mkdir("sys/devices/virtual/misc/tdx_guest");
+    std::os::unix::fs::symlink(tsm.path().join("measurements"), misc.join("measurements")).unwrap();
+    let rtmr3 = misc.join("measurements/rtmr3:sha384");
+    let before = std::fs::read(&rtmr3).unwrap();
+    assert_eq!(before.len(), 48);
+
+    let (serve, run) = serve_with_event_log(
+        &w,
+        &text,
+        &["--configfs-tsm", s(&tsm.report_dir()), "--sysfs", s(&sysfs)],
+    );
+    assert_eq!(extend(&serve), Ok(0), "{}", serve.log_text());
+
+    // The record, in upstream's format (EV_EVENT_TAG "AAEL", MR index 4 for PCR 17).
+    let event = AaelEvent::new(
+        "github.com/confidential-containers",
+        "PullImage",
+        "{\"image\":\"busybox\"}",
+        pcr_to_mr(17),
+    )
+    .unwrap();
+    let record = std::fs::read(run.join("eventlog")).unwrap();
+    assert_eq!(record, event.record());
+    assert!(!run.join(".wal_event_entry").exists());
+    // RTMR3 got the 48-byte extend.
+    let mut h = sha2::Sha384::new();
+    h.update(&before);
+    h.update(event.digest());
+    assert_eq!(std::fs::read(&rtmr3).unwrap(), h.finalize().to_vec());
+
+    // GetEvidence's cc_eventlog: the CCEL (cut at its end), the record, the end marker.
+    let p = call(
+        &serve.aa(),
+        AA,
+        "GetEvidence",
+        &pb::GetEvidenceRequest {
+            runtime_data: b"guest-tee-nonce".to_vec(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("GetEvidence: {e:?}\n{}", serve.log_text()));
+    let evidence: serde_json::Value =
+        serde_json::from_slice(&pb::GetEvidenceResponse::decode(&p[..]).unwrap().evidence).unwrap();
+    let log = sealgate_core::b64::std_decode(evidence["cc_eventlog"].as_str().unwrap()).unwrap();
+    let mut tail = record.clone();
+    tail.extend([0xff; 8]);
+    assert!(
+        log.ends_with(&tail),
+        "cc_eventlog does not end with the record"
+    );
+
+    // The KBS replays it to the quote's RTMR3: the attestation succeeds.
+    assert_eq!(
+        get_resource(&serve.cdh(), "kbs:///default/app/secret")
+            .unwrap_or_else(|e| panic!("{e:?}\n{}", serve.log_text())),
+        SECRET.as_bytes()
+    );
+    assert_eq!(w.kbs.stats().auth.requests, 1);
+    // A second extend is appended after the first.
+    assert_eq!(extend(&serve), Ok(0));
+    let mut two = event.record();
+    two.extend(event.record());
+    assert_eq!(std::fs::read(run.join("eventlog")).unwrap(), two);
 }
