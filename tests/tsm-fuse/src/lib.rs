@@ -80,6 +80,13 @@
 //!   `"{floor}\n"` (the latter two `ENXIO` without a provider).
 //! * A file left open across `rmdir` of its entry reads/writes `ENOENT`, and its pending
 //!   `inblob` commit is dropped (configfs `frag_dead`).
+//! * TDX's sysfs measurement files (Linux 6.16+ `tsm-mr`, normally
+//!   `/sys/devices/virtual/misc/tdx_guest/measurements`), only for a provider that has them
+//!   ([`Provider::has_measurements`], e.g. `sim::TdxProvider::with_measurements`): a
+//!   `measurements/` directory beside `report/` (point a `<sysfs>/.../measurements` symlink
+//!   at it) with `mrconfigid` (0444) and `rtmr0:sha384`..`rtmr3:sha384` (0644), 48 bytes
+//!   each; a write to an RTMR must be 48 bytes at offset 0 (`EINVAL` otherwise) and extends
+//!   it (`SHA384(old || data)`), so the next quote carries it.
 //! * Registration: [`TsmMount::set_provider`] follows `tsm_report_register()` (`EBUSY` with
 //!   a provider registered or entries present) and `tsm_report_unregister()`.
 //!

@@ -746,11 +746,16 @@ mod tests {
             Node::Entry(12345),
             Node::Attr(1, Attribute::Inblob),
             Node::Attr(7, Attribute::Manifestblob),
+            Node::Measurements,
+            Node::Register(Register::MrConfigId),
+            Node::Register(Register::Rtmr(0)),
+            Node::Register(Register::Rtmr(3)),
         ] {
             assert_eq!(Node::decode(node.encode()), Some(node));
         }
         assert_eq!(Node::decode(0), None);
-        assert_eq!(Node::decode(3), None);
+        // 3..=8: measurements/ and its files; the rest of the low ids are unused.
+        assert_eq!(Node::decode(9), None);
         assert_eq!(Node::decode(0x1c), None);
     }
 
