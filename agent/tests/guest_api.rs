@@ -19,10 +19,10 @@ mod common;
 use common::guest::*;
 use common::*;
 use prost::Message;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const KEY_URI: &str = "kbs:///default/signing-key/pub";
