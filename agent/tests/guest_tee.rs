@@ -26,7 +26,6 @@ use firmware_glue::sim::snp::{SnpConfig, SnpSim};
 use firmware_glue::sim::tdx::{TdxConfig, TdxSim};
 use firmware_glue::snp::Generation;
 use prost::Message;
-use sealgate_core::eventlog::{AaelEvent, pcr_to_mr};
 use sealgate_core::initdata::InitData;
 use sha2::Digest;
 use std::path::Path;
@@ -156,9 +155,9 @@ fn extend(serve: &Serve) -> Result<i32, (ttrpc::Code, String)> {
         AA,
         "ExtendRuntimeMeasurement",
         &pb::ExtendRuntimeMeasurementRequest {
-            domain: "github.com/confidential-containers".into(),
-            operation: "PullImage".into(),
-            content: "{\"image\":\"busybox\"}".into(),
+            domain: PULL_IMAGE_EVENT.0.into(),
+            operation: PULL_IMAGE_EVENT.1.into(),
+            content: PULL_IMAGE_EVENT.2.into(),
             register_index: None,
         },
     )
@@ -236,13 +235,7 @@ fn extend_runtime_measurement_on_tdx_is_logged_and_replayed_by_the_kbs() {
     assert_eq!(extend(&serve), Ok(0), "{}", serve.log_text());
 
     // The record, in upstream's format (EV_EVENT_TAG "AAEL", MR index 4 for PCR 17).
-    let event = AaelEvent::new(
-        "github.com/confidential-containers",
-        "PullImage",
-        "{\"image\":\"busybox\"}",
-        pcr_to_mr(17),
-    )
-    .unwrap();
+    let event = pull_image_event();
     let record = std::fs::read(run.join("eventlog")).unwrap();
     assert_eq!(record, event.record());
     assert!(!run.join(".wal_event_entry").exists());

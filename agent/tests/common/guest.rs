@@ -102,6 +102,26 @@ pub mod pb {
     pub struct Empty {}
 }
 
+/// CDH's event after a `PullImage` (guest-components' `hub.rs`), as the AAEL records it
+/// for the default register (PCR 17: MR index 4, RTMR3): (domain, operation, content).
+pub const PULL_IMAGE_EVENT: (&str, &str, &str) = (
+    "github.com/confidential-containers",
+    "PullImage",
+    "{\"image\":\"busybox\"}",
+);
+
+/// [`PULL_IMAGE_EVENT`] as an AAEL entry (its record and digest).
+pub fn pull_image_event() -> sealgate_core::eventlog::AaelEvent {
+    let (domain, operation, content) = PULL_IMAGE_EVENT;
+    sealgate_core::eventlog::AaelEvent::new(
+        domain,
+        operation,
+        content,
+        sealgate_core::eventlog::pcr_to_mr(17),
+    )
+    .unwrap()
+}
+
 /// The AA service.
 pub const AA: &str = "attestation_agent.AttestationAgentService";
 /// kata's `agent.cdh_api_timeout` default (50 s), as the ttrpc context timeout.
