@@ -5,7 +5,8 @@
 //! - 100 concurrent callers, each on its own connection, cost one attestation (the test KBS
 //!   counts one `/kbs/v0/auth`);
 //! - the KBS down, then up again: calls fail with a status that says so, then succeed;
-//! - an expired token leads to one new attestation, before the KBS refuses it;
+//! - an expired token leads to one new attestation, before the KBS refuses it; a token the
+//!   KBS refuses (401) leads to one new attestation and the caller is served;
 //! - a denied resource gets each API's status (CDH ttrpc `INTERNAL "[CDH] [ERROR]: ..."`
 //!   naming the denial, AA `GetToken` upstream's fixed `INTERNAL` text when the attestation
 //!   is refused, REST `500` with the error text), and the server keeps serving.
@@ -214,6 +215,30 @@ fn token_expiry_leads_to_one_new_attestation() {
         0,
         "renewed before the KBS refused it"
     );
+}
+
+#[test]
+fn a_401_leads_to_one_new_attestation() {
+    let w = World::new("hub-401");
+    w.secret("default/app/secret", SECRET);
+    let serve = Serve::start(&w, &w.url(), 30);
+    let cdh = serve.cdh();
+    get_resource(&cdh, "kbs:///default/app/secret").unwrap();
+    // The KBS refuses the next request's token (401 TokenVerifierError, as Trustee when it
+    // no longer accepts it): the hub attests again and the caller gets the resource.
+    w.kbs
+        .add_fault(Fault::new(Step::Resource(None), FaultKind::InvalidToken).times(1))
+        .unwrap();
+    assert_eq!(
+        get_resource(&cdh, "kbs:///default/app/secret").unwrap(),
+        SECRET.as_bytes()
+    );
+    let (status, body) = serve.rest_get("/cdh/resource/default/app/secret");
+    assert_eq!((status, body.as_str()), (200, SECRET));
+    let stats = w.kbs.stats();
+    assert_eq!(stats.auth.requests, 2, "one new attestation after the 401");
+    assert_eq!(stats.resource.count(401), 1);
+    assert_no_secret_in_log(&serve);
 }
 
 #[test]
