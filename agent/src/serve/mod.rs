@@ -11,13 +11,16 @@
 //! shares the hub's one KBS session.
 //!
 //! The loop: non-blocking sockets, level-triggered epoll. Each connection keeps its partial
-//! input (at most one frame: [`MAX_REQUEST`]) and a queue of encoded replies; it is not read
-//! while its queue holds more than [`OUT_HIGH`] bytes (a client that does not read its
-//! replies stops being read, nothing else waits for it), and at most [`FRAMES_PER_TURN`]
-//! of its requests are answered before the other connections get their turn. Idle
+//! input (at most one frame: [`MAX_REQUEST`]) and a queue of encoded replies. While the
+//! queue holds more than [`OUT_HIGH`] bytes the connection is neither read nor answered (a
+//! client that does not read its replies stops being served, nothing else waits for it);
+//! once it drains below, the requests left buffered are answered (a pipelining client sends
+//! nothing more that would wake the loop). At most [`FRAMES_PER_TURN`] of a connection's
+//! requests are answered before the other connections get their turn. Idle
 //! connections stay open (kata keeps one for the VM's life); at most [`MAX_CONNECTIONS`]
 //! exist at once. The hub's operations (KBS calls) run inline and are bounded by their own
-//! deadlines: callers that arrive during a handshake wait in their socket buffers and are
+//! deadlines (and by a ttrpc request's `timeout_nano`, which the hub's calls for it do not
+//! outlive): callers that arrive during a handshake wait in their socket buffers and are
 //! all served from the one session it establishes.
 
 pub mod hub;
