@@ -53,6 +53,12 @@ impl fmt::Display for TransportError {
 pub trait Transport {
     /// Makes the HTTP exchange for `call`.
     fn exchange(&mut self, call: &Call<'_>) -> Result<Response, TransportError>;
+
+    /// Caps every later wait at `deadline` (a long-lived client's next operation; see
+    /// [`Client::set_deadline`]). A transport without waits of its own ignores it.
+    fn set_deadline(&mut self, deadline: Instant) {
+        let _ = deadline;
+    }
 }
 
 /// What the evidence provider reports when it cannot produce evidence.
@@ -131,6 +137,7 @@ impl<T: Transport> Client<T> {
 
     /// Gives the next operations their own deadline (a long-lived client: the server).
     pub fn set_deadline(&mut self, deadline: Instant, budget: Duration) {
+        self.transport.set_deadline(deadline);
         self.driver.set_deadline(
             deadline.as_millis(),
             budget.as_millis().min(u128::from(u64::MAX)) as u64,

@@ -7,6 +7,7 @@ use alloc::string::{String, ToString};
 use sealgate_core::http::Request;
 use sealgate_core::kbs::{Call, Method};
 use sealgate_linux::net::HttpClient;
+use sealgate_linux::time::Instant;
 use zeroize::Zeroizing;
 
 /// Trustee's session cookie.
@@ -30,6 +31,10 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.client.set_run_deadline(Some(deadline));
+    }
+
     fn exchange(&mut self, call: &Call<'_>) -> Result<Response, TransportError> {
         let mut request = match call.method {
             Method::Get => Request::get(call.path.as_str()),

@@ -16,111 +16,16 @@
 
 mod common;
 
+use common::guest::*;
 use common::*;
 use prost::Message;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// Upstream messages (guest-components protos), declared with their field numbers.
-mod pb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UnsealSecretInput {
-        #[prost(bytes = "vec", tag = "1")]
-        pub secret: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UnsealSecretOutput {
-        #[prost(bytes = "vec", tag = "1")]
-        pub plaintext: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetResourceRequest {
-        #[prost(string, tag = "1")]
-        pub resource_path: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetResourceResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub resource: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SecureMountRequest {
-        #[prost(string, tag = "1")]
-        pub volume_type: String,
-        #[prost(map = "string, string", tag = "2")]
-        pub options: std::collections::HashMap<String, String>,
-        #[prost(string, repeated, tag = "3")]
-        pub flags: Vec<String>,
-        #[prost(string, tag = "4")]
-        pub mount_point: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ImagePullRequest {
-        #[prost(string, tag = "1")]
-        pub image_url: String,
-        #[prost(string, tag = "2")]
-        pub bundle_path: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetEvidenceRequest {
-        #[prost(bytes = "vec", tag = "1")]
-        pub runtime_data: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetEvidenceResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub evidence: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTokenRequest {
-        #[prost(string, tag = "1")]
-        pub token_type: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTokenResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub token: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTeeTypeResponse {
-        #[prost(string, tag = "1")]
-        pub tee: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct BindInitDataRequest {
-        #[prost(bytes = "vec", tag = "1")]
-        pub digest: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Empty {}
-}
-
-const AA: &str = "attestation_agent.AttestationAgentService";
 const KEY_URI: &str = "kbs:///default/signing-key/pub";
-/// kata's `agent.cdh_api_timeout` default (50 s), as the ttrpc context timeout.
-const CDH_TIMEOUT_NS: i64 = 50_000_000_000;
-
-/// One ttrpc call with the real client; the reply payload or (code, message).
-fn call(
-    client: &ttrpc::Client,
-    service: &str,
-    method: &str,
-    msg: &impl Message,
-) -> Result<Vec<u8>, (ttrpc::Code, String)> {
-    let mut req = ttrpc::Request::new();
-    req.service = service.into();
-    req.method = method.into();
-    req.payload = msg.encode_to_vec();
-    req.timeout_nano = CDH_TIMEOUT_NS;
-    match client.request(req) {
-        Ok(r) => Ok(r.payload),
-        Err(ttrpc::Error::RpcStatus(s)) => Err((s.code(), s.message.clone())),
-        Err(e) => panic!("ttrpc transport error on /{service}/{method}: {e:?}"),
-    }
-}
 
 /// kata's `wait_for_path_to_exist`: poll for the path (kata: every second, up to
 /// `launch_process_timeout`; here every 50 ms, up to 30 s).
@@ -179,11 +84,6 @@ impl Components {
     }
 }
 
-fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 fn launch(w: &World) -> Components {
     let bin = w.tmp.mkdir("usr-local-bin");
     for name in [
@@ -238,17 +138,12 @@ fn launch(w: &World) -> Components {
         logs: logs.clone(),
     };
     let spawn = |name: &str, args: &[String]| -> Child {
-        let log = std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
-        Command::new(bin.join(name))
-            .args(args)
-            .env("SEALGATE_CONFIG", &config)
-            .env("SEALGATE_KERNEL_CMDLINE", "/dev/null")
-            .env("SEALGATE_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+        spawn_upstream(
+            &bin.join(name),
+            args,
+            &config,
+            &logs.join(format!("{name}.log")),
+        )
     };
     let mut aa = spawn(
         "attestation-agent",
@@ -333,81 +228,6 @@ fn unseal_volume(cdh: &ttrpc::Client, dir: &Path) {
         let name = target.file_name().unwrap().to_string_lossy().into_owned();
         std::os::unix::fs::symlink(format!("{parent}/{name}.unsealed"), e.path()).unwrap();
     }
-}
-
-fn status_of(r: Result<Vec<u8>, (ttrpc::Code, String)>) -> (ttrpc::Code, String) {
-    match r {
-        Ok(_) => panic!("expected an error status"),
-        Err(e) => e,
-    }
-}
-
-/// Writes a raw frame and reads one reply frame: (stream id, type, Response payload).
-fn raw_exchange(sock: &mut UnixStream, frame: &[u8]) -> (u32, u8, Vec<u8>) {
-    sock.write_all(frame).unwrap();
-    read_frame(sock)
-}
-
-fn read_frame(sock: &mut UnixStream) -> (u32, u8, Vec<u8>) {
-    sock.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut h = [0u8; 10];
-    sock.read_exact(&mut h).unwrap();
-    let len = u32::from_be_bytes(h[..4].try_into().unwrap()) as usize;
-    let mut p = vec![0u8; len];
-    sock.read_exact(&mut p).unwrap();
-    (u32::from_be_bytes(h[4..8].try_into().unwrap()), h[8], p)
-}
-
-fn frame(id: u32, kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend((payload.len() as u32).to_be_bytes());
-    f.extend(id.to_be_bytes());
-    f.extend([kind, 0]);
-    f.extend(payload);
-    f
-}
-
-/// The ttrpc `Response.status` of a raw reply: (code, message).
-fn raw_status(payload: &[u8]) -> (i32, String) {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Status {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Response {
-        #[prost(message, optional, tag = "1")]
-        status: Option<Status>,
-        #[prost(bytes = "vec", tag = "2")]
-        payload: Vec<u8>,
-    }
-    let r = Response::decode(payload).unwrap();
-    let s = r.status.unwrap_or_default();
-    (s.code, s.message)
-}
-
-fn raw_request(service: &str, method: &str, payload: &[u8]) -> Vec<u8> {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Request {
-        #[prost(string, tag = "1")]
-        service: String,
-        #[prost(string, tag = "2")]
-        method: String,
-        #[prost(bytes = "vec", tag = "3")]
-        payload: Vec<u8>,
-        #[prost(int64, tag = "4")]
-        timeout_nano: i64,
-    }
-    Request {
-        service: service.into(),
-        method: method.into(),
-        payload: payload.to_vec(),
-        timeout_nano: CDH_TIMEOUT_NS,
-    }
-    .encode_to_vec()
 }
 
 #[test]
@@ -609,19 +429,6 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     }
 }
 
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[test]
 fn malformed_frames_get_errors_and_a_stalled_client_blocks_nobody() {
     let (w, kbs_key) = world("guest-api-bad");
@@ -813,14 +620,17 @@ fn bench_serve_figures() {
         rest_times.push(t.elapsed());
         assert!(body.ends_with("guest-api-cert-0b9d"), "{body}");
     }
-    let parked: u64 = c.children[1..]
+    // The two parked instances, each on its own (their RSS counts once per process).
+    let parked: Vec<(String, u64)> = c.children[1..]
         .iter()
-        .map(|(_, ch)| rss_kib(ch.id()).0)
-        .sum();
+        .map(|(name, ch)| (name.replace('-', "_"), rss_kib(ch.id()).0))
+        .collect();
     println!("SERVE-BENCH idle_rss_kib={idle_start}");
     println!("SERVE-BENCH idle_attested_rss_kib={idle_attested}");
     println!("SERVE-BENCH peak_rss_100_callers_kib={peak_100}");
-    println!("SERVE-BENCH parked_instances_rss_kib={parked}");
+    for (name, rss) in &parked {
+        println!("SERVE-BENCH parked_{name}_rss_kib={rss}");
+    }
     println!("SERVE-BENCH unseal_median_us={}", median_us(unseal_times));
     println!("SERVE-BENCH rest_get_median_us={}", median_us(rest_times));
     println!("SERVE-BENCH attestations_for_100_callers={attest}");

@@ -5,191 +5,23 @@
 //! - 100 concurrent callers, each on its own connection, cost one attestation (the test KBS
 //!   counts one `/kbs/v0/auth`);
 //! - the KBS down, then up again: calls fail with a status that says so, then succeed;
-//! - an expired token leads to one new attestation, before the KBS refuses it;
+//! - an expired token leads to one new attestation, before the KBS refuses it; a token the
+//!   KBS refuses (401) leads to one new attestation and the caller is served;
 //! - a denied resource gets each API's status (CDH ttrpc `INTERNAL "[CDH] [ERROR]: ..."`
 //!   naming the denial, AA `GetToken` upstream's fixed `INTERNAL` text when the attestation
 //!   is refused, REST `500` with the error text), and the server keeps serving.
 
 mod common;
 
+use common::guest::*;
 use common::*;
 use prost::Message;
 use sealgate_core::sealed::{self, JsonObject, Secret, SigningJwk};
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-mod pb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UnsealSecretInput {
-        #[prost(bytes = "vec", tag = "1")]
-        pub secret: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UnsealSecretOutput {
-        #[prost(bytes = "vec", tag = "1")]
-        pub plaintext: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetResourceRequest {
-        #[prost(string, tag = "1")]
-        pub resource_path: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetResourceResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub resource: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTokenRequest {
-        #[prost(string, tag = "1")]
-        pub token_type: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GetTokenResponse {
-        #[prost(bytes = "vec", tag = "1")]
-        pub token: Vec<u8>,
-    }
-}
-
-const CDH_TIMEOUT_NS: i64 = 50_000_000_000;
 const SECRET: &str = "guest-hub-secret-3f7a";
-
-fn call(
-    client: &ttrpc::Client,
-    service: &str,
-    method: &str,
-    msg: &impl Message,
-) -> Result<Vec<u8>, (ttrpc::Code, String)> {
-    let mut req = ttrpc::Request::new();
-    req.service = service.into();
-    req.method = method.into();
-    req.payload = msg.encode_to_vec();
-    req.timeout_nano = CDH_TIMEOUT_NS;
-    match client.request(req) {
-        Ok(r) => Ok(r.payload),
-        Err(ttrpc::Error::RpcStatus(s)) => Err((s.code(), s.message.clone())),
-        Err(e) => panic!("ttrpc transport error on /{service}/{method}: {e:?}"),
-    }
-}
-
-fn get_resource(client: &ttrpc::Client, uri: &str) -> Result<Vec<u8>, (ttrpc::Code, String)> {
-    call(
-        client,
-        "api.GetResourceService",
-        "GetResource",
-        &pb::GetResourceRequest {
-            resource_path: uri.into(),
-        },
-    )
-    .map(|p| pb::GetResourceResponse::decode(&p[..]).unwrap().resource)
-}
-
-/// `sealgate serve` with every listener, on per-test paths; killed on drop.
-struct Serve {
-    child: Child,
-    aa: PathBuf,
-    cdh: PathBuf,
-    rest: std::net::SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn start(w: &World, kbs_url: &str, deadline_secs: u32) -> Serve {
-        let run = w.tmp.mkdir("run");
-        let aa = run.join("aa.sock");
-        let cdh = run.join("cdh.sock");
-        let rest = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
-        let log = w.tmp.join("serve.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(sealgate_bin())
-            .args([
-                "serve",
-                "--attestation_sock",
-                &format!("unix://{}", aa.display()),
-                "--cdh_sock",
-                &format!("unix://{}", cdh.display()),
-                "--bind",
-                &rest.to_string(),
-                "--features",
-                "all",
-                "--kbs",
-                kbs_url,
-                "--tee",
-                "sample",
-                "--deadline",
-                &deadline_secs.to_string(),
-                "--config",
-                "/dev/null",
-                "--kernel-cmdline",
-                "/dev/null",
-            ])
-            .env("SEALGATE_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(30);
-        while !(aa.exists() && cdh.exists()) {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "sealgate serve exited ({status}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < end, "the sockets never appeared");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Serve {
-            child,
-            aa,
-            cdh,
-            rest,
-            log,
-        }
-    }
-
-    fn cdh(&self) -> ttrpc::Client {
-        ttrpc::Client::connect(&format!("unix://{}", self.cdh.display())).unwrap()
-    }
-
-    fn aa(&self) -> ttrpc::Client {
-        ttrpc::Client::connect(&format!("unix://{}", self.aa.display())).unwrap()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// One HTTP/1.1 GET on the REST port: (status, body).
-    fn rest_get(&self, path: &str) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(self.rest).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let status = text[9..12].parse().unwrap();
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-        (status, body.unwrap_or_default())
-    }
-}
 
 /// A signing key whose public JWK the KBS holds at `default/keys/signer`.
 fn signer(kbs: &Server) -> SigningJwk {
@@ -383,6 +215,30 @@ fn token_expiry_leads_to_one_new_attestation() {
         0,
         "renewed before the KBS refused it"
     );
+}
+
+#[test]
+fn a_401_leads_to_one_new_attestation() {
+    let w = World::new("hub-401");
+    w.secret("default/app/secret", SECRET);
+    let serve = Serve::start(&w, &w.url(), 30);
+    let cdh = serve.cdh();
+    get_resource(&cdh, "kbs:///default/app/secret").unwrap();
+    // The KBS refuses the next request's token (401 TokenVerifierError, as Trustee when it
+    // no longer accepts it): the hub attests again and the caller gets the resource.
+    w.kbs
+        .add_fault(Fault::new(Step::Resource(None), FaultKind::InvalidToken).times(1))
+        .unwrap();
+    assert_eq!(
+        get_resource(&cdh, "kbs:///default/app/secret").unwrap(),
+        SECRET.as_bytes()
+    );
+    let (status, body) = serve.rest_get("/cdh/resource/default/app/secret");
+    assert_eq!((status, body.as_str()), (200, SECRET));
+    let stats = w.kbs.stats();
+    assert_eq!(stats.auth.requests, 2, "one new attestation after the 401");
+    assert_eq!(stats.resource.count(401), 1);
+    assert_no_secret_in_log(&serve);
 }
 
 #[test]

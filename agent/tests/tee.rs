@@ -314,7 +314,6 @@ fn eventlog_dirs(w: &World, ccel: &[u8]) -> (std::path::PathBuf, std::path::Path
 
 #[test]
 fn tdx_event_log_is_sent_and_replayed_by_the_kbs() {
-    use sealgate_core::eventlog::{AaelEvent, pcr_to_mr};
     let ccel = TdxConfig::from_seed(DEFAULT_SEED).ccel;
 
     // The firmware's CCEL alone: RTMR0..2 replay.
@@ -331,13 +330,7 @@ fn tdx_event_log_is_sent_and_replayed_by_the_kbs() {
 
     // An AAEL entry after an extend of RTMR3 (as the hub's ExtendRuntimeMeasurement
     // writes it): the KBS replays RTMR3 too.
-    let event = AaelEvent::new(
-        "github.com/confidential-containers",
-        "PullImage",
-        "{\"image\":\"busybox\"}",
-        pcr_to_mr(17),
-    )
-    .unwrap();
+    let event = common::guest::pull_image_event();
     provider.with_sim(|sim| sim.extend_rtmr(3, &event.digest()));
     std::fs::write(run.join("eventlog"), event.record()).unwrap();
     let w2 = world("tdx-aael", kbs_config());

@@ -643,6 +643,12 @@ impl HttpClient {
         self.opened
     }
 
+    /// Sets the end of the run ([`ClientConfig::deadline`]) for the next requests: a
+    /// long-lived client (the server's hub) gives each operation its own.
+    pub fn set_run_deadline(&mut self, end: Option<Instant>) {
+        self.config.deadline = end;
+    }
+
     /// Closes the kept-alive connection, if any.
     pub fn close(&mut self) {
         self.conn = None;

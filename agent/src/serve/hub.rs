@@ -141,6 +141,9 @@ pub struct Hub {
     /// Sealed secrets are accepted without a valid signature (measured settings only).
     allow_unsigned: bool,
     aa: AaConfig,
+    /// The caller's own deadline for the current operation (a ttrpc request's
+    /// `timeout_nano`), when it is sooner than the hub's.
+    call_deadline: Option<Instant>,
 }
 
 /// Reads an upstream config file (`-c`), bounded.
@@ -243,7 +246,7 @@ impl Hub {
         let tee = attester.tee();
         let kbs = if has_kbs {
             // The transport's own deadline is the far future: every operation gets its
-            // own (Client::set_deadline), and each wait is bounded by the timeouts.
+            // own (Client::set_deadline, which caps the transport's waits too).
             let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
             let client = run::connect(&cfg, init_data.as_ref(), None, far)?;
             info!(
@@ -276,13 +279,21 @@ impl Hub {
             tee,
             allow_unsigned,
             aa,
+            call_deadline: None,
         })
     }
 
     /// The KBS session, with the per-operation deadline set and an expired token
     /// forgotten.
     fn kbs(&mut self) -> Result<&mut Client<HttpTransport>, HubError> {
-        session(&mut self.kbs, self.cfg.deadline_secs)
+        session(&mut self.kbs, self.cfg.deadline_secs, self.call_deadline)
+    }
+
+    /// Bounds the next operations by the caller's deadline too (a ttrpc request's
+    /// `timeout_nano`: its KBS calls stop there, so one caller's short deadline does not
+    /// hold the loop for the hub's own); `None` restores the hub's deadline alone.
+    pub fn set_call_deadline(&mut self, at: Option<Instant>) {
+        self.call_deadline = at;
     }
 
     /// After a KBS operation: a new token's renewal time.
@@ -360,7 +371,7 @@ impl Hub {
 
     fn verify(&mut self, s: &SealedSecret) -> Result<sealed::Secret, HubError> {
         let key = if self.kbs.is_some() {
-            let client = session(&mut self.kbs, self.cfg.deadline_secs)?;
+            let client = session(&mut self.kbs, self.cfg.deadline_secs, self.call_deadline)?;
             let key = run::verification_key(&self.cfg, client, s);
             self.note_session();
             key
@@ -546,13 +557,17 @@ impl Hub {
     }
 }
 
-/// The KBS session of `kbs`, with the per-operation deadline (at most `deadline_secs`)
-/// set and an expired token forgotten.
+/// The KBS session of `kbs`, with the per-operation deadline (at most `deadline_secs`, and
+/// no later than the caller's `call_deadline`) set and an expired token forgotten.
 fn session(
     kbs: &mut Option<Kbs>,
     deadline_secs: u64,
+    call_deadline: Option<Instant>,
 ) -> Result<&mut Client<HttpTransport>, HubError> {
-    let budget = Duration::from_secs(deadline_secs.min(MAX_OPERATION_SECS));
+    let mut budget = Duration::from_secs(deadline_secs.min(MAX_OPERATION_SECS));
+    if let Some(at) = call_deadline {
+        budget = budget.min(at.saturating_duration_until());
+    }
     let Some(kbs) = kbs else {
         return Err(no_kbs());
     };

@@ -11,13 +11,16 @@
 //! shares the hub's one KBS session.
 //!
 //! The loop: non-blocking sockets, level-triggered epoll. Each connection keeps its partial
-//! input (at most one frame: [`MAX_REQUEST`]) and a queue of encoded replies; it is not read
-//! while its queue holds more than [`OUT_HIGH`] bytes (a client that does not read its
-//! replies stops being read, nothing else waits for it), and at most [`FRAMES_PER_TURN`]
-//! of its requests are answered before the other connections get their turn. Idle
+//! input (at most one frame: [`MAX_REQUEST`]) and a queue of encoded replies. While the
+//! queue holds more than [`OUT_HIGH`] bytes the connection is neither read nor answered (a
+//! client that does not read its replies stops being served, nothing else waits for it);
+//! once it drains below, the requests left buffered are answered (a pipelining client sends
+//! nothing more that would wake the loop). At most [`FRAMES_PER_TURN`] of a connection's
+//! requests are answered before the other connections get their turn. Idle
 //! connections stay open (kata keeps one for the VM's life); at most [`MAX_CONNECTIONS`]
 //! exist at once. The hub's operations (KBS calls) run inline and are bounded by their own
-//! deadlines: callers that arrive during a handshake wait in their socket buffers and are
+//! deadlines (and by a ttrpc request's `timeout_nano`, which the hub's calls for it do not
+//! outlive): callers that arrive during a handshake wait in their socket buffers and are
 //! all served from the one session it establishes.
 
 pub mod hub;
@@ -28,6 +31,7 @@ use crate::cli;
 use crate::prelude::*;
 use alloc::collections::VecDeque;
 use core::net::SocketAddr;
+use core::time::Duration;
 use hub::{Hub, HubSettings};
 use prost::Message;
 use rest::{Features, RestConn, Step};
@@ -636,6 +640,10 @@ struct Conn {
     eof: bool,
     /// Close once the replies are written.
     close_after_write: bool,
+    /// Requests were left buffered because the replies queued passed [`OUT_HIGH`]: the
+    /// connection goes back to the pending queue once they drain below it (its socket may
+    /// never become readable again: a pipelining client waits for those answers).
+    stalled: bool,
     /// Interest registered with epoll: (read, write).
     interest: (bool, bool),
 }
@@ -765,6 +773,7 @@ impl Server {
                 fds: Vec::new(),
                 eof: false,
                 close_after_write: false,
+                stalled: false,
                 interest: (true, false),
             });
         }
@@ -833,6 +842,7 @@ impl Server {
                         return false;
                     };
                     if c.out_bytes > OUT_HIGH {
+                        c.stalled = true;
                         return false;
                     }
                     let Some(frame) = c.reader.next_frame() else {
@@ -849,7 +859,11 @@ impl Server {
                     let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                         return false;
                     };
-                    if c.out_bytes > OUT_HIGH || c.close_after_write {
+                    if c.close_after_write {
+                        return false;
+                    }
+                    if c.out_bytes > OUT_HIGH {
+                        c.stalled = true;
                         return false;
                     }
                     let Some(conn) = c.rest.as_mut() else {
@@ -918,19 +932,26 @@ impl Server {
             }
         };
         let req = ZeroizingRequest(req);
+        // The caller's timeout bounds the hub's KBS calls for this request, and an answer
+        // that comes after it is DEADLINE_EXCEEDED, as ttrpc's server answers a handler
+        // that outlived `timeout_nano`.
+        let deadline = u64::try_from(req.0.timeout_nano)
+            .ok()
+            .filter(|ns| *ns > 0)
+            .map(|ns| started.saturating_add(Duration::from_nanos(ns)));
         let answer = if api == TtrpcApi::Aa && req.0.service == HUB_SERVICE {
             self.hub_service(slot, &req.0)
         } else {
-            ttrpc_service::call(&mut self.hub, api, &req.0)
+            self.hub.set_call_deadline(deadline);
+            let answer = ttrpc_service::call(&mut self.hub, api, &req.0);
+            self.hub.set_call_deadline(None);
+            answer
         };
-        let answer = match answer {
-            Ok(_)
-                if req.0.timeout_nano > 0
-                    && started.elapsed().as_nanos() > req.0.timeout_nano as u128 =>
-            {
+        let answer = match deadline {
+            Some(at) if Instant::now() >= at => {
                 Err((code::DEADLINE_EXCEEDED, String::from("timeout")))
             }
-            a => a,
+            _ => answer,
         };
         Some(ttrpc_service::response_frame(header.stream_id, &answer))
     }
@@ -1009,6 +1030,13 @@ impl Server {
                     failed = true;
                     break;
                 }
+            }
+        }
+        if !failed && c.stalled && c.out_bytes <= OUT_HIGH {
+            // Answer the requests left buffered when the queue was full.
+            c.stalled = false;
+            if !self.pending.contains(&slot) {
+                self.pending.push_back(slot);
             }
         }
         let done = failed

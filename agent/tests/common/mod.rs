@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 
 mod bins;
+pub mod guest;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;

@@ -80,6 +80,13 @@
 //!   `"{floor}\n"` (the latter two `ENXIO` without a provider).
 //! * A file left open across `rmdir` of its entry reads/writes `ENOENT`, and its pending
 //!   `inblob` commit is dropped (configfs `frag_dead`).
+//! * TDX's sysfs measurement files (Linux 6.16+ `tsm-mr`, normally
+//!   `/sys/devices/virtual/misc/tdx_guest/measurements`), only for a provider that has them
+//!   ([`Provider::has_measurements`], e.g. `sim::TdxProvider::with_measurements`): a
+//!   `measurements/` directory beside `report/` (point a `<sysfs>/.../measurements` symlink
+//!   at it) with `mrconfigid` (0444) and `rtmr0:sha384`..`rtmr3:sha384` (0644), 48 bytes
+//!   each; a write to an RTMR must be 48 bytes at offset 0 (`EINVAL` otherwise) and extends
+//!   it (`SHA384(old || data)`), so the next quote carries it.
 //! * Registration: [`TsmMount::set_provider`] follows `tsm_report_register()` (`EBUSY` with
 //!   a provider registered or entries present) and `tsm_report_unregister()`.
 //!
@@ -163,6 +170,26 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
+    /// Whether the mount root also holds `measurements/`: TDX's sysfs measurement files
+    /// (Linux 6.16+, `CONFIG_TSM_MEASUREMENTS`: `/sys/devices/virtual/misc/tdx_guest/
+    /// measurements`), `mrconfigid` and `rtmr0:sha384`..`rtmr3:sha384`; see [`Register`].
+    fn has_measurements(&self) -> bool {
+        false
+    }
+
+    /// The 48-byte value of `register` (a read of its file).
+    fn read_register(&self, register: Register) -> Result<[u8; 48], Errno> {
+        let _ = register;
+        Err(Errno::NODEV)
+    }
+
+    /// Extends RTMR `index` by `digest` (a 48-byte write at offset 0 of
+    /// `rtmr<index>:sha384`; the file refuses any other write with `EINVAL` first).
+    fn extend_rtmr(&self, index: u8, digest: &[u8; 48]) -> Result<(), Errno> {
+        let _ = (index, digest);
+        Err(Errno::NODEV)
+    }
+
     /// Generates a report for the entry's current configuration (`report_new()`).
     ///
     /// `request.inblob` is never empty (an empty inblob fails with `EINVAL` before the
@@ -170,6 +197,18 @@ pub trait Provider: Send + Sync + 'static {
     /// `sev_guest` and `tdx_guest` reject anything but 64 bytes with `EINVAL`. An error is
     /// returned to the reader of `outblob`/`auxblob`/`manifestblob` as that errno.
     fn report(&self, request: &ReportRequest<'_>) -> Result<Report, Errno>;
+}
+
+/// A file of the emulated TDX `measurements/` directory ([`Provider::has_measurements`]), as
+/// the kernel's `tsm-mr` shows them: `mrconfigid` (0444) and `rtmr<N>:sha384` (0644), each
+/// 48 bytes. Reads return the register; a write to an RTMR must be 48 bytes at offset 0
+/// (anything else is `EINVAL`, as the kernel ABI says) and extends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Register {
+    /// `mrconfigid`.
+    MrConfigId,
+    /// `rtmr<N>:sha384`, N in 0..=3.
+    Rtmr(u8),
 }
 
 /// The configuration of one report entry at the time a report is requested

@@ -2,7 +2,9 @@
 //! and implements the configfs per-open-file buffering of attributes.
 //!
 //! Node ids: `1` is the mount root (configfs `tsm/`), `2` is `report/`, an entry with id
-//! `k >= 1` is `k << 4`, and its attribute `a` is `(k << 4) | (a + 1)`. Entry ids are never
+//! `k >= 1` is `k << 4`, and its attribute `a` is `(k << 4) | (a + 1)`. With a provider
+//! that has them, `3` is `measurements/` (TDX's sysfs measurement files, beside `report/`),
+//! `4` its `mrconfigid` and `5..=8` `rtmr0:sha384`..`rtmr3:sha384`. Entry ids are never
 //! reused, so node ids are unique for the life of the mount and lookups need no counting.
 
 use std::collections::HashMap;
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustix::io::Errno;
 
+use crate::Register;
 use crate::proto::{self, Attr, InHeader, Reader, Writer};
 use crate::tsm::{Attribute, TEXT_ATTR_SIZE, TEXT_WRITE_MAX, Tsm};
 
@@ -20,6 +23,27 @@ pub(crate) const READ_BUFFER: usize = MAX_WRITE as usize + 4096;
 
 const REPORT_ID: u64 = 2;
 const REPORT_NAME: &[u8] = b"report";
+const MEASUREMENTS_ID: u64 = 3;
+const MEASUREMENTS_NAME: &[u8] = b"measurements";
+const MRCONFIGID_ID: u64 = 4;
+const RTMR0_ID: u64 = 5;
+/// The size of every measurement file (SHA-384).
+const REGISTER_LEN: usize = 48;
+
+fn register_name(r: Register) -> String {
+    match r {
+        Register::MrConfigId => "mrconfigid".into(),
+        Register::Rtmr(i) => format!("rtmr{i}:sha384"),
+    }
+}
+
+const REGISTERS: [Register; 5] = [
+    Register::MrConfigId,
+    Register::Rtmr(0),
+    Register::Rtmr(1),
+    Register::Rtmr(2),
+    Register::Rtmr(3),
+];
 
 /// Locks the shared model, ignoring poisoning: a panicking provider must not wedge the mount.
 pub(crate) fn lock(m: &Mutex<Tsm>) -> MutexGuard<'_, Tsm> {
@@ -32,6 +56,8 @@ enum Node {
     Report,
     Entry(u64),
     Attr(u64, Attribute),
+    Measurements,
+    Register(Register),
 }
 
 impl Node {
@@ -39,6 +65,9 @@ impl Node {
         match nodeid {
             proto::ROOT_ID => Some(Node::Root),
             REPORT_ID => Some(Node::Report),
+            MEASUREMENTS_ID => Some(Node::Measurements),
+            MRCONFIGID_ID => Some(Node::Register(Register::MrConfigId)),
+            RTMR0_ID..=8 => Some(Node::Register(Register::Rtmr((nodeid - RTMR0_ID) as u8))),
             0..16 => None,
             _ => {
                 let id = nodeid >> 4;
@@ -56,6 +85,9 @@ impl Node {
             Node::Report => REPORT_ID,
             Node::Entry(id) => id << 4,
             Node::Attr(id, a) => (id << 4) | (a.index() + 1),
+            Node::Measurements => MEASUREMENTS_ID,
+            Node::Register(Register::MrConfigId) => MRCONFIGID_ID,
+            Node::Register(Register::Rtmr(i)) => RTMR0_ID + u64::from(i),
         }
     }
 }
@@ -81,6 +113,8 @@ struct DirEntry {
 enum Handle {
     Dir(Vec<DirEntry>),
     File(AttrFile),
+    /// A measurement file: its content as the first read saw it.
+    Register(Register, Option<Vec<u8>>),
 }
 
 /// What to do with one request.
@@ -225,7 +259,7 @@ impl Server {
                 let name = r.name()?;
                 let child = self.lookup(node.ok_or(Errno::NOENT)?, name)?;
                 // configfs has no unlink for attributes (only for symlinks).
-                Err(if matches!(child, Node::Attr(..)) {
+                Err(if matches!(child, Node::Attr(..) | Node::Register(_)) {
                     Errno::PERM
                 } else {
                     Errno::ISDIR
@@ -244,7 +278,7 @@ impl Server {
                     _ => r.name()?, // SYMLINK: link name, then target
                 };
                 let parent = node.ok_or(Errno::NOENT)?;
-                if matches!(parent, Node::Attr(..)) {
+                if matches!(parent, Node::Attr(..) | Node::Register(_)) {
                     return Err(Errno::NOTDIR);
                 }
                 if self.lookup(parent, name).is_ok() {
@@ -311,7 +345,16 @@ impl Server {
         let tsm = lock(&self.tsm);
         match parent {
             Node::Root if name == REPORT_NAME => Ok(Node::Report),
+            Node::Root if name == MEASUREMENTS_NAME && has_measurements(&tsm) => {
+                Ok(Node::Measurements)
+            }
             Node::Root => Err(Errno::NOENT),
+            Node::Measurements => REGISTERS
+                .into_iter()
+                .find(|r| register_name(*r).as_bytes() == name)
+                .map(Node::Register)
+                .ok_or(Errno::NOENT),
+            Node::Register(_) => Err(Errno::NOTDIR),
             Node::Report => tsm.find(name).map(Node::Entry).ok_or(Errno::NOENT),
             Node::Entry(id) => {
                 let entry = tsm.entry(id).ok_or(Errno::NOENT)?;
@@ -337,6 +380,21 @@ impl Server {
         };
         match node {
             Node::Root | Node::Report => Ok(dir(self.mounted_at)),
+            Node::Measurements if has_measurements(&tsm) => Ok(dir(self.mounted_at)),
+            Node::Register(r) if has_measurements(&tsm) => Ok(Attr {
+                ino: node.encode(),
+                size: REGISTER_LEN as u64,
+                time: self.mounted_at,
+                mode: proto::S_IFREG
+                    | match r {
+                        Register::MrConfigId => 0o444,
+                        Register::Rtmr(_) => 0o644,
+                    },
+                nlink: 1,
+                uid: self.uid,
+                gid: self.gid,
+            }),
+            Node::Measurements | Node::Register(_) => Err(Errno::NOENT),
             Node::Entry(id) => Ok(dir(tsm.entry(id).ok_or(Errno::NOENT)?.created)),
             Node::Attr(id, a) => {
                 let entry = tsm.entry(id).ok_or(Errno::NOENT)?;
@@ -378,12 +436,13 @@ impl Server {
                 let now = unix_now();
                 lock(&self.tsm).mkdir(name, now).map(Node::Entry)
             }
-            // Only report/ has make_item; the tsm root and report items do not.
-            Node::Root | Node::Entry(_) => {
+            // Only report/ has make_item; the tsm root and report items do not (nor
+            // sysfs).
+            Node::Root | Node::Entry(_) | Node::Measurements => {
                 self.attr_of(parent)?;
                 Err(Errno::PERM)
             }
-            Node::Attr(..) => Err(Errno::NOTDIR),
+            Node::Attr(..) | Node::Register(_) => Err(Errno::NOTDIR),
         }
     }
 
@@ -391,13 +450,24 @@ impl Server {
         match self.lookup(parent, name)? {
             Node::Entry(_) => lock(&self.tsm).rmdir(name),
             // report/ is a default group: configfs refuses to remove it.
-            Node::Report => Err(Errno::PERM),
-            Node::Attr(..) => Err(Errno::NOTDIR),
+            Node::Report | Node::Measurements => Err(Errno::PERM),
+            Node::Attr(..) | Node::Register(_) => Err(Errno::NOTDIR),
             Node::Root => Err(Errno::BUSY),
         }
     }
 
     fn open(&mut self, node: Node, flags: u32) -> R<Vec<u8>> {
+        if let Node::Register(r) = node {
+            self.attr_of(node)?;
+            let wants_write = flags & 0o3 != 0;
+            if wants_write && r == Register::MrConfigId {
+                return Err(Errno::ACCESS);
+            }
+            let fh = self.next_fh;
+            self.next_fh += 1;
+            self.handles.insert(fh, Handle::Register(r, None));
+            return Ok(proto::open_out(fh, proto::FOPEN_DIRECT_IO));
+        }
         let Node::Attr(entry, attr) = node else {
             self.attr_of(node)?;
             return Err(Errno::ISDIR);
@@ -427,6 +497,18 @@ impl Server {
     }
 
     fn read(&mut self, fh: u64, offset: u64, size: u32) -> R<Vec<u8>> {
+        if let Some(Handle::Register(r, buf)) = self.handles.get_mut(&fh) {
+            if buf.is_none() {
+                let provider = lock(&self.tsm).provider().cloned().ok_or(Errno::NODEV)?;
+                *buf = Some(provider.read_register(*r)?.to_vec());
+            }
+            let buf = buf.as_deref().unwrap_or_default();
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(buf.len());
+            let end = start
+                .saturating_add(usize::try_from(size).unwrap_or(usize::MAX))
+                .min(buf.len());
+            return Ok(buf[start..end].to_vec());
+        }
         let Some(Handle::File(file)) = self.handles.get_mut(&fh) else {
             return Err(Errno::BADF);
         };
@@ -458,6 +540,20 @@ impl Server {
     }
 
     fn write(&mut self, fh: u64, offset: u64, data: &[u8]) -> R<Vec<u8>> {
+        if let Some(Handle::Register(r, buf)) = self.handles.get_mut(&fh) {
+            // tsm-mr: "All writes must start at offset 0 and be 48 bytes in size".
+            let Register::Rtmr(index) = *r else {
+                return Err(Errno::ACCESS);
+            };
+            let digest: &[u8; REGISTER_LEN] = data.try_into().map_err(|_| Errno::INVAL)?;
+            if offset != 0 {
+                return Err(Errno::INVAL);
+            }
+            *buf = None;
+            let provider = lock(&self.tsm).provider().cloned().ok_or(Errno::NODEV)?;
+            provider.extend_rtmr(index, digest)?;
+            return Ok(proto::write_out(REGISTER_LEN as u32));
+        }
         let Some(Handle::File(file)) = self.handles.get_mut(&fh) else {
             return Err(Errno::BADF);
         };
@@ -509,7 +605,7 @@ impl Server {
             },
             DirEntry {
                 ino: match node {
-                    Node::Root | Node::Report => proto::ROOT_ID,
+                    Node::Root | Node::Report | Node::Measurements => proto::ROOT_ID,
                     _ => REPORT_ID,
                 },
                 typ: proto::DT_DIR,
@@ -519,11 +615,25 @@ impl Server {
         {
             let tsm = lock(&self.tsm);
             match node {
-                Node::Root => list.push(DirEntry {
-                    ino: REPORT_ID,
-                    typ: proto::DT_DIR,
-                    name: REPORT_NAME.to_vec(),
-                }),
+                Node::Root => {
+                    list.push(DirEntry {
+                        ino: REPORT_ID,
+                        typ: proto::DT_DIR,
+                        name: REPORT_NAME.to_vec(),
+                    });
+                    if has_measurements(&tsm) {
+                        list.push(DirEntry {
+                            ino: MEASUREMENTS_ID,
+                            typ: proto::DT_DIR,
+                            name: MEASUREMENTS_NAME.to_vec(),
+                        });
+                    }
+                }
+                Node::Measurements => list.extend(REGISTERS.into_iter().map(|r| DirEntry {
+                    ino: Node::Register(r).encode(),
+                    typ: proto::DT_REG,
+                    name: register_name(r).into_bytes(),
+                })),
                 Node::Report => list.extend(tsm.entries().map(|(id, e)| DirEntry {
                     ino: Node::Entry(id).encode(),
                     typ: proto::DT_DIR,
@@ -537,7 +647,7 @@ impl Server {
                         name: a.name().as_bytes().to_vec(),
                     }));
                 }
-                Node::Attr(..) => return Err(Errno::NOTDIR),
+                Node::Attr(..) | Node::Register(_) => return Err(Errno::NOTDIR),
             }
         }
         let fh = self.next_fh;
@@ -560,6 +670,11 @@ impl Server {
         }
         Ok(w.into_inner())
     }
+}
+
+/// Whether the registered provider shows `measurements/`.
+fn has_measurements(tsm: &Tsm) -> bool {
+    tsm.provider().is_some_and(|p| p.has_measurements())
 }
 
 /// The `EIO` reply for a request whose handling panicked (`None` for opcodes without reply
@@ -631,11 +746,16 @@ mod tests {
             Node::Entry(12345),
             Node::Attr(1, Attribute::Inblob),
             Node::Attr(7, Attribute::Manifestblob),
+            Node::Measurements,
+            Node::Register(Register::MrConfigId),
+            Node::Register(Register::Rtmr(0)),
+            Node::Register(Register::Rtmr(3)),
         ] {
             assert_eq!(Node::decode(node.encode()), Some(node));
         }
         assert_eq!(Node::decode(0), None);
-        assert_eq!(Node::decode(3), None);
+        // 3..=8: measurements/ and its files; the rest of the low ids are unused.
+        assert_eq!(Node::decode(9), None);
         assert_eq!(Node::decode(0x1c), None);
     }
 

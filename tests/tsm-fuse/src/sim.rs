@@ -29,7 +29,7 @@ use firmware_glue::sim::SimError;
 use firmware_glue::sim::snp::SnpSim;
 use firmware_glue::sim::tdx::TdxSim;
 
-use crate::{Errno, Provider, Report, ReportRequest};
+use crate::{Errno, Provider, Register, Report, ReportRequest};
 
 /// Both kernel providers accept exactly this `inblob` length.
 const INBLOB_LEN: usize = 64;
@@ -120,6 +120,7 @@ impl Provider for SnpProvider {
 #[derive(Debug)]
 pub struct TdxProvider {
     sim: Mutex<TdxSim>,
+    measurements: bool,
     fail: Mutex<Option<Errno>>,
     calls: AtomicUsize,
 }
@@ -129,6 +130,7 @@ impl TdxProvider {
     pub fn new(sim: TdxSim) -> Self {
         TdxProvider {
             sim: Mutex::new(sim),
+            measurements: false,
             fail: Mutex::new(None),
             calls: AtomicUsize::new(0),
         }
@@ -137,6 +139,14 @@ impl TdxProvider {
     /// Runs `f` on the simulator, e.g. to turn a fault knob for the following quotes.
     pub fn with_sim<R>(&self, f: impl FnOnce(&mut TdxSim) -> R) -> R {
         f(&mut lock(&self.sim))
+    }
+
+    /// Also shows the sysfs measurement files (`measurements/` at the mount root: the
+    /// simulator's MRCONFIGID and RTMRs; a write to an RTMR file extends the simulator's,
+    /// so later quotes carry it), as a Linux 6.16+ TDX guest has them.
+    pub fn with_measurements(mut self) -> Self {
+        self.measurements = true;
+        self
     }
 
     /// Makes every quote fail with `errno` (`None`: succeed again), e.g. `EIO` as when the
@@ -154,6 +164,31 @@ impl TdxProvider {
 impl Provider for TdxProvider {
     fn name(&self) -> &str {
         "tdx_guest"
+    }
+
+    fn has_measurements(&self) -> bool {
+        self.measurements
+    }
+
+    fn read_register(&self, register: Register) -> Result<[u8; 48], Errno> {
+        let sim = lock(&self.sim);
+        match register {
+            Register::MrConfigId => Ok(sim.config().mr_config_id),
+            Register::Rtmr(i) => sim
+                .config()
+                .rtmr
+                .get(usize::from(i))
+                .copied()
+                .ok_or(Errno::NOENT),
+        }
+    }
+
+    fn extend_rtmr(&self, index: u8, digest: &[u8; 48]) -> Result<(), Errno> {
+        if index > 3 {
+            return Err(Errno::NOENT);
+        }
+        lock(&self.sim).extend_rtmr(usize::from(index), digest);
+        Ok(())
     }
 
     fn report(&self, req: &ReportRequest<'_>) -> Result<Report, Errno> {

@@ -214,6 +214,11 @@ impl Tsm {
         Ok(())
     }
 
+    /// The registered provider.
+    pub(crate) fn provider(&self) -> Option<&Arc<dyn Provider>> {
+        self.provider.as_ref()
+    }
+
     pub(crate) fn entry(&self, id: u64) -> Option<&Entry> {
         self.entries.get(&id)
     }

@@ -224,3 +224,69 @@ fn tdx_quote_through_configfs_tsm_verifies() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The TDX sysfs measurement files (`TdxProvider::with_measurements`): `mrconfigid` and the
+/// RTMRs read as the simulator holds them; an RTMR write must be 48 bytes at offset 0
+/// (`EINVAL` otherwise, as the kernel ABI), and extends the RTMR the next quote carries;
+/// `mrconfigid` is read-only. Without the opt-in there is no `measurements/`.
+#[test]
+fn tdx_measurement_files_read_and_extend() {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::FileExt;
+    let plain = mount(Arc::new(TdxProvider::new(TdxSim::new(
+        TdxConfig::from_seed(DEFAULT_SEED),
+    ))));
+    assert!(!plain.path().join("measurements").exists());
+
+    let config = TdxConfig::from_seed(DEFAULT_SEED);
+    let provider = Arc::new(TdxProvider::new(TdxSim::new(config.clone())).with_measurements());
+    let tsm = mount(provider.clone());
+    let m = tsm.path().join("measurements");
+    let mut names: Vec<String> = std::fs::read_dir(&m)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "mrconfigid",
+            "rtmr0:sha384",
+            "rtmr1:sha384",
+            "rtmr2:sha384",
+            "rtmr3:sha384"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(m.join("mrconfigid")).unwrap(),
+        config.mr_config_id
+    );
+    assert_eq!(
+        std::fs::read(m.join("rtmr3:sha384")).unwrap(),
+        config.rtmr[3]
+    );
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("mrconfigid"))
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(Errno::ACCESS.raw_os_error()));
+
+    let rtmr3 = m.join("rtmr3:sha384");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&rtmr3)
+        .unwrap();
+    let short = f.write(&[1u8; 47]).unwrap_err();
+    assert_eq!(short.raw_os_error(), Some(Errno::INVAL.raw_os_error()));
+    let at = f.write_at(&[1u8; 48], 1).unwrap_err();
+    assert_eq!(at.raw_os_error(), Some(Errno::INVAL.raw_os_error()));
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&[7u8; 48]).unwrap();
+    let expected: [u8; 48] = Sha384::new()
+        .chain_update(config.rtmr[3])
+        .chain_update([7u8; 48])
+        .finalize()
+        .into();
+    assert_eq!(std::fs::read(&rtmr3).unwrap(), expected);
+    assert_eq!(provider.with_sim(|s| s.config().rtmr[3]), expected);
+}
