@@ -15,7 +15,7 @@ use crate::escape;
 use crate::uri::ResourceUri;
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -496,6 +496,7 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
     use alloc::vec;
 
     fn kata(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
