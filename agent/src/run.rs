@@ -716,12 +716,10 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<Vec<volume::Ope
                 error: volume::VolumeError::NoKeySource,
             })));
         };
-        let key = client
-            .fetch(resource)
-            .map_err(|error| Failure::VolumeKey {
-                name: p.spec().name.clone(),
-                error,
-            })?;
+        let key = client.fetch(resource).map_err(|error| Failure::VolumeKey {
+            name: p.spec().name.clone(),
+            error,
+        })?;
         volume_keys.push(key);
     }
 

@@ -82,7 +82,10 @@ impl fmt::Display for SpawnError {
                 write!(f, "cannot execute {program}: {}", crate::os(errno))
             }
             SpawnError::Exit { program, code } => {
-                write!(f, "{program} failed with exit status {code} (its output is in the log)")
+                write!(
+                    f,
+                    "{program} failed with exit status {code} (its output is in the log)"
+                )
             }
             SpawnError::Signal { program, signal } => {
                 write!(f, "{program} was killed by signal {signal}")
@@ -169,11 +172,7 @@ pub fn run<A: AsRef<str>, E: AsRef<str>>(
 
     let deadline = Instant::now() + limit;
     let timed_out = !drain(&out_r, deadline, &mut on_line);
-    let status = if timed_out {
-        None
-    } else {
-        reap(pid, deadline)
-    };
+    let status = if timed_out { None } else { reap(pid, deadline) };
     let Some(status) = status else {
         let _ = rustix::process::kill_process(pid, Signal::KILL);
         let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
@@ -357,7 +356,13 @@ mod tests {
     #[test]
     fn a_missing_program_is_an_exec_error() {
         let none: [&str; 0] = [];
-        let r = run("/no/such/mkfs", &["mkfs"], &none, Duration::from_secs(60), |_| {});
+        let r = run(
+            "/no/such/mkfs",
+            &["mkfs"],
+            &none,
+            Duration::from_secs(60),
+            |_| {},
+        );
         assert_eq!(
             r,
             Err(SpawnError::Exec {

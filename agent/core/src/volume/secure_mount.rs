@@ -89,9 +89,7 @@ impl RequestError {
     /// The status class.
     pub fn class(&self) -> ErrorClass {
         match self {
-            RequestError::VolumeType(_) | RequestError::Unsupported(_) => {
-                ErrorClass::Unimplemented
-            }
+            RequestError::VolumeType(_) | RequestError::Unsupported(_) => ErrorClass::Unimplemented,
             _ => ErrorClass::InvalidArgument,
         }
     }
@@ -525,24 +523,30 @@ mod tests {
     #[test]
     fn katas_request_parses() {
         let m = parse(BLOCK_DEVICE, &kata(&[]), &[], "/run/kata-containers/image/").unwrap();
-        assert_eq!(m.device, DeviceRef::Id {
-            major: 254,
-            minor: 16
-        });
+        assert_eq!(
+            m.device,
+            DeviceRef::Id {
+                major: 254,
+                minor: 16
+            }
+        );
         assert_eq!(m.source, Source::Empty);
-        assert_eq!(m.target, Target::FileSystem {
-            fstype: "ext4".into(),
-            mkfs_args: vec![
-                "-O".into(),
-                "^has_journal".into(),
-                "-m".into(),
-                "0".into(),
-                "-i".into(),
-                "163840".into(),
-                "-I".into(),
-                "128".into()
-            ],
-        });
+        assert_eq!(
+            m.target,
+            Target::FileSystem {
+                fstype: "ext4".into(),
+                mkfs_args: vec![
+                    "-O".into(),
+                    "^has_journal".into(),
+                    "-m".into(),
+                    "0".into(),
+                    "-i".into(),
+                    "163840".into(),
+                    "-I".into(),
+                    "128".into()
+                ],
+            }
+        );
         assert!(!m.integrity);
         assert_eq!(m.key, None);
         assert_eq!(m.mapper_name, None);
@@ -616,23 +620,53 @@ mod tests {
         assert_eq!(parse_device_id("0:0"), Some((0, 0)));
         assert_eq!(parse_device_id("4095:1048575"), Some((4095, 1048575)));
         for bad in [
-            "", ":", "254", "254:", ":16", " 254:16", "254:16 ", "+254:16", "-1:0", "254:016",
-            "4096:0", "0:1048576", "1:2:3", "a:b", "254:16\n", "99999999999:1",
+            "",
+            ":",
+            "254",
+            "254:",
+            ":16",
+            " 254:16",
+            "254:16 ",
+            "+254:16",
+            "-1:0",
+            "254:016",
+            "4096:0",
+            "0:1048576",
+            "1:2:3",
+            "a:b",
+            "254:16\n",
+            "99999999999:1",
         ] {
             assert_eq!(parse_device_id(bad), None, "{bad:?}");
         }
         let e = err(&[("deviceId", "../../sda")], "/mnt/x");
-        assert!(matches!(e, RequestError::Invalid { option: "deviceId", .. }));
+        assert!(matches!(
+            e,
+            RequestError::Invalid {
+                option: "deviceId",
+                ..
+            }
+        ));
         let mut m = kata(&[("devicePath", "/dev/vdb")]);
         m.remove("deviceId");
         let r = parse(BLOCK_DEVICE, &m, &[], "/mnt/x").unwrap();
         assert_eq!(r.device, DeviceRef::Path("/dev/vdb".into()));
-        for bad in ["/dev", "/dev/", "vdb", "/etc/passwd", "/dev/../etc/x", "/dev/mapper/x"] {
+        for bad in [
+            "/dev",
+            "/dev/",
+            "vdb",
+            "/etc/passwd",
+            "/dev/../etc/x",
+            "/dev/mapper/x",
+        ] {
             m.insert("devicePath".into(), bad.into());
             assert!(
                 matches!(
                     parse(BLOCK_DEVICE, &m, &[], "/mnt/x"),
-                    Err(RequestError::Invalid { option: "devicePath", .. })
+                    Err(RequestError::Invalid {
+                        option: "devicePath",
+                        ..
+                    })
                 ),
                 "{bad}"
             );
