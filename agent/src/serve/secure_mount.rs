@@ -193,10 +193,10 @@ pub fn secure_mount(hub: &mut Hub, req: &cdh::SecureMountRequest) -> Result<(), 
         return Err(e);
     }
     info!(
-        "SecureMount: {device} ({} source) as {} on {}",
+        "SecureMount: {device} ({}) as {} on {}",
         match m.source {
-            Source::Empty => "empty, ephemeral key",
-            Source::Encrypted => "encrypted",
+            Source::Empty => "empty source, ephemeral key",
+            Source::Encrypted => "encrypted source",
         },
         opened.node,
         m.mount_point

@@ -187,6 +187,21 @@ fn secure_mount_checks() -> bool {
             ok = false;
         }
     }
+    // mkfs fails (a block size mke2fs refuses): an error status, the mapping removed.
+    match secure_mount(
+        "/dev/vdc",
+        "/run/kata-containers/bad-mkfs",
+        &[("mkfsOpts", "-b 3"), ("mapperName", "badmkfs")],
+    ) {
+        Ok(()) => {
+            println!("SERVE-CHECK FAILED: securemount-bad-mkfs: it mounted");
+            ok = false;
+        }
+        Err((code, message)) => println!(
+            "SERVE-CHECK securemount-bad-mkfs code={code} mapped={} message={message}",
+            std::path::Path::new("/dev/mapper/badmkfs").exists()
+        ),
+    }
     // targetType=device: the mount point becomes a link to the mapped device.
     match secure_mount(
         "/dev/vdc",

@@ -170,6 +170,15 @@ fn guest_client_unseals_over_ttrpc_and_fetches_over_rest() {
         Some(sha256_hex(HELLO).as_str()),
         "{ctx}"
     );
+    // mkfs fails: an error status naming it, and the mapping is gone.
+    let bad = line("securemount-bad-mkfs");
+    assert_eq!(field(&bad, "code"), Some("13"), "INTERNAL: {ctx}");
+    assert_eq!(field(&bad, "mapped"), Some("false"), "{ctx}");
+    assert!(
+        bad.contains("making the filesystem: /sbin/mkfs.ext4 failed with exit status"),
+        "{ctx}"
+    );
+    assert!(c.contains("removed the half-open device badmkfs"), "{ctx}");
     let dev = line("securemount-device");
     assert_eq!(field(&dev, "link"), Some("/dev/mapper/raw"), "{ctx}");
     assert_eq!(field(&dev, "block"), Some("true"), "{ctx}");
