@@ -607,6 +607,15 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     }
 }
 
+/// A refused SecureMount: volume type, options, mount point, status, text in the message.
+type SecureMountCase = (
+    &'static str,
+    std::collections::HashMap<String, String>,
+    &'static str,
+    ttrpc::Code,
+    &'static str,
+);
+
 /// kata's SecureMount options for an empty ext4 volume without integrity, plus `extra`.
 fn secure_mount_options(extra: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
     let mut options = std::collections::HashMap::new();
@@ -649,13 +658,7 @@ fn secure_mount_refuses_bad_requests_and_keeps_serving() {
         ))
     };
     let mp = "/run/kata-containers/sandbox/storage/x";
-    let cases: Vec<(
-        &str,
-        std::collections::HashMap<String, String>,
-        &str,
-        ttrpc::Code,
-        &str,
-    )> = vec![
+    let cases: Vec<SecureMountCase> = vec![
         (
             "alibaba-cloud-oss",
             secure_mount_options(&[]),
