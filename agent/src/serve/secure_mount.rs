@@ -37,6 +37,7 @@ use sealgate_core::volume::secure_mount::{
 };
 use sealgate_linux::blockdev::{self, DeviceError};
 use sealgate_linux::spawn::{self, SpawnError};
+use sealgate_linux::time::Instant;
 use sealgate_linux::{info, warn};
 use zeroize::Zeroizing;
 
@@ -44,7 +45,8 @@ use zeroize::Zeroizing;
 pub const MKFS_DIRS: [&str; 4] = ["/sbin", "/usr/sbin", "/bin", "/usr/bin"];
 /// The environment mkfs runs with (nothing from sealgate's own).
 pub const MKFS_ENV: [&str; 1] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"];
-/// How long mkfs may run (the server answers no other call meanwhile).
+/// How long mkfs may run at most (the server answers no other call meanwhile); less when
+/// the caller's timeout leaves less.
 pub const MKFS_LIMIT: Duration = Duration::from_secs(120);
 /// The key of an empty volume: 512 bits (AES-256 in XTS).
 const EPHEMERAL_KEY_BITS: u32 = 512;
@@ -80,6 +82,9 @@ pub enum SecureMountError {
     NoMkfs(String),
     /// mkfs failed.
     Mkfs(SpawnError),
+    /// The caller's ttrpc timeout passed before the volume was ready: what was made is
+    /// undone, so the answer and the guest agree.
+    Deadline,
     /// The symbolic link of a device target.
     Symlink {
         /// The mount point.
@@ -100,6 +105,7 @@ impl SecureMountError {
                 secure_mount::ErrorClass::Unimplemented => code::UNIMPLEMENTED,
             },
             SecureMountError::Integrity => code::UNIMPLEMENTED,
+            SecureMountError::Deadline => code::DEADLINE_EXCEEDED,
             _ => code::INTERNAL,
         }
     }
@@ -127,6 +133,9 @@ impl fmt::Display for SecureMountError {
                 "the image has no mkfs.{fstype} (looked in /sbin, /usr/sbin, /bin, /usr/bin)"
             ),
             SecureMountError::Mkfs(e) => write!(f, "making the filesystem: {e}"),
+            SecureMountError::Deadline => f.write_str(
+                "the volume was not ready within the caller's timeout: it was closed again",
+            ),
             SecureMountError::Symlink { path, errno } => write!(
                 f,
                 "cannot make {path} a link to the mapped device: {}",
@@ -136,8 +145,14 @@ impl fmt::Display for SecureMountError {
     }
 }
 
-/// Serves one `SecureMount` request.
-pub fn secure_mount(hub: &mut Hub, req: &cdh::SecureMountRequest) -> Result<(), SecureMountError> {
+/// Serves one `SecureMount` request. `deadline`: the caller's ttrpc timeout (less a
+/// margin), if it set one: mkfs gets at most what is left of it, and a volume that is ready
+/// only after it is closed again (the caller has given up and answers an error).
+pub fn secure_mount(
+    hub: &mut Hub,
+    req: &cdh::SecureMountRequest,
+    deadline: Option<Instant>,
+) -> Result<(), SecureMountError> {
     let m = secure_mount::parse(&req.volume_type, &req.options, &req.flags, &req.mount_point)
         .map_err(SecureMountError::Request)?;
     if m.integrity {
@@ -181,16 +196,26 @@ pub fn secure_mount(hub: &mut Hub, req: &cdh::SecureMountRequest) -> Result<(), 
     let mapped = prepared.map(secret).map_err(SecureMountError::Volume)?;
     if let (Source::Empty, Target::FileSystem { fstype, mkfs_args }) = (m.source, &m.target) {
         // On failure `mapped` is dropped: the mapping is removed.
-        mkfs(fstype, mkfs_args, mapped.node())?;
+        let limit = deadline.map_or(MKFS_LIMIT, |d| {
+            d.saturating_duration_until().min(MKFS_LIMIT)
+        });
+        mkfs(fstype, mkfs_args, mapped.node(), limit)?;
     }
     let opened = mapped.finish().map_err(SecureMountError::Volume)?;
-    if m.target == Target::Device
-        && let Err(e) = link(&opened.node, &m.mount_point)
-    {
+    let linked = match m.target {
+        Target::Device => link(&opened.node, &m.mount_point),
+        Target::FileSystem { .. } => Ok(()),
+    };
+    let late = deadline.is_some_and(|d| d.saturating_duration_until().is_zero());
+    if linked.is_err() || late {
+        if linked.is_ok() && m.target == Target::Device {
+            let _ = rustix::fs::unlink(m.mount_point.as_str());
+        }
         if let Err(close) = opened.close() {
             warn!("SecureMount: cannot remove {}: {close}", opened.node);
         }
-        return Err(e);
+        linked?;
+        return Err(SecureMountError::Deadline);
     }
     info!(
         "SecureMount: {device} ({}) as {} on {}",
@@ -300,7 +325,12 @@ fn find_mkfs(fstype: &str) -> Option<String> {
 }
 
 /// Runs the image's `mkfs.<fstype> [-F] ARGS… NODE`, its output to the log.
-fn mkfs(fstype: &str, args: &[String], node: &str) -> Result<(), SecureMountError> {
+fn mkfs(
+    fstype: &str,
+    args: &[String],
+    node: &str,
+    limit: Duration,
+) -> Result<(), SecureMountError> {
     let path = find_mkfs(fstype).ok_or_else(|| SecureMountError::NoMkfs(fstype.into()))?;
     let mut argv = vec![format!("mkfs.{fstype}")];
     if fstype.starts_with("ext") {
@@ -310,7 +340,7 @@ fn mkfs(fstype: &str, args: &[String], node: &str) -> Result<(), SecureMountErro
     argv.extend(args.iter().cloned());
     argv.push(node.into());
     info!("SecureMount: {}", argv.join(" "));
-    spawn::run(&path, &argv, &MKFS_ENV, MKFS_LIMIT, |line| {
+    spawn::run(&path, &argv, &MKFS_ENV, limit, |line| {
         info!("mkfs.{fstype}: {line}")
     })
     .map_err(SecureMountError::Mkfs)
