@@ -695,7 +695,7 @@ fn secure_mount_refuses_bad_requests_and_keeps_serving() {
             secure_mount_options(&[("sourceType", "encrypted")]),
             mp,
             ttrpc::Code::INVALID_ARGUMENT,
-            "option 'key (an encrypted source needs one",
+            "an encrypted source needs the option 'key'",
         ),
         (
             "block-device",

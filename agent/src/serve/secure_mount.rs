@@ -176,7 +176,7 @@ pub fn secure_mount(
         (Source::Encrypted, Some(key)) => fetch_key(hub, key)?,
         (Source::Encrypted, None) => {
             // parse() refuses this; kept total.
-            return Err(SecureMountError::Request(RequestError::Missing("key")));
+            return Err(SecureMountError::Request(RequestError::KeyRequired));
         }
         (Source::Empty, key) => {
             if let Some(key) = key {

@@ -65,6 +65,8 @@ pub enum RequestError {
     TooLarge(String),
     /// A required option is missing.
     Missing(&'static str),
+    /// `sourceType = "encrypted"` without a `key`.
+    KeyRequired,
     /// An option has a value outside what it accepts.
     Invalid {
         /// The option.
@@ -107,6 +109,10 @@ impl fmt::Display for RequestError {
             RequestError::Missing(option) => {
                 write!(f, "secure mount request: option '{option}' is missing")
             }
+            RequestError::KeyRequired => f.write_str(
+                "secure mount request: an encrypted source needs the option 'key' \
+                 (kbs:///repo/type/tag or sealed.…)",
+            ),
             RequestError::Invalid {
                 option,
                 value,
@@ -464,9 +470,7 @@ pub fn parse(
     };
     let key = get("key").map(parse_key).transpose()?;
     if source == Source::Encrypted && key.is_none() {
-        return Err(RequestError::Missing(
-            "key (an encrypted source needs one: kbs:///… or sealed.…)",
-        ));
+        return Err(RequestError::KeyRequired);
     }
     let mapper_name = match get("mapperName") {
         Some(n) if valid_mapper_name(n) => Some(n.into()),
@@ -568,10 +572,7 @@ mod tests {
     #[test]
     fn encrypted_sources_need_a_measured_key() {
         let enc = [("sourceType", "encrypted"), ("targetType", "device")];
-        assert_eq!(
-            err(&enc, "/mnt/x"),
-            RequestError::Missing("key (an encrypted source needs one: kbs:///… or sealed.…)")
-        );
+        assert_eq!(err(&enc, "/mnt/x"), RequestError::KeyRequired);
         let e = err(
             &[enc[0], enc[1], ("key", "file:///etc/secret-passphrase")],
             "/mnt/x",
