@@ -708,12 +708,18 @@ pub fn unseal_loaded(loaded: Loaded, started: Instant) -> Result<Vec<volume::Ope
     let secrets = fetch_plan(&cfg, &mut client, &mut keys, &plan)?;
     let mut volume_keys = Vec::with_capacity(prepared.len());
     for p in &prepared {
-        let key = client
-            .fetch(&p.spec().resource)
-            .map_err(|error| Failure::VolumeKey {
+        // Every [[volume]] names its resource (config::FileVolume::resolve).
+        let Some(resource) = &p.spec().resource else {
+            return Err(Failure::Volume(Box::new(volume::VolumeFailure {
                 name: p.spec().name.clone(),
-                error,
-            })?;
+                device: p.spec().device.to_string(),
+                error: volume::VolumeError::NoKeySource,
+            })));
+        };
+        let key = client.fetch(resource).map_err(|error| Failure::VolumeKey {
+            name: p.spec().name.clone(),
+            error,
+        })?;
         volume_keys.push(key);
     }
 

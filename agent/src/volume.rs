@@ -66,6 +66,8 @@ pub enum VolumeError {
         /// Why.
         errno: Errno,
     },
+    /// The volume names no key source (a `[[volume]]` always does).
+    NoKeySource,
     /// The mount failed.
     Mount {
         /// The mount point.
@@ -91,6 +93,7 @@ impl fmt::Display for VolumeError {
             ),
             VolumeError::Keyring(e) => write!(f, "{e}"),
             VolumeError::Dm(e) => write!(f, "{e}"),
+            VolumeError::NoKeySource => f.write_str("no KBS resource holds its key"),
             VolumeError::MountPoint { path, errno } => {
                 write!(
                     f,
@@ -184,7 +187,8 @@ pub fn prepare(specs: &[VolumeSpec]) -> Result<Vec<Prepared>, Box<VolumeFailure>
     specs.iter().map(prepare_one).collect()
 }
 
-fn prepare_one(spec: &VolumeSpec) -> Result<Prepared, Box<VolumeFailure>> {
+/// Phase 1 of one volume: device, header, parameters.
+pub fn prepare_one(spec: &VolumeSpec) -> Result<Prepared, Box<VolumeFailure>> {
     let fail = |error| {
         Box::new(VolumeFailure {
             name: spec.name.clone(),
@@ -305,6 +309,13 @@ impl Prepared {
     /// Phase 2: opens the volume with `secret` (the passphrase for LUKS2, the key for
     /// plain), maps it and mounts it. On failure nothing stays mapped or mounted.
     pub fn open(self, secret: Zeroizing<Vec<u8>>) -> Result<Open, Box<VolumeFailure>> {
+        self.map(secret)?.finish()
+    }
+
+    /// The first half of [`Prepared::open`]: opens the volume with `secret` and maps it.
+    /// The mapping is removed when the [`Mapped`] is dropped, unless
+    /// [`Mapped::finish`] mounts it (if configured) and keeps it.
+    pub fn map(self, secret: Zeroizing<Vec<u8>>) -> Result<Mapped, Box<VolumeFailure>> {
         let spec = &self.spec;
         let fail = |error| {
             Box::new(VolumeFailure {
@@ -377,35 +388,73 @@ impl Prepared {
                     .join("; ")
             })
             .unwrap_or_default();
-        let node = mapping.node().to_string();
-        if let Some(target) = &spec.mount {
-            mount(spec, &node, target).map_err(fail)?;
-        }
-        mapping.keep();
-        info!(
-            "volume '{}': {} opened as {node}{} in {} ms",
-            spec.name,
-            self.device.path(),
-            spec.mount
-                .as_deref()
-                .map(|m| format!(", mounted on {m}"))
-                .unwrap_or_default(),
-            open_us / 1000
-        );
-        Ok(Open {
-            name: spec.name.clone(),
-            node,
-            device: self.device.path().to_string(),
-            mount: spec.mount.clone(),
-            fstype: spec.fstype.clone(),
-            root: spec.root,
+        Ok(Mapped {
             kind: if self.header.is_some() {
                 "luks2"
             } else {
                 "plain"
             },
+            device: self.device.path().to_string(),
+            spec: self.spec,
+            mapping,
             table,
             open_us,
+        })
+    }
+}
+
+/// A volume that is mapped (`/dev/mapper/NAME`) and not mounted yet; dropping it removes
+/// the mapping.
+pub struct Mapped {
+    spec: VolumeSpec,
+    device: String,
+    mapping: Mapping,
+    kind: &'static str,
+    table: String,
+    open_us: u128,
+}
+
+impl Mapped {
+    /// `/dev/mapper/NAME`.
+    pub fn node(&self) -> &str {
+        self.mapping.node()
+    }
+
+    /// Mounts the volume if its declaration says where, and keeps the mapping. On failure
+    /// the mapping is removed.
+    pub fn finish(self) -> Result<Open, Box<VolumeFailure>> {
+        let spec = &self.spec;
+        let node = self.mapping.node().to_string();
+        if let Some(target) = &spec.mount {
+            mount(spec, &node, target).map_err(|error| {
+                Box::new(VolumeFailure {
+                    name: spec.name.clone(),
+                    device: spec.device.to_string(),
+                    error,
+                })
+            })?;
+        }
+        info!(
+            "volume '{}': {} opened as {node}{} in {} ms",
+            spec.name,
+            self.device,
+            spec.mount
+                .as_deref()
+                .map(|m| format!(", mounted on {m}"))
+                .unwrap_or_default(),
+            self.open_us / 1000
+        );
+        self.mapping.keep();
+        Ok(Open {
+            name: self.spec.name,
+            node,
+            device: self.device,
+            mount: self.spec.mount,
+            fstype: self.spec.fstype,
+            root: self.spec.root,
+            kind: self.kind,
+            table: self.table,
+            open_us: self.open_us,
         })
     }
 }
@@ -473,7 +522,7 @@ fn mount(spec: &VolumeSpec, node: &str, target: &str) -> Result<(), VolumeError>
 }
 
 /// `mkdir -p` with mode 0755.
-fn mkdir_p(path: &str) -> Result<(), Errno> {
+pub(crate) fn mkdir_p(path: &str) -> Result<(), Errno> {
     let mut at = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
         at.push('/');

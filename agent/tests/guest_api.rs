@@ -382,9 +382,11 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
             mount_point: "/run/kata-containers/image".into(),
         },
     ));
+    // kata's default (agent.secure_storage_integrity=true): sealgate has no dm-integrity.
     assert_eq!(code, ttrpc::Code::UNIMPLEMENTED);
     assert!(
-        msg.contains("SecureMount is not supported") && msg.contains("luks2"),
+        msg.starts_with("[CDH] [ERROR]: dataIntegrity=true is not supported")
+            && msg.contains("agent.secure_storage_integrity=false"),
         "{msg}"
     );
     let (code, msg) = status_of(call(
@@ -427,6 +429,157 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     ] {
         assert!(!logs.contains(secret), "a secret in the logs:\n{logs}");
     }
+}
+
+/// A refused SecureMount: volume type, options, mount point, status, text in the message.
+type SecureMountCase = (
+    &'static str,
+    std::collections::HashMap<String, String>,
+    &'static str,
+    ttrpc::Code,
+    &'static str,
+);
+
+/// kata's SecureMount options for an empty ext4 volume without integrity, plus `extra`.
+fn secure_mount_options(extra: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    let mut options = std::collections::HashMap::new();
+    for (k, v) in [
+        ("deviceId", "4095:1048575"),
+        ("sourceType", "empty"),
+        ("targetType", "fileSystem"),
+        ("filesystemType", "ext4"),
+        ("mkfsOpts", "-E lazy_journal_init"),
+        ("encryptionType", "luks2"),
+        ("dataIntegrity", "false"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        options.insert(k.to_string(), v.to_string());
+    }
+    options
+}
+
+/// SecureMount requests that need no device-mapper (the host has none; the QEMU serve boot
+/// maps real volumes): each refusal gets its status and an upstream-style message without
+/// the key, and the server goes on serving.
+#[test]
+fn secure_mount_refuses_bad_requests_and_keeps_serving() {
+    let (w, _) = world("guest-api-securemount");
+    let c = launch(&w);
+    let cdh = c.cdh();
+    let mount = |volume_type: &str, options, mount_point: &str| {
+        status_of(call(
+            &cdh,
+            "api.SecureMountService",
+            "SecureMount",
+            &pb::SecureMountRequest {
+                volume_type: volume_type.into(),
+                options,
+                flags: vec![],
+                mount_point: mount_point.into(),
+            },
+        ))
+    };
+    let mp = "/run/kata-containers/sandbox/storage/x";
+    let cases: Vec<SecureMountCase> = vec![
+        (
+            "alibaba-cloud-oss",
+            secure_mount_options(&[]),
+            mp,
+            ttrpc::Code::UNIMPLEMENTED,
+            "volume type 'alibaba-cloud-oss' is not supported",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[("encryptionType", "zfs")]),
+            mp,
+            ttrpc::Code::UNIMPLEMENTED,
+            "encryption type 'zfs' is not supported",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[("deviceId", "../../sda")]),
+            mp,
+            ttrpc::Code::INVALID_ARGUMENT,
+            "option 'deviceId' is '../../sda'",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[
+                ("sourceType", "encrypted"),
+                ("key", "file:///etc/luks-passphrase-3a9f"),
+            ]),
+            mp,
+            ttrpc::Code::INVALID_ARGUMENT,
+            "refuses file:// keys",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[("sourceType", "encrypted")]),
+            mp,
+            ttrpc::Code::INVALID_ARGUMENT,
+            "an encrypted source needs the option 'key'",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[]),
+            "/run/confidential-containers/cdh",
+            ttrpc::Code::INVALID_ARGUMENT,
+            "mount point '/run/confidential-containers/cdh'",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[]),
+            "/mnt/../sealed",
+            ttrpc::Code::INVALID_ARGUMENT,
+            "expected an absolute path without '.' or '..'",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[("mkfsOpts", "-d /etc")]),
+            mp,
+            ttrpc::Code::INVALID_ARGUMENT,
+            "option 'mkfsOpts' is '/etc'",
+        ),
+        (
+            "block-device",
+            secure_mount_options(&[("targetType", "directory")]),
+            mp,
+            ttrpc::Code::INVALID_ARGUMENT,
+            "expected fileSystem or device",
+        ),
+        // Well-formed, but no such block device: an operational error, as upstream.
+        (
+            "block-device",
+            secure_mount_options(&[]),
+            mp,
+            ttrpc::Code::INTERNAL,
+            "source device: no block device with device number 4095:1048575",
+        ),
+    ];
+    for (volume_type, options, mount_point, want, text) in cases {
+        let (code, msg) = mount(volume_type, options, mount_point);
+        assert_eq!(code, want, "{volume_type} {mount_point}: {msg}");
+        assert!(msg.starts_with("[CDH] [ERROR]: "), "{msg}");
+        assert!(msg.contains(text), "expected {text:?} in {msg:?}");
+        assert!(!msg.contains("luks-passphrase-3a9f"), "{msg}");
+    }
+    // The server still serves.
+    let got = call(
+        &cdh,
+        "api.GetResourceService",
+        "GetResource",
+        &pb::GetResourceRequest {
+            resource_path: "kbs:///default/app/cert".into(),
+        },
+    )
+    .expect("GetResource after the refusals");
+    assert_eq!(
+        pb::GetResourceResponse::decode(&got[..]).unwrap().resource,
+        b"guest-api-cert-0b9d"
+    );
+    assert!(!c.log_text().contains("luks-passphrase-3a9f"));
 }
 
 #[test]

@@ -182,8 +182,10 @@ pub struct VolumeSpec {
     pub name: String,
     /// The encrypted device.
     pub device: DeviceMatch,
-    /// The KBS resource holding the passphrase (LUKS2) or the key (plain).
-    pub resource: ResourceUri,
+    /// The KBS resource holding the passphrase (LUKS2) or the key (plain). Always set for
+    /// a `[[volume]]`; `None` for a volume the server opens for a CDH `SecureMount` call,
+    /// whose key comes with the request (or is generated).
+    pub resource: Option<ResourceUri>,
     /// LUKS2 or plain.
     pub kind: VolumeType,
     /// Where to mount the opened volume (`None`: mapped only). A root volume defaults to
@@ -1193,7 +1195,7 @@ impl FileVolume {
         let v = VolumeSpec {
             name: self.name,
             device: DeviceMatch::parse(&self.device)?,
-            resource: ResourceUri::parse(&self.resource).map_err(ConfigError::Uri)?,
+            resource: Some(ResourceUri::parse(&self.resource).map_err(ConfigError::Uri)?),
             kind,
             mount,
             fstype: self.fstype.unwrap_or_else(|| DEFAULT_VOLUME_FSTYPE.into()),
@@ -1779,7 +1781,10 @@ root = true
             v[0].device,
             DeviceMatch::LuksUuid("16dccb90-64f0-4482-affe-c0ead93bc0f5".into())
         );
-        assert_eq!(v[0].resource.to_string(), "kbs:///default/disk/pass");
+        assert_eq!(
+            v[0].resource.as_ref().map(ToString::to_string).as_deref(),
+            Some("kbs:///default/disk/pass")
+        );
         assert_eq!(v[0].kind, VolumeType::Luks2);
         assert_eq!(v[0].mount.as_deref(), Some("/mnt/data"));
         assert_eq!(

@@ -21,6 +21,7 @@
 pub mod kdf;
 pub mod luks2;
 pub mod plain;
+pub mod secure_mount;
 
 use alloc::format;
 use alloc::string::String;

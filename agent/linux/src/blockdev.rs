@@ -196,6 +196,47 @@ impl Device {
     }
 }
 
+/// The `/dev` node of block device `major:minor`: sysfs's `/sys/dev/block/MAJ:MIN/uevent`
+/// names it (`DEVNAME=`, as udev would), and the node must be a block device with exactly
+/// that number (devtmpfs makes it). No udev, no `/dev` scan.
+pub fn by_number(major: u32, minor: u32) -> Result<String, DeviceError> {
+    let what = || format!("device number {major}:{minor}");
+    let not_found = || DeviceError::NotFound { what: what() };
+    let uevent = crate::fs::read_file(&format!("/sys/dev/block/{major}:{minor}/uevent"), 4096)
+        .map_err(|_| not_found())?;
+    let name = core::str::from_utf8(&uevent)
+        .ok()
+        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("DEVNAME=")))
+        .filter(|n| valid_devname(n))
+        .ok_or_else(not_found)?;
+    let path = format!("/dev/{name}");
+    let st = retry(|| rustix::fs::stat(path.as_str())).map_err(|errno| DeviceError::Os {
+        path: path.clone(),
+        what: "stat",
+        errno,
+    })?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::BlockDevice
+        || st.st_rdev != rustix::fs::makedev(major, minor)
+    {
+        return Err(DeviceError::NotABlockDevice { path });
+    }
+    Ok(path)
+}
+
+/// A kernel device name as `uevent` gives it: `A-Z a-z 0-9 . _ - + :` and `/` between
+/// components (never empty, `.` or `..`), at most 128 bytes.
+fn valid_devname(n: &str) -> bool {
+    (1..=128).contains(&n.len())
+        && n.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b':')
+                })
+        })
+}
+
 /// The `/dev` node of every block device sysfs lists (`/dev/NAME`), sorted, at most
 /// [`MAX_SCANNED`]; only those whose node exists (devtmpfs makes them).
 pub fn list() -> Result<Vec<String>, ReadError> {
@@ -251,6 +292,25 @@ mod tests {
     extern crate std;
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn device_names_from_uevent_are_checked() {
+        for ok in ["vda", "nvme0n1p1", "mapper/x", "dm-0", "sr0"] {
+            assert!(valid_devname(ok), "{ok}");
+        }
+        for bad in ["", "..", "a/../b", "/vda", "vda/", "a b", "vda\n", "x;y"] {
+            assert!(!valid_devname(bad), "{bad}");
+        }
+    }
+
+    /// A number no device has is not found (the host's sysfs answers).
+    #[test]
+    fn an_unknown_device_number_is_not_found() {
+        assert!(matches!(
+            by_number(4095, 1048575),
+            Err(DeviceError::NotFound { .. })
+        ));
+    }
 
     fn temp_image(name: &str, content: &[u8]) -> String {
         let p =

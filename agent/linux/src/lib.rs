@@ -24,6 +24,7 @@ pub mod network;
 pub mod os_rng;
 pub mod process;
 pub mod sealdir;
+pub mod spawn;
 pub mod stdio;
 pub mod time;
 

@@ -2,8 +2,8 @@
 //! kernel passed it, replacing ourselves with the next program (`execve(2)`), exiting, and
 //! stopping the machine (`reboot(2)`).
 //!
-//! The init stage needs no child processes: it either execs the next init or powers off,
-//! so there is no spawn here.
+//! The init stage needs no child processes: it either execs the next init or powers off.
+//! The server's one helper program (mkfs for secure storage) runs through [`crate::spawn`].
 
 use alloc::ffi::CString;
 use alloc::vec::Vec;

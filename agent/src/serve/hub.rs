@@ -318,6 +318,11 @@ impl Hub {
         }
     }
 
+    /// A KBS resource through the shared session (`SecureMount`'s `kbs:///` keys).
+    pub fn fetch_resource(&mut self, uri: &ResourceUri) -> Result<Zeroizing<Vec<u8>>, HubError> {
+        self.fetch(uri)
+    }
+
     fn fetch(&mut self, uri: &ResourceUri) -> Result<Zeroizing<Vec<u8>>, HubError> {
         let result = self.kbs()?.fetch(uri);
         self.note_session();

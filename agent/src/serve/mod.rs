@@ -25,6 +25,7 @@
 
 pub mod hub;
 pub mod rest;
+pub mod secure_mount;
 pub mod ttrpc_service;
 
 use crate::cli;

@@ -5,6 +5,10 @@
 //! - unseals the sealed value in `/etc/sealed-env` over ttrpc
 //!   (`api.SealedSecretService/UnsealSecret`, framing and messages from `sealgate-core`);
 //! - fetches `/cdh/resource/default/app/key2` over REST on 127.0.0.1:8006;
+//! - when the boot attaches disks, mounts them through `api.SecureMountService/SecureMount`
+//!   as the kata agent asks for secure storage: an empty ext4 volume (a file written and
+//!   read back), a LUKS2 volume with a wrong and then the right `kbs:///` key (a known
+//!   file's SHA-256), and a device target;
 //!
 //! and prints `SERVE-CHECK` lines (sizes and SHA-256 of what it got, never the values),
 //! then powers off.
@@ -27,41 +31,209 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn unseal(sealed: &str) -> Result<Vec<u8>, String> {
-    let mut s = UnixStream::connect(CDH_SOCKET).map_err(|e| format!("connect: {e}"))?;
+/// One ttrpc call on the CDH socket: the reply payload, or (code, message).
+fn cdh_call(service: &str, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, (i32, String)> {
+    let io = |e: std::io::Error| (-1, e.to_string());
+    let mut s = UnixStream::connect(CDH_SOCKET).map_err(io)?;
     s.set_read_timeout(Some(Duration::from_secs(120)))
-        .map_err(|e| e.to_string())?;
+        .map_err(io)?;
     let req = ttrpc::Request {
-        service: cdh::SEALED_SECRET_SERVICE.into(),
-        method: "UnsealSecret".into(),
-        payload: cdh::UnsealSecretInput {
-            secret: sealed.as_bytes().to_vec(),
-        }
-        .encode_to_vec(),
+        service: service.into(),
+        method: method.into(),
+        payload,
         timeout_nano: 50_000_000_000,
         metadata: Vec::new(),
     };
     s.write_all(&ttrpc::frame(1, ttrpc::TYPE_REQUEST, &req.encode_to_vec()))
-        .map_err(|e| format!("write: {e}"))?;
+        .map_err(io)?;
     let mut reader = FrameReader::new(1 << 20);
     let mut buf = [0u8; 4096];
     loop {
-        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        let n = s.read(&mut buf).map_err(io)?;
         if n == 0 {
-            return Err("connection closed".into());
+            return Err((-1, "connection closed".into()));
         }
         reader.feed(&buf[..n]);
         if let Some(Frame::Whole(_, payload)) = reader.next_frame() {
-            let r = ttrpc::Response::decode(&payload[..]).map_err(|e| e.to_string())?;
+            let r = ttrpc::Response::decode(&payload[..]).map_err(|e| (-1, e.to_string()))?;
             let status = r.status.unwrap_or_default();
             if status.code != 0 {
-                return Err(format!("status {}: {}", status.code, status.message));
+                return Err((status.code, status.message));
             }
-            return cdh::UnsealSecretOutput::decode(&r.payload[..])
-                .map(|o| o.plaintext)
-                .map_err(|e| e.to_string());
+            return Ok(r.payload);
         }
     }
+}
+
+fn unseal(sealed: &str) -> Result<Vec<u8>, String> {
+    let payload = cdh::UnsealSecretInput {
+        secret: sealed.as_bytes().to_vec(),
+    }
+    .encode_to_vec();
+    let reply = cdh_call(cdh::SEALED_SECRET_SERVICE, "UnsealSecret", payload)
+        .map_err(|(code, message)| format!("status {code}: {message}"))?;
+    cdh::UnsealSecretOutput::decode(&reply[..])
+        .map(|o| o.plaintext)
+        .map_err(|e| e.to_string())
+}
+
+/// `MAJ:MIN` of a block device node, as kata sends `deviceId`.
+fn device_id(path: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).map(|m| m.rdev()).unwrap_or(0);
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    format!("{major}:{minor}")
+}
+
+/// kata's `cdh_secure_mount` options (`dataIntegrity=false`) plus `extra`.
+fn secure_mount(
+    device: &str,
+    mount_point: &str,
+    extra: &[(&str, &str)],
+) -> Result<(), (i32, String)> {
+    let mut m = cdh::SecureMountRequest {
+        volume_type: "block-device".into(),
+        mount_point: mount_point.into(),
+        ..Default::default()
+    };
+    let id = device_id(device);
+    for (k, v) in [
+        ("deviceId", id.as_str()),
+        ("sourceType", "empty"),
+        ("targetType", "fileSystem"),
+        ("filesystemType", "ext4"),
+        ("mkfsOpts", "-E lazy_journal_init"),
+        ("encryptionType", "luks2"),
+        ("dataIntegrity", "false"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        m.options.insert(k.to_string(), v.to_string());
+    }
+    cdh_call(cdh::SECURE_MOUNT_SERVICE, "SecureMount", m.encode_to_vec()).map(|_| ())
+}
+
+/// The SecureMount checks, on the disks the boot attaches: `/dev/vda` blank (an empty
+/// ext4 volume), `/dev/vdb` a cryptsetup LUKS2 disk (first a wrong key, then the right
+/// one), `/dev/vdc` blank (a device target).
+fn secure_mount_checks() -> bool {
+    let mut ok = true;
+    // sourceType=empty, targetType=fileSystem: write a file on the new ext4, read it back.
+    let t = Instant::now();
+    let mp = "/run/kata-containers/image";
+    match secure_mount("/dev/vda", mp, &[("mapperName", "ephemeral")]) {
+        Ok(()) => {
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+            let path = format!("{mp}/written.bin");
+            let back = std::fs::write(&path, &data)
+                .and_then(|()| std::fs::File::open(&path)?.sync_all())
+                .and_then(|()| std::fs::read(&path));
+            let fstype = mount_fstype(mp).unwrap_or_default();
+            match back {
+                Ok(back) => println!(
+                    "SERVE-CHECK securemount-empty fstype={fstype} size={} sha256={} us={}",
+                    back.len(),
+                    sha256_hex(&back),
+                    t.elapsed().as_micros()
+                ),
+                Err(e) => {
+                    println!("SERVE-CHECK FAILED: securemount-empty: file: {e}");
+                    ok = false;
+                }
+            }
+        }
+        Err((code, message)) => {
+            println!("SERVE-CHECK FAILED: securemount-empty: status {code}: {message}");
+            ok = false;
+        }
+    }
+    // sourceType=encrypted with a wrong key: an error status, nothing left mapped.
+    let enc = [
+        ("sourceType", "encrypted"),
+        ("key", "kbs:///default/volume/wrong"),
+        ("mapperName", "encrypted"),
+    ];
+    match secure_mount("/dev/vdb", "/mnt/encrypted", &enc) {
+        Ok(()) => {
+            println!("SERVE-CHECK FAILED: securemount-wrong-key: it mounted");
+            ok = false;
+        }
+        Err((code, message)) => println!(
+            "SERVE-CHECK securemount-wrong-key code={code} mapped={} message={message}",
+            std::path::Path::new("/dev/mapper/encrypted").exists()
+        ),
+    }
+    // The right key, a KBS resource: read the file cryptsetup's disk holds.
+    let t = Instant::now();
+    let enc = [
+        ("sourceType", "encrypted"),
+        ("key", "kbs:///default/volume/pass"),
+        ("mapperName", "encrypted"),
+    ];
+    match secure_mount("/dev/vdb", "/mnt/encrypted", &enc)
+        .map_err(|(code, message)| format!("status {code}: {message}"))
+        .and_then(|()| std::fs::read("/mnt/encrypted/hello.txt").map_err(|e| e.to_string()))
+    {
+        Ok(data) => println!(
+            "SERVE-CHECK securemount-encrypted size={} sha256={} us={}",
+            data.len(),
+            sha256_hex(&data),
+            t.elapsed().as_micros()
+        ),
+        Err(e) => {
+            println!("SERVE-CHECK FAILED: securemount-encrypted: {e}");
+            ok = false;
+        }
+    }
+    // mkfs fails (a block size mke2fs refuses): an error status, the mapping removed.
+    match secure_mount(
+        "/dev/vdc",
+        "/run/kata-containers/bad-mkfs",
+        &[("mkfsOpts", "-b 3"), ("mapperName", "badmkfs")],
+    ) {
+        Ok(()) => {
+            println!("SERVE-CHECK FAILED: securemount-bad-mkfs: it mounted");
+            ok = false;
+        }
+        Err((code, message)) => println!(
+            "SERVE-CHECK securemount-bad-mkfs code={code} mapped={} message={message}",
+            std::path::Path::new("/dev/mapper/badmkfs").exists()
+        ),
+    }
+    // targetType=device: the mount point becomes a link to the mapped device.
+    match secure_mount(
+        "/dev/vdc",
+        "/run/kata-containers/dev-target",
+        &[("targetType", "device"), ("mapperName", "raw")],
+    ) {
+        Ok(()) => {
+            use std::os::unix::fs::FileTypeExt;
+            let link = std::fs::read_link("/run/kata-containers/dev-target").unwrap_or_default();
+            let block = std::fs::metadata("/run/kata-containers/dev-target")
+                .is_ok_and(|m| m.file_type().is_block_device());
+            println!(
+                "SERVE-CHECK securemount-device link={} block={block}",
+                link.display()
+            );
+        }
+        Err((code, message)) => {
+            println!("SERVE-CHECK FAILED: securemount-device: status {code}: {message}");
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// The filesystem type mounted at `path` (from /proc/self/mounts).
+fn mount_fstype(path: &str) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_, target, fstype) = (f.next()?, f.next()?, f.next()?);
+        (target == path).then(|| fstype.to_string())
+    })
 }
 
 fn rest_get(path: &str) -> Result<(String, Vec<u8>), String> {
@@ -140,6 +312,9 @@ pub fn run() -> bool {
             println!("SERVE-CHECK FAILED: REST: {e}");
             ok = false;
         }
+    }
+    if std::path::Path::new("/dev/vda").exists() {
+        ok &= secure_mount_checks();
     }
     let _ = child.kill();
     println!("SERVE-CHECK done {}", if ok { "ok" } else { "failed" });

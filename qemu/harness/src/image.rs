@@ -113,3 +113,33 @@ pub fn files(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
 pub fn write(path: &Path, parts: &[&[u8]]) {
     fs::write(path, parts.concat()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
+
+/// An overlay with the host's dynamically linked `program` installed at each of `dests`,
+/// with the shared libraries and the loader `ldd` names at their host paths: a test image
+/// gets the host's tool (e.g. Debian's `mke2fs` as `/sbin/mkfs.ext4`) without a package
+/// manager. Test images only: sealgate's own image stays free of C.
+pub fn host_program(program: &Path, dests: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("ldd")
+        .arg(program)
+        .output()
+        .unwrap_or_else(|e| panic!("ldd {}: {e}", program.display()));
+    assert!(out.status.success(), "ldd {}", program.display());
+    let mut entries: Vec<(String, Entry)> = dests
+        .iter()
+        .map(|d| (d.to_string(), file(host(program), 0o755)))
+        .collect();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            entries.push((path.to_string(), file(host(Path::new(path)), 0o755)));
+        }
+    }
+    overlay(entries)
+}

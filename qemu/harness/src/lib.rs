@@ -9,8 +9,10 @@
 //! - [`Vm`]: one QEMU boot through `qemu/run` (TCG unless KVM works, serial console to a file,
 //!   user networking with the host at 10.0.2.2, `-no-reboot`, hard timeout).
 //! - [`console`]: what the guest printed.
+//! - [`disk`]: LUKS2 and blank disk images for the volume boots.
 
 pub mod console;
+pub mod disk;
 pub mod image;
 pub mod report;
 

@@ -14,6 +14,7 @@
 //!   stage; a wrong plain key: the mount fails, the mapped device is removed, fails closed.
 
 use sealgate_qemu::console::{field, tagged};
+use sealgate_qemu::disk::LuksDisk as Disk;
 use sealgate_qemu::report::sha256_hex;
 use sealgate_qemu::{Artifacts, Boot, Vm, VmConfig, image, work_dir};
 use std::net::{SocketAddr, TcpListener};
@@ -43,75 +44,10 @@ fn run_checked(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A LUKS2 disk made by cryptsetup around an ext4 filesystem holding `files`.
-struct Disk {
-    image: PathBuf,
-    uuid: String,
-    volume_key: Vec<u8>,
-    data_offset: u64,
-}
-
-/// `kdf`: more `cryptsetup reencrypt` arguments (`--pbkdf ...`, `--sector-size`).
+/// A LUKS2 disk made by cryptsetup around an ext4 filesystem holding `files`, with the
+/// test's passphrase.
 fn make_luks(dir: &Path, name: &str, files: &[(&str, &[u8], u32)], kdf: &[&str]) -> Disk {
-    let root = dir.join(format!("{name}-root"));
-    for (path, data, mode) in files {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, data).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
-    }
-    let image = dir.join(format!("{name}.img"));
-    let pass = dir.join(format!("{name}.pass"));
-    std::fs::write(&pass, PASSPHRASE).unwrap();
-    // 40 MiB: an ext4 of 24 MiB, then cryptsetup moves it up by half of the 16 MiB it
-    // reserves and puts the LUKS2 header in front (offline: no device-mapper needed).
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(40 << 20)
-        .unwrap();
-    run_checked(
-        Command::new("mke2fs")
-            // 4 KiB blocks: a filesystem on a 4096-byte-sector volume needs them.
-            .args(["-q", "-F", "-b", "4096", "-t", "ext4", "-d"])
-            .arg(&root)
-            .arg(&image)
-            .arg("24M"),
-    );
-    run_checked(
-        Command::new("cryptsetup")
-            .args(["reencrypt", "--encrypt", "--type", "luks2", "-q"])
-            .args(["--reduce-device-size", "16M", "--key-file"])
-            .arg(&pass)
-            .args(kdf)
-            .arg(&image),
-    );
-    let uuid = run_checked(Command::new("cryptsetup").arg("luksUUID").arg(&image))
-        .trim()
-        .to_string();
-    let vk = dir.join(format!("{name}.vk"));
-    let _ = std::fs::remove_file(&vk);
-    run_checked(
-        Command::new("cryptsetup")
-            .args(["luksDump", "-q", "--dump-volume-key", "--volume-key-file"])
-            .arg(&vk)
-            .arg("--key-file")
-            .arg(&pass)
-            .arg(&image),
-    );
-    let dump = run_checked(Command::new("cryptsetup").arg("luksDump").arg(&image));
-    let data_offset = dump
-        .split("Data segments:")
-        .nth(1)
-        .and_then(|s| s.lines().find_map(|l| l.trim().strip_prefix("offset:")))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("data offset in luksDump");
-    Disk {
-        image,
-        uuid,
-        volume_key: std::fs::read(&vk).unwrap(),
-        data_offset,
-    }
+    sealgate_qemu::disk::make_luks(dir, name, files, PASSPHRASE, kdf)
 }
 
 /// A plain dm-crypt disk: a copy of `luks` with its header region zeroed.
