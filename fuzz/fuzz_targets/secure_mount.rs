@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(mp != pre && !mp.starts_with(&format!("{pre}/")), "{mp}");
             }
             if let DeviceRef::Path(p) = &m.device {
-                assert!(p.starts_with("/dev/") && !p.starts_with("/dev/mapper/"), "{p}");
+                assert!(
+                    p.starts_with("/dev/") && !p.starts_with("/dev/mapper/"),
+                    "{p}"
+                );
                 assert!(!p.split('/').any(|c| c == ".." || c == "."), "{p}");
             }
             if let Target::FileSystem { mkfs_args, fstype } = &m.target {
@@ -44,10 +47,9 @@ fuzz_target!(|data: &[u8]| {
                 && key.len() >= 12
                 && !req.mount_point.contains(key.as_str())
                 && !req.volume_type.contains(key.as_str())
-                && !req
-                    .options
-                    .iter()
-                    .any(|(k, v)| k.contains(key.as_str()) || (k != "key" && v.contains(key.as_str())))
+                && !req.options.iter().any(|(k, v)| {
+                    k.contains(key.as_str()) || (k != "key" && v.contains(key.as_str()))
+                })
             {
                 assert!(!text.contains(key.as_str()), "the key in {text:?}");
             }
