@@ -448,3 +448,35 @@ fn link(node: &str, mount_point: &str) -> Result<(), SecureMountError> {
     }
     rustix::fs::symlink(node, mount_point).map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealgate_core::ttrpc::code;
+
+    #[test]
+    fn integrity_errors() {
+        // Integrity on an existing LUKS2 volume is refused as not supported.
+        let e = SecureMountError::Integrity;
+        assert_eq!(e.code(), code::UNIMPLEMENTED);
+        assert!(
+            e.to_string()
+                .starts_with("dataIntegrity=true with sourceType=encrypted is not supported")
+        );
+        // Operational failures of the integrity path are INTERNAL and name the step.
+        let e = SecureMountError::Zero { errno: Errno::IO };
+        assert_eq!(e.code(), code::INTERNAL);
+        assert!(e.to_string().contains("superblock blocks"), "{e}");
+        let e = SecureMountError::Volume(Box::new(VolumeFailure {
+            name: "integ".into(),
+            device: "/dev/vdd".into(),
+            error: volume::VolumeError::Integrity(integrity::SuperblockError::NoMagic),
+        }));
+        assert_eq!(e.code(), code::INTERNAL);
+        assert_eq!(
+            e.to_string(),
+            "volume 'integ' (/dev/vdd): dm-integrity superblock: no 'integrt' magic: the \
+             kernel did not format the device"
+        );
+    }
+}

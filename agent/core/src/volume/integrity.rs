@@ -131,7 +131,7 @@ impl Superblock {
             return Err(SuperblockError::Mismatch("the block size"));
         }
         let n = sb.provided_data_sectors;
-        if n == 0 || n % SECTORS_PER_BLOCK != 0 {
+        if n == 0 || !n.is_multiple_of(SECTORS_PER_BLOCK) {
             return Err(SuperblockError::BadSize(n));
         }
         Ok(sb)
