@@ -404,6 +404,7 @@ fn prepare_ext_on_integrity(
 ) -> Result<(), SecureMountError> {
     let mut out = String::new();
     run_mkfs(fstype, &["-n"], args, node, limit, |line| {
+        info!("mkfs.{fstype} -n: {line}");
         if out.len() < 64 << 10 {
             out.push_str(line);
             out.push('\n');

@@ -253,6 +253,27 @@ fn read_through(f: &std::fs::File, len: usize) -> Result<Vec<u8>, (usize, i32)> 
 fn integrity_checks() -> bool {
     use std::os::unix::fs::FileExt;
     let mut ok = true;
+    // mkfs fails on an integrity volume: both mappings are removed.
+    match secure_mount(
+        "/dev/vdd",
+        "/run/kata-containers/integrity-bad",
+        &[
+            ("dataIntegrity", "true"),
+            ("mkfsOpts", "-b 3"),
+            ("mapperName", "integbad"),
+        ],
+    ) {
+        Ok(()) => {
+            println!("SERVE-CHECK FAILED: securemount-integrity-bad-mkfs: it mounted");
+            ok = false;
+        }
+        Err((code, message)) => println!(
+            "SERVE-CHECK securemount-integrity-bad-mkfs code={code} mapped={} lower={} \
+             message={message}",
+            std::path::Path::new("/dev/mapper/integbad").exists(),
+            std::path::Path::new("/dev/mapper/integbad_dif").exists()
+        ),
+    }
     let t = Instant::now();
     let mp = "/run/kata-containers/integrity";
     match secure_mount(

@@ -201,6 +201,14 @@ fn guest_client_unseals_over_ttrpc_and_fetches_over_rest() {
         c.contains("mkfs.ext4 -F -E lazy_journal_init,lazy_itable_init=0 /dev/mapper/integ"),
         "{ctx}"
     );
+    let bad = line("securemount-integrity-bad-mkfs");
+    assert_eq!(field(&bad, "code"), Some("13"), "INTERNAL: {ctx}");
+    assert_eq!(field(&bad, "mapped"), Some("false"), "{ctx}");
+    assert_eq!(field(&bad, "lower"), Some("false"), "{ctx}");
+    assert!(
+        c.contains("removed the half-open device integbad_dif"),
+        "{ctx}"
+    );
     // The device target: unwritten blocks and altered ones fail their reads.
     let dev = line("securemount-integrity-dev");
     let written: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 241) as u8 ^ 0x5a).collect();
