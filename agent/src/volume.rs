@@ -25,6 +25,7 @@ use core::fmt;
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, UnmountFlags};
 use sealgate_core::config::{DeviceMatch, VolumeSpec, VolumeType};
+use sealgate_core::volume::integrity::{self, Superblock, SuperblockError};
 use sealgate_core::volume::luks2::{self, Header, HeaderError, OpenError};
 use sealgate_core::volume::plain::{self, PlainError};
 use sealgate_core::volume::{KdfLimits, Segment, SegmentError, VolumeKey, keyring_key_ref};
@@ -68,6 +69,15 @@ pub enum VolumeError {
     },
     /// The volume names no key source (a `[[volume]]` always does).
     NoKeySource,
+    /// The dm-integrity superblock area could not be zeroed or read back.
+    IntegrityIo {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        errno: Errno,
+    },
+    /// The kernel's dm-integrity superblock is refused.
+    Integrity(SuperblockError),
     /// The mount failed.
     Mount {
         /// The mount point.
@@ -94,6 +104,14 @@ impl fmt::Display for VolumeError {
             VolumeError::Keyring(e) => write!(f, "{e}"),
             VolumeError::Dm(e) => write!(f, "{e}"),
             VolumeError::NoKeySource => f.write_str("no KBS resource holds its key"),
+            VolumeError::IntegrityIo { what, errno } => {
+                write!(
+                    f,
+                    "dm-integrity: cannot {what}: {}",
+                    sealgate_linux::os(errno)
+                )
+            }
+            VolumeError::Integrity(e) => write!(f, "{e}"),
             VolumeError::MountPoint { path, errno } => {
                 write!(
                     f,
@@ -284,6 +302,8 @@ pub struct Open {
     pub table: String,
     /// Time to open it (KDF included), mount excluded, microseconds.
     pub open_us: u128,
+    /// The dm-integrity device under it, if any (`NAME_dif`), removed after it.
+    pub lower: Option<String>,
 }
 
 impl Open {
@@ -294,9 +314,13 @@ impl Open {
                 .map_err(|e| format!("unmount {m}: {}", sealgate_linux::os(e)))?;
         }
         let _ = rustix::fs::unlink(self.node.as_str());
-        sealgate_linux::dm::Control::open()
-            .and_then(|c| c.remove(&self.name))
-            .map_err(|e| e.to_string())
+        let control = sealgate_linux::dm::Control::open().map_err(|e| e.to_string())?;
+        control.remove(&self.name).map_err(|e| e.to_string())?;
+        if let Some(lower) = &self.lower {
+            let _ = rustix::fs::unlink(sealgate_linux::dm::node_path(lower).as_str());
+            control.remove(lower).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -397,6 +421,7 @@ impl Prepared {
             device: self.device.path().to_string(),
             spec: self.spec,
             mapping,
+            lower: None,
             table,
             open_us,
         })
@@ -408,7 +433,9 @@ impl Prepared {
 pub struct Mapped {
     spec: VolumeSpec,
     device: String,
+    // Declared before `lower`: dropped (removed) first.
     mapping: Mapping,
+    lower: Option<Mapping>,
     kind: &'static str,
     table: String,
     open_us: u128,
@@ -445,7 +472,13 @@ impl Mapped {
             self.open_us / 1000
         );
         self.mapping.keep();
+        let lower = self.lower.map(|l| {
+            let name = l.name().to_string();
+            l.keep();
+            name
+        });
         Ok(Open {
+            lower,
             name: self.spec.name,
             node,
             device: self.device,
@@ -491,6 +524,155 @@ fn activate(
         drop(logon)
     })
     .map_err(VolumeError::Dm)
+}
+
+/// Maps the device of `spec` (a path) as an ephemeral volume with authenticated
+/// encryption ([`sealgate_core::volume::integrity`]): zeroes the dm-integrity superblock
+/// area, lets the kernel format it (a short-lived table of one block), reads back how many
+/// data sectors it provides, maps dm-integrity (`NAME_dif`) over that and dm-crypt
+/// (`NAME`) on top with `key` (XTS key, then HMAC key) through the keyring. The data area
+/// is not wiped (as `cryptsetup --integrity-no-wipe`): a block never written fails its
+/// read. On failure nothing stays mapped.
+pub fn map_integrity(spec: &VolumeSpec, key: VolumeKey) -> Result<Mapped, Box<VolumeFailure>> {
+    let fail = |error| {
+        Box::new(VolumeFailure {
+            name: spec.name.clone(),
+            device: spec.device.to_string(),
+            error,
+        })
+    };
+    let started = Instant::now();
+    let device = find_device(spec).map_err(|e| fail(VolumeError::Device(e)))?;
+    let rdev = device
+        .rdev()
+        .ok_or_else(|| fail(VolumeError::NotABlockDevice))?;
+    if key.len() != integrity::KEY_BYTES {
+        return Err(fail(VolumeError::Plain(PlainError::KeyLength {
+            expected: integrity::KEY_BYTES,
+            got: key.len(),
+        })));
+    }
+    let lower_name = format!("{}_dif", spec.name);
+    if !sealgate_linux::dm::valid_name(&lower_name) {
+        return Err(fail(VolumeError::Dm(DmError::Invalid(
+            "the mapper name is too long for its dm-integrity device (NAME_dif: 64 at most)",
+        ))));
+    }
+    let io = |what| move |errno| fail(VolumeError::IntegrityIo { what, errno });
+    let raw = rustix::fs::open(
+        device.path(),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(io("open the device for writing"))?;
+    let zeros = vec![0u8; integrity::SUPERBLOCK_AREA];
+    write_all_at(&raw, &zeros, 0).map_err(io("zero the superblock area"))?;
+    rustix::fs::fsync(&raw).map_err(io("flush the superblock area"))?;
+    let dev = format!("{}:{}", rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    let uuid = format!("SEALGATE-INTEGRITY-{}", spec.name);
+    let table = |length| Target {
+        start: 0,
+        length,
+        kind: "integrity".into(),
+        params: integrity::integrity_params(&dev),
+    };
+    // The kernel formats a zeroed device when the table is loaded; one block is enough.
+    Mapping::activate(
+        &lower_name,
+        &uuid,
+        &[table(integrity::SECTORS_PER_BLOCK)],
+        false,
+        || {},
+    )
+    .and_then(Mapping::remove)
+    .map_err(|e| fail(VolumeError::Dm(e)))?;
+    // The kernel wrote the superblock past our page cache: drop it, then read.
+    let _ = rustix::fs::fadvise(&raw, 0, None, rustix::fs::Advice::DontNeed);
+    let mut sb = vec![0u8; integrity::SUPERBLOCK_AREA];
+    read_exact_at(&raw, &mut sb, 0).map_err(io("read the superblock"))?;
+    drop(raw);
+    let sb = Superblock::parse(&sb).map_err(|e| fail(VolumeError::Integrity(e)))?;
+    let length = sb.provided_data_sectors;
+    debug!(
+        "volume '{}': dm-integrity provides {length} sectors of {} ({} bytes)",
+        spec.name,
+        device.size() / 512,
+        device.size()
+    );
+    let lower = Mapping::activate(&lower_name, &uuid, &[table(length)], false, || {})
+        .map_err(|e| fail(VolumeError::Dm(e)))?;
+    let (lmaj, lmin) = sealgate_linux::dm::split_dev(lower.dev());
+    let description = format!("sealgate:integrity-{}", spec.name);
+    let logon =
+        LogonKey::add(&description, key.as_bytes()).map_err(|e| fail(VolumeError::Keyring(e)))?;
+    drop(key);
+    let target = Target {
+        start: 0,
+        length,
+        kind: "crypt".into(),
+        params: integrity::crypt_params(
+            &keyring_key_ref(integrity::KEY_BYTES, "logon", &description),
+            &format!("{lmaj}:{lmin}"),
+        ),
+    };
+    // On failure `lower` is dropped: removed.
+    let mapping = Mapping::activate(
+        &spec.name,
+        &format!("CRYPT-INTEGRITY-{}", spec.name),
+        &[target],
+        false,
+        || drop(logon),
+    )
+    .map_err(|e| fail(VolumeError::Dm(e)))?;
+    let open_us = started.elapsed().as_micros();
+    let table = [mapping.name(), lower.name()]
+        .iter()
+        .filter_map(|n| mapping.control().table(n).ok())
+        .flatten()
+        .map(|t| format!("{} {} {} {}", t.start, t.length, t.kind, t.params))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Mapped {
+        kind: "integrity",
+        device: device.path().to_string(),
+        spec: spec.clone(),
+        mapping,
+        lower: Some(lower),
+        table,
+        open_us,
+    })
+}
+
+/// `pwrite` until all of `buf` is written at `offset`.
+pub(crate) fn write_all_at(
+    fd: impl rustix::fd::AsFd,
+    buf: &[u8],
+    offset: u64,
+) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pwrite(&fd, &buf[done..], offset + done as u64) {
+            Ok(0) => return Err(Errno::NOSPC),
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `pread` until `buf` is full.
+fn read_exact_at(fd: impl rustix::fd::AsFd, buf: &mut [u8], offset: u64) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pread(&fd, &mut buf[done..], offset + done as u64) {
+            Ok(0) => return Err(Errno::NXIO),
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Creates the mount point (and its parents) and mounts `node` there.

@@ -363,7 +363,8 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
     let mut options = std::collections::HashMap::new();
     for (k, v) in [
         ("deviceId", "252:16"),
-        ("sourceType", "empty"),
+        ("sourceType", "encrypted"),
+        ("key", "kbs:///default/volume/pass"),
         ("targetType", "fileSystem"),
         ("filesystemType", "ext4"),
         ("encryptionType", "luks2"),
@@ -382,11 +383,13 @@ fn kata_stand_in_unseals_env_and_volumes_and_gets_resources() {
             mount_point: "/run/kata-containers/image".into(),
         },
     ));
-    // kata's default (agent.secure_storage_integrity=true): sealgate has no dm-integrity.
+    // Integrity on an existing LUKS2 volume: sealgate opens those without dm-integrity only
+    // (empty sources get it: the serve boot), refused before the key is fetched.
     assert_eq!(code, ttrpc::Code::UNIMPLEMENTED);
     assert!(
-        msg.starts_with("[CDH] [ERROR]: dataIntegrity=true is not supported")
-            && msg.contains("agent.secure_storage_integrity=false"),
+        msg.starts_with(
+            "[CDH] [ERROR]: dataIntegrity=true with sourceType=encrypted is not supported"
+        ),
         "{msg}"
     );
     let (code, msg) = status_of(call(

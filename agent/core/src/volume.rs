@@ -18,6 +18,7 @@
 //! the keyslots in cryptsetup's order) does the rest. Every key and intermediate is
 //! zeroized when dropped.
 
+pub mod integrity;
 pub mod kdf;
 pub mod luks2;
 pub mod plain;

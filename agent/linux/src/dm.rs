@@ -165,7 +165,8 @@ impl fmt::Display for DmError {
                 match (*cmd, *errno) {
                     ("DM_TABLE_LOAD", Errno::INVAL | Errno::NOENT) => f.write_str(
                         " (the kernel log says why: is dm_crypt loaded, and the cipher's \
-                         modules, e.g. xts? is the key in the keyring?)",
+                         modules, e.g. xts (with integrity: dm_integrity, authenc)? is the \
+                         key in the keyring? is the device large enough?)",
                     ),
                     ("DM_DEV_CREATE", Errno::BUSY) => {
                         f.write_str(" (a device of that name exists already)")

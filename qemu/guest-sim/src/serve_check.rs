@@ -8,7 +8,9 @@
 //! - when the boot attaches disks, mounts them through `api.SecureMountService/SecureMount`
 //!   as the kata agent asks for secure storage: an empty ext4 volume (a file written and
 //!   read back), a LUKS2 volume with a wrong and then the right `kbs:///` key (a known
-//!   file's SHA-256), and a device target;
+//!   file's SHA-256), and a device target; with `dataIntegrity=true` (kata's default) an
+//!   ext4 volume on dm-integrity (a file written and read back) and a device target whose
+//!   raw disk is then altered under it (the read through the mapping must fail);
 //!
 //! and prints `SERVE-CHECK` lines (sizes and SHA-256 of what it got, never the values),
 //! then powers off.
@@ -226,6 +228,159 @@ fn secure_mount_checks() -> bool {
     ok
 }
 
+/// Drops the page cache of `f` (so that the next read reaches the device).
+fn drop_cache(f: &std::fs::File) {
+    let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed);
+}
+
+/// Reads `len` bytes from `f` in 64 KiB pieces: the data, or the offset of the first
+/// failing piece and its errno.
+fn read_through(f: &std::fs::File, len: usize) -> Result<Vec<u8>, (usize, i32)> {
+    use std::os::unix::fs::FileExt;
+    let mut out = vec![0u8; len];
+    for at in (0..len).step_by(64 << 10) {
+        let end = (at + (64 << 10)).min(len);
+        f.read_exact_at(&mut out[at..end], at as u64)
+            .map_err(|e| (at, e.raw_os_error().unwrap_or(-1)))?;
+    }
+    Ok(out)
+}
+
+/// `dataIntegrity=true` (kata's default): `/dev/vdd` blank (an ext4 volume on
+/// dm-integrity: a file written and read back), `/dev/vde` blank (a device target: an
+/// unwritten block fails its read; 8 MiB written read back; then bytes of the raw disk
+/// flipped under the mapping, and the read through it must fail).
+fn integrity_checks() -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut ok = true;
+    // mkfs fails on an integrity volume: both mappings are removed.
+    match secure_mount(
+        "/dev/vdd",
+        "/run/kata-containers/integrity-bad",
+        &[
+            ("dataIntegrity", "true"),
+            ("mkfsOpts", "-b 3"),
+            ("mapperName", "integbad"),
+        ],
+    ) {
+        Ok(()) => {
+            println!("SERVE-CHECK FAILED: securemount-integrity-bad-mkfs: it mounted");
+            ok = false;
+        }
+        Err((code, message)) => println!(
+            "SERVE-CHECK securemount-integrity-bad-mkfs code={code} mapped={} lower={} \
+             message={message}",
+            std::path::Path::new("/dev/mapper/integbad").exists(),
+            std::path::Path::new("/dev/mapper/integbad_dif").exists()
+        ),
+    }
+    let t = Instant::now();
+    let mp = "/run/kata-containers/integrity";
+    match secure_mount(
+        "/dev/vdd",
+        mp,
+        &[("dataIntegrity", "true"), ("mapperName", "integ")],
+    ) {
+        Ok(()) => {
+            let setup_us = t.elapsed().as_micros();
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            let path = format!("{mp}/written.bin");
+            let back = std::fs::write(&path, &data)
+                .and_then(|()| std::fs::File::open(&path)?.sync_all())
+                .and_then(|()| std::fs::read(&path));
+            match back {
+                Ok(back) => println!(
+                    "SERVE-CHECK securemount-integrity fstype={} size={} sha256={} lower={} \
+                     setup_us={setup_us} us={}",
+                    mount_fstype(mp).unwrap_or_default(),
+                    back.len(),
+                    sha256_hex(&back),
+                    std::path::Path::new("/dev/mapper/integ_dif").exists(),
+                    t.elapsed().as_micros()
+                ),
+                Err(e) => {
+                    println!("SERVE-CHECK FAILED: securemount-integrity: file: {e}");
+                    ok = false;
+                }
+            }
+        }
+        Err((code, message)) => {
+            println!("SERVE-CHECK FAILED: securemount-integrity: status {code}: {message}");
+            ok = false;
+        }
+    }
+    let t = Instant::now();
+    if let Err((code, message)) = secure_mount(
+        "/dev/vde",
+        "/run/kata-containers/integrity-dev",
+        &[
+            ("dataIntegrity", "true"),
+            ("targetType", "device"),
+            ("mapperName", "integdev"),
+        ],
+    ) {
+        println!("SERVE-CHECK FAILED: securemount-integrity-dev: status {code}: {message}");
+        return false;
+    }
+    let setup_us = t.elapsed().as_micros();
+    let len = 8 << 20;
+    let run = || -> Result<String, String> {
+        let mapped = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/mapper/integdev")
+            .map_err(|e| format!("open: {e}"))?;
+        // Never written: its tag does not verify.
+        drop_cache(&mapped);
+        let unwritten = match read_through(&mapped, 4096) {
+            Ok(_) => "read".to_string(),
+            Err((_, errno)) => format!("errno{errno}"),
+        };
+        let data: Vec<u8> = (0..len as u32).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+        mapped
+            .write_all_at(&data, 0)
+            .and_then(|()| mapped.sync_all())
+            .map_err(|e| format!("write: {e}"))?;
+        drop_cache(&mapped);
+        let back = read_through(&mapped, len)
+            .map_err(|(at, errno)| format!("read back: errno {errno} at {at}"))?;
+        // Flip 16 bytes of the raw disk at 4 MiB: inside the data written above.
+        let raw = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/vde")
+            .map_err(|e| format!("raw open: {e}"))?;
+        let mut b = [0u8; 16];
+        raw.read_exact_at(&mut b, 4 << 20)
+            .map_err(|e| format!("raw read: {e}"))?;
+        for x in &mut b {
+            *x ^= 0xff;
+        }
+        raw.write_all_at(&b, 4 << 20)
+            .and_then(|()| raw.sync_all())
+            .map_err(|e| format!("raw write: {e}"))?;
+        drop_cache(&mapped);
+        let tampered = match read_through(&mapped, len) {
+            Ok(d) if d == back => "same".to_string(),
+            Ok(_) => "different".to_string(),
+            Err((at, errno)) => format!("errno{errno}:at{at}"),
+        };
+        Ok(format!(
+            "unwritten={unwritten} size={} sha256={} tampered={tampered}",
+            back.len(),
+            sha256_hex(&back)
+        ))
+    };
+    match run() {
+        Ok(line) => println!("SERVE-CHECK securemount-integrity-dev {line} setup_us={setup_us}"),
+        Err(e) => {
+            println!("SERVE-CHECK FAILED: securemount-integrity-dev: {e}");
+            ok = false;
+        }
+    }
+    ok
+}
+
 /// The filesystem type mounted at `path` (from /proc/self/mounts).
 fn mount_fstype(path: &str) -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
@@ -315,6 +470,9 @@ pub fn run() -> bool {
     }
     if std::path::Path::new("/dev/vda").exists() {
         ok &= secure_mount_checks();
+        if std::path::Path::new("/dev/vde").exists() {
+            ok &= integrity_checks();
+        }
     }
     let _ = child.kill();
     println!("SERVE-CHECK done {}", if ok { "ok" } else { "failed" });

@@ -25,6 +25,11 @@ pub const MODULES: [&str; 4] = ["virtio_net", "virtio_blk", "configfs", "tsm"];
 /// `xts(aes)`, which would need a modprobe helper the image does not have).
 pub const VOLUME_MODULES: [&str; 3] = ["dm_mod", "dm_crypt", "xts"];
 
+/// The modules authenticated encryption (SecureMount's `dataIntegrity=true`) adds after
+/// [`VOLUME_MODULES`]: dm-integrity and the `authenc` AEAD template (HMAC and SHA-256 are
+/// built into the Debian kernel).
+pub const INTEGRITY_MODULES: [&str; 2] = ["dm_integrity", "authenc"];
+
 /// The sealgate image (see the module documentation), uncompressed so overlays can follow.
 pub fn base(a: &Artifacts) -> Vec<u8> {
     base_with(a, &[])

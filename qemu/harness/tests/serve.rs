@@ -50,6 +50,8 @@ fn guest_client_unseals_over_ttrpc_and_fetches_over_rest() {
         disk::blank(&dir, "empty", 64 << 20),
         luks.image.clone(),
         disk::blank(&dir, "device", 16 << 20),
+        disk::blank(&dir, "integrity", 32 << 20),
+        disk::blank(&dir, "tamper", 16 << 20),
     ];
     let mke2fs = ["/sbin/mke2fs", "/usr/sbin/mke2fs"]
         .iter()
@@ -57,7 +59,10 @@ fn guest_client_unseals_over_ttrpc_and_fetches_over_rest() {
         .find(|p| p.exists())
         .expect("mke2fs on the host (scripts/setup installs e2fsprogs)");
     let parts = [
-        image::base_with(a, &image::VOLUME_MODULES),
+        image::base_with(
+            a,
+            &[&image::VOLUME_MODULES[..], &image::INTEGRITY_MODULES].concat(),
+        ),
         image::host_program(mke2fs, &["/sbin/mkfs.ext4"]),
         image::config(&config),
         image::files(&[
@@ -182,6 +187,44 @@ fn guest_client_unseals_over_ttrpc_and_fetches_over_rest() {
     let dev = line("securemount-device");
     assert_eq!(field(&dev, "link"), Some("/dev/mapper/raw"), "{ctx}");
     assert_eq!(field(&dev, "block"), Some("true"), "{ctx}");
+    // dataIntegrity=true: ext4 on dm-integrity under authenticated dm-crypt.
+    let integ = line("securemount-integrity");
+    assert_eq!(field(&integ, "fstype"), Some("ext4"), "{ctx}");
+    assert_eq!(field(&integ, "lower"), Some("true"), "{ctx}");
+    let written: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        field(&integ, "sha256"),
+        Some(sha256_hex(&written).as_str()),
+        "{ctx}"
+    );
+    assert!(
+        c.contains("mkfs.ext4 -F -E lazy_journal_init,lazy_itable_init=0 /dev/mapper/integ"),
+        "{ctx}"
+    );
+    let bad = line("securemount-integrity-bad-mkfs");
+    assert_eq!(field(&bad, "code"), Some("13"), "INTERNAL: {ctx}");
+    assert_eq!(field(&bad, "mapped"), Some("false"), "{ctx}");
+    assert_eq!(field(&bad, "lower"), Some("false"), "{ctx}");
+    assert!(
+        c.contains("removed the half-open device integbad_dif"),
+        "{ctx}"
+    );
+    // The device target: unwritten blocks and altered ones fail their reads.
+    let dev = line("securemount-integrity-dev");
+    let written: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+    assert_eq!(
+        field(&dev, "sha256"),
+        Some(sha256_hex(&written).as_str()),
+        "{ctx}"
+    );
+    let failed = |v: Option<&str>| {
+        v.is_some_and(|v| {
+            let errno = v.split(':').next().unwrap_or_default();
+            errno == "errno5" || errno == "errno84"
+        })
+    };
+    assert!(failed(field(&dev, "unwritten")), "EIO or EILSEQ: {ctx}");
+    assert!(failed(field(&dev, "tampered")), "EIO or EILSEQ: {ctx}");
     for key in [&luks.volume_key[..], PASSPHRASE, WRONG_PASSPHRASE] {
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
         assert!(!c.contains(&hex), "a key in hex on the console: {ctx}");
