@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
         0 => {
             if let Ok(sb) = Superblock::parse(rest) {
                 assert!(sb.provided_data_sectors > 0);
-                assert!(sb.provided_data_sectors.is_multiple_of(integrity::SECTORS_PER_BLOCK));
+                assert!(
+                    sb.provided_data_sectors
+                        .is_multiple_of(integrity::SECTORS_PER_BLOCK)
+                );
                 assert_eq!(sb.tag_size, integrity::TAG_SIZE);
             }
         }
