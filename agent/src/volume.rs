@@ -152,6 +152,17 @@ pub struct VolumeFailure {
     pub error: VolumeError,
 }
 
+impl VolumeFailure {
+    /// `error` of the volume `spec` declares.
+    fn of(spec: &VolumeSpec, error: VolumeError) -> Box<VolumeFailure> {
+        Box::new(VolumeFailure {
+            name: spec.name.clone(),
+            device: spec.device.to_string(),
+            error,
+        })
+    }
+}
+
 impl fmt::Display for VolumeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -207,13 +218,7 @@ pub fn prepare(specs: &[VolumeSpec]) -> Result<Vec<Prepared>, Box<VolumeFailure>
 
 /// Phase 1 of one volume: device, header, parameters.
 pub fn prepare_one(spec: &VolumeSpec) -> Result<Prepared, Box<VolumeFailure>> {
-    let fail = |error| {
-        Box::new(VolumeFailure {
-            name: spec.name.clone(),
-            device: spec.device.to_string(),
-            error,
-        })
-    };
+    let fail = |error| VolumeFailure::of(spec, error);
     let device = find_device(spec).map_err(|e| fail(VolumeError::Device(e)))?;
     if device.rdev().is_none() {
         return Err(fail(VolumeError::NotABlockDevice));
@@ -341,13 +346,7 @@ impl Prepared {
     /// [`Mapped::finish`] mounts it (if configured) and keeps it.
     pub fn map(self, secret: Zeroizing<Vec<u8>>) -> Result<Mapped, Box<VolumeFailure>> {
         let spec = &self.spec;
-        let fail = |error| {
-            Box::new(VolumeFailure {
-                name: spec.name.clone(),
-                device: spec.device.to_string(),
-                error,
-            })
-        };
+        let fail = |error| VolumeFailure::of(spec, error);
         let started = Instant::now();
         let (key, segment, description, dm_uuid) = match &self.header {
             Some(header) => {
@@ -453,13 +452,7 @@ impl Mapped {
         let spec = &self.spec;
         let node = self.mapping.node().to_string();
         if let Some(target) = &spec.mount {
-            mount(spec, &node, target).map_err(|error| {
-                Box::new(VolumeFailure {
-                    name: spec.name.clone(),
-                    device: spec.device.to_string(),
-                    error,
-                })
-            })?;
+            mount(spec, &node, target).map_err(|error| VolumeFailure::of(spec, error))?;
         }
         info!(
             "volume '{}': {} opened as {node}{} in {} ms",
@@ -534,13 +527,7 @@ fn activate(
 /// is not wiped (as `cryptsetup --integrity-no-wipe`): a block never written fails its
 /// read. On failure nothing stays mapped.
 pub fn map_integrity(spec: &VolumeSpec, key: VolumeKey) -> Result<Mapped, Box<VolumeFailure>> {
-    let fail = |error| {
-        Box::new(VolumeFailure {
-            name: spec.name.clone(),
-            device: spec.device.to_string(),
-            error,
-        })
-    };
+    let fail = |error| VolumeFailure::of(spec, error);
     let started = Instant::now();
     let device = find_device(spec).map_err(|e| fail(VolumeError::Device(e)))?;
     let rdev = device

@@ -60,6 +60,23 @@ pub fn exit(code: i32) -> ! {
     rustix::runtime::exit_group(code)
 }
 
+/// The strings as C strings for `execve`; `None` if one holds a NUL.
+pub(crate) fn cstrings<S: AsRef<[u8]>>(items: &[S]) -> Option<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_ref()).ok())
+        .collect()
+}
+
+/// The `char *const[]` the kernel reads: one pointer per string, then a null pointer.
+pub(crate) fn pointers(strings: &[CString]) -> Vec<*const u8> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr().cast::<u8>())
+        .chain(core::iter::once(ptr::null()))
+        .collect()
+}
+
 /// Replaces this process with the program at `path`, with arguments `argv` (`argv[0]`
 /// included) and environment `envp` (`NAME=value` entries). Returns only on failure, with
 /// the reason: `EINVAL` if an argument, an environment entry or the path holds a NUL byte.
@@ -69,22 +86,8 @@ pub fn exit(code: i32) -> ! {
 /// [`crate::hygiene::harden`] changed them.
 #[allow(unsafe_code)]
 pub fn exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(path: &str, argv: &[A], envp: &[E]) -> Errno {
-    fn cstrings<S: AsRef<[u8]>>(items: &[S]) -> Result<Vec<CString>, Errno> {
-        items
-            .iter()
-            .map(|s| CString::new(s.as_ref()).map_err(|_| Errno::INVAL))
-            .collect()
-    }
-    /// The `char *const[]` the kernel reads: one pointer per string, then a null pointer.
-    fn pointers(strings: &[CString]) -> Vec<*const u8> {
-        strings
-            .iter()
-            .map(|s| s.as_ptr().cast::<u8>())
-            .chain(core::iter::once(ptr::null()))
-            .collect()
-    }
     let (path, argv, envp) = match (CString::new(path), cstrings(argv), cstrings(envp)) {
-        (Ok(p), Ok(a), Ok(e)) => (p, a, e),
+        (Ok(p), Some(a), Some(e)) => (p, a, e),
         _ => return Errno::INVAL,
     };
     let argv_ptrs = pointers(&argv);

@@ -16,7 +16,6 @@ use alloc::ffi::CString;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::ptr;
 use core::time::Duration;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::{AsFd, OwnedFd};
@@ -24,6 +23,7 @@ use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
 
+use crate::process::{cstrings, pointers};
 use crate::time::Instant;
 
 /// The longest output line handed on (longer lines are cut).
@@ -99,22 +99,6 @@ impl fmt::Display for SpawnError {
 
 impl core::error::Error for SpawnError {}
 
-fn cstrings<S: AsRef<str>>(items: &[S]) -> Result<Vec<CString>, SpawnError> {
-    items
-        .iter()
-        .map(|s| CString::new(s.as_ref()).map_err(|_| SpawnError::Nul))
-        .collect()
-}
-
-/// The `char *const[]` the kernel reads: one pointer per string, then a null pointer.
-fn pointers(strings: &[CString]) -> Vec<*const u8> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr().cast::<u8>())
-        .chain(core::iter::once(ptr::null()))
-        .collect()
-}
-
 fn setup(step: &'static str) -> impl Fn(Errno) -> SpawnError {
     move |errno| SpawnError::Setup { step, errno }
 }
@@ -122,7 +106,7 @@ fn setup(step: &'static str) -> impl Fn(Errno) -> SpawnError {
 /// Runs `path` with `argv` (`argv[0]` included) and `envp` (`NAME=value`), handing each
 /// line it prints (stdout and stderr, cut at [`MAX_LINE`]) to `on_line`, and waits for it
 /// at most `limit` (then kills it with `SIGKILL`). `Ok` only for exit status 0.
-pub fn run<A: AsRef<str>, E: AsRef<str>>(
+pub fn run<A: AsRef<[u8]>, E: AsRef<[u8]>>(
     path: &str,
     argv: &[A],
     envp: &[E],
@@ -131,8 +115,8 @@ pub fn run<A: AsRef<str>, E: AsRef<str>>(
 ) -> Result<(), SpawnError> {
     let program = String::from(path);
     let c_path = CString::new(path).map_err(|_| SpawnError::Nul)?;
-    let c_argv = cstrings(argv)?;
-    let c_envp = cstrings(envp)?;
+    let c_argv = cstrings(argv).ok_or(SpawnError::Nul)?;
+    let c_envp = cstrings(envp).ok_or(SpawnError::Nul)?;
     let argv_ptrs = pointers(&c_argv);
     let envp_ptrs = pointers(&c_envp);
     let (in_r, in_w) = pipe_with(PipeFlags::CLOEXEC).map_err(setup("pipe"))?;
