@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn run_checked(cmd: &mut Command) -> String {
+/// Runs `cmd`; its stdout. Panics with its stderr if it fails.
+pub fn run_checked(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),

@@ -184,6 +184,22 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
+    /// Writes the init-data TOML `text` into `dir` and makes the disk image the guest
+    /// scans for it (`sealctl initdata image`); the image's path.
+    pub fn initdata_image(&self, dir: &Path, text: &str) -> PathBuf {
+        let toml = dir.join("initdata.toml");
+        let disk = dir.join("initdata.img");
+        std::fs::write(&toml, text).unwrap();
+        let st = Command::new(&self.sealctl)
+            .args(["initdata", "image"])
+            .arg(&toml)
+            .arg(&disk)
+            .status()
+            .unwrap();
+        assert!(st.success(), "sealctl initdata image");
+        disk
+    }
+
     /// Fetches and builds everything (each step is cached by its own tool).
     pub fn build() -> Artifacts {
         let kernel = Kernel::fetch();

@@ -255,18 +255,8 @@ fn run(case: &Case) -> Outcome {
         }
     }
     let initdata = (case.init_data || case.https.is_some()).then(|| {
-        let toml = dir.join("initdata.toml");
-        let disk = dir.join("initdata.img");
-        std::fs::write(&toml, &init_data).unwrap();
-        let st = std::process::Command::new(&a.sealctl)
-            .args(["initdata", "image"])
-            .arg(&toml)
-            .arg(&disk)
-            .status()
-            .unwrap();
-        assert!(st.success(), "sealctl initdata image");
         append += " sealgate.init_data=scan";
-        disk
+        a.initdata_image(&dir, &init_data)
     });
     let initrd = dir.join("initrd.cpio");
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();

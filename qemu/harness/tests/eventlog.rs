@@ -62,16 +62,7 @@ fn runtime_measurement_is_logged_extended_and_replayed_by_the_kbs() {
          [eventlog_config]\nenable_eventlog = true\ninit_pcr = 17\n'''\n\
          \"cdh.toml\" = '''\n[kbc]\nname = \"cc_kbc\"\nurl = \"http://10.0.2.2:{port}\"\n'''\n"
     );
-    let toml = dir.join("initdata.toml");
-    let disk = dir.join("initdata.img");
-    std::fs::write(&toml, &init_data).unwrap();
-    let st = std::process::Command::new(&a.sealctl)
-        .args(["initdata", "image"])
-        .arg(&toml)
-        .arg(&disk)
-        .status()
-        .unwrap();
-    assert!(st.success(), "sealctl initdata image");
+    let disk = a.initdata_image(&dir, &init_data);
     let mrconfigid = Sha384::digest(init_data.as_bytes());
 
     // The image's (measured) config: init-data from the disk, one resource for the init

@@ -14,7 +14,7 @@
 //!   stage; a wrong plain key: the mount fails, the mapped device is removed, fails closed.
 
 use sealgate_qemu::console::{field, tagged};
-use sealgate_qemu::disk::LuksDisk as Disk;
+use sealgate_qemu::disk::{LuksDisk as Disk, run_checked};
 use sealgate_qemu::report::sha256_hex;
 use sealgate_qemu::{Artifacts, Boot, Vm, VmConfig, image, work_dir};
 use std::net::{SocketAddr, TcpListener};
@@ -31,17 +31,6 @@ const NEXT_STAGE_MARKER: &str = "GUEST-SIM-NEXT-STAGE-RAN";
 
 fn big() -> Vec<u8> {
     (0..BIG_LEN).map(|i| (i * 7 % 251) as u8).collect()
-}
-
-fn run_checked(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A LUKS2 disk made by cryptsetup around an ext4 filesystem holding `files`, with the
