@@ -9,6 +9,9 @@
 //! - the connection cap: more connections than `MAX_CONNECTIONS` (128) are closed at once,
 //!   an existing kata-style connection keeps getting answers, and once some end, new ones
 //!   are served;
+//! - a low descriptor limit (`prlimit --nofile=40`) lowers the connection cap so that the
+//!   hub keeps descriptors of its own: it never runs out in `accept`, and still reaches the
+//!   KBS;
 //! - `timeout_nano`: a request whose KBS call outlives it (the KBS hangs) gets
 //!   `DEADLINE_EXCEEDED`, and the hub's calls for it stop there, so the next caller is
 //!   served.
@@ -241,6 +244,61 @@ fn the_connection_cap_closes_extra_connections_and_keeps_serving() {
     assert_eq!((status, body.as_str()), (200, "guest-limits-small-61d0"));
     assert!(serve.alive());
     drop(held);
+}
+
+#[test]
+fn a_low_descriptor_limit_lowers_the_cap_and_leaves_the_hub_room() {
+    // prlimit --nofile=40: 40 - FD_RESERVE (24) = 16 connections at once.
+    const CAP: usize = 16;
+    let w = world("limits-nofile");
+    let mut serve = Serve::start_under(
+        &w,
+        &["prlimit", "--nofile=40", "--"],
+        &["--kbs", &w.url(), "--tee", "sample", "--deadline", "30"],
+    );
+    assert!(
+        serve
+            .log_text()
+            .contains("the descriptor limit (40) allows 16 connections at once"),
+        "{}",
+        serve.log_text()
+    );
+    let kata = serve.cdh();
+    assert_eq!(
+        get_resource(&kata, "kbs:///default/app/small").unwrap(),
+        b"guest-limits-small-61d0"
+    );
+    let mut held = Vec::new();
+    for i in 0..CAP - 1 {
+        let mut s = UnixStream::connect(&serve.cdh).unwrap();
+        let (id, _, p) = raw_exchange(
+            &mut s,
+            &frame(1, 1, &raw_request("api.NoSuchService", "X", b"")),
+        );
+        assert_eq!((id, raw_status(&p).0), (1, 3), "connection {i}");
+        held.push(s);
+    }
+    for _ in 0..20 {
+        let mut s = UnixStream::connect(&serve.cdh).unwrap();
+        let _ = s.write_all(&frame(1, 1, &raw_request("api.NoSuchService", "X", b"")));
+        assert!(
+            closed_by_server(&mut s),
+            "a connection over the cap was served"
+        );
+    }
+    // The hub still has descriptors of its own: kata gets a resource it has not fetched.
+    assert_eq!(
+        get_resource(&kata, "kbs:///default/app/big").unwrap(),
+        big_value()
+    );
+    let log = serve.log_text();
+    assert!(!log.contains("accept failed"), "{log}");
+    assert!(
+        log.contains("16 connections open: closing new ones"),
+        "{log}"
+    );
+    drop(held);
+    assert!(serve.alive());
 }
 
 #[test]

@@ -18,7 +18,8 @@
 //! nothing more that would wake the loop). At most [`FRAMES_PER_TURN`] of a connection's
 //! requests are answered before the other connections get their turn. Idle
 //! connections stay open (kata keeps one for the VM's life); at most [`MAX_CONNECTIONS`]
-//! exist at once. The hub's operations (KBS calls) run inline and are bounded by their own
+//! exist at once, fewer if the descriptor limit is low ([`FD_RESERVE`] stay free for the
+//! hub's own KBS connections, received descriptors and mkfs pipes). The hub's operations (KBS calls) run inline and are bounded by their own
 //! deadlines (and by a ttrpc request's `timeout_nano`, which the hub's calls for it do not
 //! outlive): callers that arrive during a handshake wait in their socket buffers and are
 //! all served from the one session it establishes.
@@ -37,6 +38,7 @@ use hub::{Hub, HubSettings};
 use prost::Message;
 use rest::{Features, RestConn, Step};
 use rustix::fd::{AsFd, OwnedFd};
+use rustix::io::Errno;
 use sealgate_core::ttrpc::{self, Frame, FrameReader, code};
 use sealgate_linux::event::{self, ListenerKind, Peer, Poller, ReadOutcome, Ready};
 use sealgate_linux::time::Instant;
@@ -56,6 +58,19 @@ pub const REST_BIND: &str = "127.0.0.1:8006";
 pub const MAX_REQUEST: usize = 256 << 10;
 /// Connections served at once; more are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 128;
+/// Descriptors kept free under `RLIMIT_NOFILE` beside the client connections: the
+/// standard streams, the epoll instance, the listeners, the KBS connection, descriptors in
+/// transit, a child's pipes.
+pub const FD_RESERVE: usize = 24;
+
+/// The connection cap under the descriptor limit `nofile`: [`MAX_CONNECTIONS`], or fewer
+/// if the limit leaves less room after [`FD_RESERVE`] (at least one: kata's).
+pub fn connection_cap(nofile: u64) -> usize {
+    let room = usize::try_from(nofile)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(FD_RESERVE);
+    room.clamp(1, MAX_CONNECTIONS)
+}
 /// Pending reply bytes above which a connection is not read.
 pub const OUT_HIGH: usize = 1 << 20;
 /// Requests of one connection answered before the others get their turn.
@@ -659,17 +674,35 @@ struct Server {
     /// Connections with buffered requests not yet answered.
     pending: VecDeque<usize>,
     warned_full: bool,
+    /// [`connection_cap`] of the descriptor limit at start.
+    max_connections: usize,
+    /// The listeners are not watched: accept ran out of descriptors (EMFILE/ENFILE). They
+    /// are watched again when a connection closes, so the loop does not spin on a
+    /// listener that stays readable.
+    listeners_paused: bool,
 }
 
 impl Server {
     fn new(hub: Hub) -> Result<Server, String> {
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let max_connections = connection_cap(nofile);
+        if max_connections < MAX_CONNECTIONS {
+            warn!(
+                "the descriptor limit ({nofile}) allows {max_connections} connections at once, \
+                 not {MAX_CONNECTIONS}"
+            );
+        }
         Ok(Server {
+            max_connections,
             hub,
             poller: Poller::new()?,
             listeners: Vec::new(),
             conns: Vec::new(),
             pending: VecDeque::new(),
             warned_full: false,
+            listeners_paused: false,
         })
     }
 
@@ -680,6 +713,17 @@ impl Server {
             .map_err(|e| format!("cannot watch a listener: {}", sealgate_linux::os(e)))?;
         self.listeners.push(Listener { fd, kind, api });
         Ok(())
+    }
+
+    /// Watches the listeners (or stops watching them) for new connections.
+    fn watch_listeners(&mut self, on: bool) {
+        for (i, l) in self.listeners.iter().enumerate() {
+            let token = LISTENER_TOKEN + i as u64;
+            if let Err(e) = self.poller.modify(l.fd.as_fd(), token, on, false) {
+                warn!("cannot watch a listener: {}", sealgate_linux::os(e));
+            }
+        }
+        self.listeners_paused = !on;
     }
 
     fn live(&self) -> usize {
@@ -733,15 +777,28 @@ impl Server {
             let (fd, peer) = match event::accept(l.fd.as_fd(), l.kind) {
                 Ok(Some(x)) => x,
                 Ok(None) => return,
+                Err(e) if e == Errno::MFILE || e == Errno::NFILE => {
+                    // The connection stays queued in the kernel; the listeners stay
+                    // readable, so stop watching them until a connection closes.
+                    warn!(
+                        "accept failed: {}; not accepting until a connection closes",
+                        sealgate_linux::os(e)
+                    );
+                    self.watch_listeners(false);
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE and the like: the connection stays queued; try later.
+                    // A connection that went away before it was accepted, and the like.
                     warn!("accept failed: {}", sealgate_linux::os(e));
                     return;
                 }
             };
-            if self.live() >= MAX_CONNECTIONS {
+            if self.live() >= self.max_connections {
                 if !self.warned_full {
-                    warn!("{MAX_CONNECTIONS} connections open: closing new ones until some end");
+                    warn!(
+                        "{} connections open: closing new ones until some end",
+                        self.max_connections
+                    );
                     self.warned_full = true;
                 }
                 continue;
@@ -1047,6 +1104,10 @@ impl Server {
             let _ = self.poller.remove(c.fd.as_fd());
             self.conns[slot] = None;
             self.pending.retain(|s| *s != slot);
+            if self.listeners_paused {
+                // A descriptor is free again.
+                self.watch_listeners(true);
+            }
             return;
         }
         let want = (!c.eof && c.out_bytes <= OUT_HIGH, !c.out.is_empty());
@@ -1077,6 +1138,15 @@ mod tests {
 
     fn v(args: &[&str]) -> Vec<String> {
         args.iter().map(|a| String::from(*a)).collect()
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_for_the_hub() {
+        assert_eq!(connection_cap(1024), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(u64::MAX), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(40), 40 - FD_RESERVE);
+        assert_eq!(connection_cap(FD_RESERVE as u64 + 1), 1);
+        assert_eq!(connection_cap(3), 1);
     }
 
     #[test]

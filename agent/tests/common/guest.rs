@@ -382,12 +382,25 @@ impl Serve {
     /// `sealgate serve --features all` with `args` (the KBS, the TEE, ...) and its sockets
     /// in the world's scratch directory; waits (30 s at most) for both sockets.
     pub fn start_with(w: &World, args: &[&str]) -> Serve {
+        Serve::start_under(w, &[], args)
+    }
+
+    /// [`Serve::start_with`] run by `wrapper` (a program and its arguments, e.g. `prlimit
+    /// --nofile=N --`), which execs sealgate.
+    pub fn start_under(w: &World, wrapper: &[&str], args: &[&str]) -> Serve {
         let run = w.tmp.mkdir("run");
         let aa = run.join("aa.sock");
         let cdh = run.join("cdh.sock");
         let rest = free_port();
         let log = w.tmp.join("serve.log");
-        let mut cmd = Command::new(sealgate_bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(sealgate_bin());
+                c
+            }
+            None => Command::new(sealgate_bin()),
+        };
         cmd.args([
             "serve",
             "--attestation_sock",
