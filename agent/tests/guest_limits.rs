@@ -178,6 +178,34 @@ fn try_new_connection(serve: &Serve) -> bool {
     }
 }
 
+/// Opens `n` connections to the CDH socket and has each answered once, so each is surely
+/// accepted; they are held open.
+fn fill(serve: &Serve, n: usize) -> Vec<UnixStream> {
+    (0..n)
+        .map(|i| {
+            let mut s = UnixStream::connect(&serve.cdh).unwrap();
+            let (id, _, p) = raw_exchange(
+                &mut s,
+                &frame(1, 1, &raw_request("api.NoSuchService", "X", b"")),
+            );
+            assert_eq!((id, raw_status(&p).0), (1, 3), "connection {i}");
+            s
+        })
+        .collect()
+}
+
+/// `n` more connections are closed at once, without an answer.
+fn refused(serve: &Serve, n: usize) {
+    for _ in 0..n {
+        let mut s = UnixStream::connect(&serve.cdh).unwrap();
+        let _ = s.write_all(&frame(1, 1, &raw_request("api.NoSuchService", "X", b"")));
+        assert!(
+            closed_by_server(&mut s),
+            "a connection over the cap was served"
+        );
+    }
+}
+
 #[test]
 fn the_connection_cap_closes_extra_connections_and_keeps_serving() {
     let w = world("limits-cap");
@@ -188,26 +216,8 @@ fn the_connection_cap_closes_extra_connections_and_keeps_serving() {
         get_resource(&kata, "kbs:///default/app/small").unwrap(),
         b"guest-limits-small-61d0"
     );
-    // Fill the server up: each held connection answered once, so it is surely accepted.
-    let mut held = Vec::new();
-    for i in 0..MAX_CONNECTIONS - 1 {
-        let mut s = UnixStream::connect(&serve.cdh).unwrap();
-        let (id, _, p) = raw_exchange(
-            &mut s,
-            &frame(1, 1, &raw_request("api.NoSuchService", "X", b"")),
-        );
-        assert_eq!((id, raw_status(&p).0), (1, 3), "connection {i}");
-        held.push(s);
-    }
-    // More: closed at once, without an answer.
-    for _ in 0..5 {
-        let mut s = UnixStream::connect(&serve.cdh).unwrap();
-        let _ = s.write_all(&frame(1, 1, &raw_request("api.NoSuchService", "X", b"")));
-        assert!(
-            closed_by_server(&mut s),
-            "a connection over the cap was served"
-        );
-    }
+    let mut held = fill(&serve, MAX_CONNECTIONS - 1);
+    refused(&serve, 5);
     // REST shares the cap.
     let mut r = TcpStream::connect(serve.rest).unwrap();
     r.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -268,24 +278,8 @@ fn a_low_descriptor_limit_lowers_the_cap_and_leaves_the_hub_room() {
         get_resource(&kata, "kbs:///default/app/small").unwrap(),
         b"guest-limits-small-61d0"
     );
-    let mut held = Vec::new();
-    for i in 0..CAP - 1 {
-        let mut s = UnixStream::connect(&serve.cdh).unwrap();
-        let (id, _, p) = raw_exchange(
-            &mut s,
-            &frame(1, 1, &raw_request("api.NoSuchService", "X", b"")),
-        );
-        assert_eq!((id, raw_status(&p).0), (1, 3), "connection {i}");
-        held.push(s);
-    }
-    for _ in 0..20 {
-        let mut s = UnixStream::connect(&serve.cdh).unwrap();
-        let _ = s.write_all(&frame(1, 1, &raw_request("api.NoSuchService", "X", b"")));
-        assert!(
-            closed_by_server(&mut s),
-            "a connection over the cap was served"
-        );
-    }
+    let held = fill(&serve, CAP - 1);
+    refused(&serve, 20);
     // The hub still has descriptors of its own: kata gets a resource it has not fetched.
     assert_eq!(
         get_resource(&kata, "kbs:///default/app/big").unwrap(),
