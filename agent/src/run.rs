@@ -823,7 +823,8 @@ fn plan(cfg: &Config) -> Result<Vec<(RelPath, Source)>, Failure> {
         }
         for (path, bytes) in inputs {
             let bytes = Zeroizing::new(bytes);
-            let text = trim_ascii_end(&bytes);
+            // A sealed file written by an editor or `echo` ends in a newline; the JWS never does.
+            let text = bytes.trim_ascii_end();
             let file = format!("{dir}/{path}");
             let sealed = parse_sealed(cfg, text, &file)
                 .map_err(|error| Failure::SealedInput { file, error })?;
@@ -855,15 +856,6 @@ fn parse_sealed(cfg: &Config, text: &[u8], what: &str) -> Result<Sealed, SealedE
         }
         Err(error) => Err(error),
     }
-}
-
-/// A sealed file written by an editor or `echo` ends in a newline; the JWS never does.
-fn trim_ascii_end(b: &[u8]) -> &[u8] {
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    &b[..end]
 }
 
 fn unseal_one(

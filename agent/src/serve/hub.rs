@@ -342,7 +342,8 @@ impl Hub {
                 ),
             ));
         }
-        let text = trim_ascii_end(sealed);
+        // A sealed value from an environment variable or a file may end in a newline.
+        let text = sealed.trim_ascii_end();
         let verified;
         let secret = match SealedSecret::parse(text) {
             Ok(s) => match self.verify(&s) {
@@ -610,15 +611,6 @@ fn local_key(
         }
     })?;
     sealed::PublicJwk::from_json(&Zeroizing::new(bytes)).map_err(KeyFailure::Jwk)
-}
-
-/// A sealed value from an environment variable or a file may end in a newline.
-fn trim_ascii_end(b: &[u8]) -> &[u8] {
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    &b[..end]
 }
 
 /// The token's lifetime by its own claims: `exp - iat`, or `exp` - now on the guest's
